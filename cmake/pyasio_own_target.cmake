@@ -1,0 +1,15 @@
+# SPDX-License-Identifier: BSL-1.0
+# Flags for pyasio's own targets (tests, examples, benchmarks), never for consumers.
+function(pyasio_own_target target)
+  target_link_libraries(${target} PRIVATE pyasio::pyasio)
+  # Debug checks (GIL assertions) are on in every build of the project's own targets.
+  target_compile_definitions(${target} PRIVATE PYASIO_DEBUG=1)
+  if(PYASIO_DEVELOPER_MODE)
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror)
+  endif()
+  if(PYASIO_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=${PYASIO_SANITIZE}
+                           -fno-omit-frame-pointer -fno-sanitize-recover=all)
+    target_link_options(${target} PRIVATE -fsanitize=${PYASIO_SANITIZE})
+  endif()
+endfunction()

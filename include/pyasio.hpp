@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_HPP
+#define PYASIO_HPP
+
+/// @file
+/// The single include: everything pyasio offers.
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/convert.hpp>
+#include <pyasio/error.hpp>
+#include <pyasio/gil.hpp>
+#include <pyasio/object.hpp>
+
+#endif // PYASIO_HPP

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_CONFIG_HPP
+#define PYASIO_CONFIG_HPP
+
+/// @file
+/// The one place that includes <Python.h> and configures Asio. Every pyasio header includes this
+/// first.
+
+// NOTE: Python.h must come before any standard header: it defines feature macros
+// (_POSIX_C_SOURCE, _XOPEN_SOURCE) that change what the C library headers declare.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#if PY_VERSION_HEX < 0x03080000
+#error "pyasio needs CPython 3.8 or newer."
+#endif
+
+#if defined(Py_LIMITED_API)
+#error "pyasio uses the full CPython C API; undefine Py_LIMITED_API for translation units that include it."
+#endif
+
+// NOTE: Asio 1.22 enables co_await support under clang only when <experimental/coroutine>
+// exists, which libstdc++ does not ship; clang 14 has C++20 coroutines and <coroutine>, so
+// tell Asio. Users never have to define these themselves.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && (__cpp_impl_coroutine >= 201902L)
+#if __has_include(<coroutine>)
+#if !defined(ASIO_HAS_CO_AWAIT) && !defined(ASIO_DISABLE_CO_AWAIT)
+#if defined(ASIO_DETAIL_CONFIG_HPP)
+#error "Asio was included before pyasio under clang: include <pyasio.hpp> (or any pyasio header) before <asio.hpp>, or define ASIO_HAS_CO_AWAIT=1 and ASIO_HAS_STD_COROUTINE=1 for the whole build."
+#endif
+#define ASIO_HAS_CO_AWAIT 1
+#endif
+#if !defined(ASIO_HAS_STD_COROUTINE) && !defined(ASIO_DISABLE_STD_COROUTINE)
+#define ASIO_HAS_STD_COROUTINE 1
+#endif
+#endif
+#endif
+
+#include <asio/version.hpp>
+#if ASIO_VERSION < 102200
+#error "pyasio needs standalone Asio 1.22 or newer (Debian: apt-get install libasio-dev)."
+#endif
+
+#define PYASIO_VERSION_MAJOR 0
+#define PYASIO_VERSION_MINOR 1
+#define PYASIO_VERSION_PATCH 0
+
+// NOTE: two extension modules loaded into one process may vendor different pyasio versions;
+// hidden visibility keeps their inline functions and process-wide state apart (nanobind and
+// pybind11 do the same).
+#if defined(__GNUC__) || defined(__clang__)
+#define PYASIO_DETAIL_VISIBILITY __attribute__((visibility("hidden")))
+#else
+#define PYASIO_DETAIL_VISIBILITY
+#endif
+
+/// Opens namespace pyasio with the library's visibility.
+#define PYASIO_NAMESPACE_BEGIN namespace pyasio PYASIO_DETAIL_VISIBILITY {
+#define PYASIO_NAMESPACE_END }
+
+// Debug checks (GIL held on incref, misuse detectors): on with PYASIO_DEBUG, or when NDEBUG is
+// not defined. PYASIO_NO_DEBUG turns them off regardless.
+#if !defined(PYASIO_NO_DEBUG) && (defined(PYASIO_DEBUG) || !defined(NDEBUG))
+#define PYASIO_DETAIL_DEBUG 1
+#else
+#define PYASIO_DETAIL_DEBUG 0
+#endif
+
+#include <cstdio>
+#include <cstdlib>
+
+PYASIO_NAMESPACE_BEGIN
+namespace detail {
+
+/// Reports a broken library rule and aborts: used only by debug checks, for misuse that would
+/// otherwise corrupt the interpreter (there is no safe way to continue).
+[[noreturn]] inline void fatal(const char* what) noexcept {
+    std::fprintf(stderr, "pyasio: fatal: %s\n", what);
+    std::fflush(stderr);
+    std::abort();
+}
+
+/// True while the interpreter is initialized and not finalizing: only then may a thread that
+/// does not hold the GIL try to take it.
+inline bool interpreter_alive() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsInitialized() != 0 && Py_IsFinalizing() == 0;
+#else
+    return Py_IsInitialized() != 0 && _Py_IsFinalizing() == 0;
+#endif
+}
+
+/// The thread state current on this thread (3.12+) or holding the GIL (3.8-3.11), or null; never
+/// fails, needs no GIL.
+inline PyThreadState* current_thread_state() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked();
+#else
+    return _PyThreadState_UncheckedGet();
+#endif
+}
+
+/// True when the calling thread holds the GIL.
+inline bool gil_held() noexcept {
+    // NOTE: PyGILState_Check needs no GIL (that is its purpose), but on 3.8-3.11 it answers 1
+    // before Py_Initialize and after Py_Finalize (its TSS key does not exist then). A current
+    // thread state exists only while some thread of a live interpreter holds the GIL, and during
+    // finalization on the finalizing thread, where decrefs must still happen.
+    return current_thread_state() != nullptr && PyGILState_Check() != 0;
+}
+
+} // namespace detail
+PYASIO_NAMESPACE_END
+
+#if PYASIO_DETAIL_DEBUG
+#define PYASIO_DETAIL_ASSERT_GIL(what)                                                             \
+    do {                                                                                           \
+        if (!::pyasio::detail::gil_held())                                                         \
+            ::pyasio::detail::fatal(what " without holding the GIL (rule: take the GIL with "      \
+                                         "pyasio::gil_acquire before touching Python objects)");   \
+    } while (0)
+#else
+#define PYASIO_DETAIL_ASSERT_GIL(what)                                                             \
+    do {                                                                                           \
+    } while (0)
+#endif
+
+#endif // PYASIO_CONFIG_HPP

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_CONVERT_HPP
+#define PYASIO_CONVERT_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/detail/object_core.hpp>
+#include <pyasio/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace detail {
+
+template <class> inline constexpr bool always_false = false;
+
+/// Raises TypeError("expected <expected>, got <actual type>") as python_error.
+[[noreturn]] inline void throw_type_error(std::string_view expected, handle actual) {
+    std::string msg = "expected ";
+    msg += expected;
+    msg += ", got ";
+    msg += actual.type_name();
+    throw_error(PyExc_TypeError, msg);
+}
+
+template <class T> constexpr const char* integer_name() noexcept {
+    if constexpr (std::is_same_v<T, signed char>) return "signed char";
+    else if constexpr (std::is_same_v<T, unsigned char>) return "unsigned char";
+    else if constexpr (std::is_same_v<T, short>) return "short";
+    else if constexpr (std::is_same_v<T, unsigned short>) return "unsigned short";
+    else if constexpr (std::is_same_v<T, int>) return "int";
+    else if constexpr (std::is_same_v<T, unsigned int>) return "unsigned int";
+    else if constexpr (std::is_same_v<T, long>) return "long";
+    else if constexpr (std::is_same_v<T, unsigned long>) return "unsigned long";
+    else if constexpr (std::is_same_v<T, long long>) return "long long";
+    else return "unsigned long long";
+}
+
+template <class T>
+inline constexpr bool is_character_v =
+    std::is_same_v<T, char> || std::is_same_v<T, wchar_t> || std::is_same_v<T, char8_t> ||
+    std::is_same_v<T, char16_t> || std::is_same_v<T, char32_t>;
+
+template <class T>
+inline constexpr bool is_integer_v =
+    std::is_integral_v<T> && !std::is_same_v<T, bool> && !is_character_v<T>;
+
+[[noreturn]] inline void throw_out_of_range(handle value, const char* cpp_type, long long min,
+                                            unsigned long long max) {
+    std::string msg = "Python int " + str_or(value, "?") + " is out of range for C++ " +
+                      cpp_type + " [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    throw_error(PyExc_OverflowError, msg);
+}
+
+} // namespace detail
+
+/// The conversion customization point. For a type of your own, specialize it in namespace pyasio:
+///
+///     template <> struct pyasio::converter<point> {
+///         static pyasio::object to_python(const point& p);   // new reference or throw
+///         static point from_python(pyasio::handle h);        // value or throw
+///     };
+///
+/// Either function may be left out when only one direction is needed. Both are called with the
+/// GIL held, and report bad input by throwing (pyasio::python_error, or any C++ exception, which
+/// the translator maps). The optional second parameter takes std::enable_if_t conditions for
+/// partial specializations over a family of types.
+template <class T, class Enable> struct converter {
+    static_assert(detail::always_false<T>,
+                  "pyasio: no conversion for this type. Specialize pyasio::converter<T> with "
+                  "static object to_python(const T&) and/or static T from_python(handle) "
+                  "(see docs/conversions.md).");
+};
+
+/// Converts a C++ value into a new Python object. Throws python_error on failure. Needs the GIL.
+template <class T> object to_python(T&& value) {
+    return converter<std::decay_t<T>>::to_python(std::forward<T>(value));
+}
+
+/// Converts a Python object into a T. A wrong type throws python_error holding
+/// TypeError("expected <T's Python type>, got <type>"); an integer out of range, OverflowError.
+/// Needs the GIL.
+template <class T> T from_python(handle h) {
+    static_assert(!std::is_reference_v<T>, "pyasio::from_python<T>: T must be a value type");
+    if (!h)
+        throw std::invalid_argument("pyasio::from_python: the handle is empty (a null PyObject*)");
+    return converter<T>::from_python(h);
+}
+
+// --- None -------------------------------------------------------------------------------------
+
+template <> struct converter<std::nullptr_t> {
+    static object to_python(std::nullptr_t) { return borrow(Py_None); }
+    static std::nullptr_t from_python(handle h) {
+        if (!h.is_none())
+            detail::throw_type_error("None", h);
+        return nullptr;
+    }
+};
+
+// --- bool -------------------------------------------------------------------------------------
+
+template <> struct converter<bool> {
+    static object to_python(bool v) { return borrow(v ? Py_True : Py_False); }
+    static bool from_python(handle h) {
+        // NOTE: strict on purpose: truthiness (1, "x", [0]) is not a bool.
+        if (!PyBool_Check(h.ptr()))
+            detail::throw_type_error("bool", h);
+        return h.ptr() == Py_True;
+    }
+};
+
+// --- integers ---------------------------------------------------------------------------------
+
+template <class T> struct converter<T, std::enable_if_t<detail::is_integer_v<T>>> {
+    static object to_python(T v) {
+        if constexpr (std::is_signed_v<T>)
+            return detail::checked(PyLong_FromLongLong(static_cast<long long>(v)));
+        else
+            return detail::checked(PyLong_FromUnsignedLongLong(static_cast<unsigned long long>(v)));
+    }
+
+    /// Accepts int (and bool, an int subclass) and objects with __index__; not float or str.
+    static T from_python(handle h) {
+        object index;
+        if (!PyLong_Check(h.ptr())) {
+            if (PyFloat_Check(h.ptr()) || !PyIndex_Check(h.ptr()))
+                detail::throw_type_error("int", h);
+            index = detail::checked(PyNumber_Index(h.ptr()));
+            h = index;
+        }
+        constexpr long long min = static_cast<long long>(std::numeric_limits<T>::min());
+        constexpr auto max = static_cast<unsigned long long>(std::numeric_limits<T>::max());
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
+        if (v == -1 && PyErr_Occurred())
+            detail::throw_error_already_set();
+        if (overflow < 0 || (overflow == 0 && v < min))
+            detail::throw_out_of_range(h, detail::integer_name<T>(), min, max);
+        if (overflow == 0) {
+            if (v >= 0 && static_cast<unsigned long long>(v) > max)
+                detail::throw_out_of_range(h, detail::integer_name<T>(), min, max);
+            return static_cast<T>(v);
+        }
+        // Above LLONG_MAX: only the widest unsigned types can hold it.
+        if constexpr (std::is_unsigned_v<T> && sizeof(T) == sizeof(unsigned long long)) {
+            unsigned long long u = PyLong_AsUnsignedLongLong(h.ptr());
+            if (u == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+                PyErr_Clear();
+                detail::throw_out_of_range(h, detail::integer_name<T>(), min, max);
+            }
+            return static_cast<T>(u);
+        } else {
+            detail::throw_out_of_range(h, detail::integer_name<T>(), min, max);
+        }
+    }
+};
+
+// --- floating point ---------------------------------------------------------------------------
+
+template <class T> struct converter<T, std::enable_if_t<std::is_floating_point_v<T>>> {
+    static object to_python(T v) { return detail::checked(PyFloat_FromDouble(double(v))); }
+    /// Accepts float and int (as Python's float() would); not str or None.
+    static T from_python(handle h) {
+        if (PyFloat_Check(h.ptr()))
+            return static_cast<T>(PyFloat_AS_DOUBLE(h.ptr()));
+        if (!PyLong_Check(h.ptr()))
+            detail::throw_type_error("float", h);
+        double v = PyLong_AsDouble(h.ptr());
+        if (v == -1.0 && PyErr_Occurred())
+            detail::throw_error_already_set();
+        return static_cast<T>(v);
+    }
+};
+
+// --- text -------------------------------------------------------------------------------------
+
+namespace detail {
+/// A str from UTF-8; invalid UTF-8 raises UnicodeDecodeError (as python_error).
+inline object utf8_to_python(std::string_view s) {
+    return checked(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "strict"));
+}
+} // namespace detail
+
+/// std::string <-> str, as UTF-8. Invalid UTF-8 raises UnicodeDecodeError; a str with lone
+/// surrogates raises UnicodeEncodeError; bytes is not a str (TypeError).
+template <> struct converter<std::string> {
+    static object to_python(std::string_view s) { return detail::utf8_to_python(s); }
+    static std::string from_python(handle h) {
+        if (!PyUnicode_Check(h.ptr()))
+            detail::throw_type_error("str", h);
+        Py_ssize_t size = 0;
+        const char* data = PyUnicode_AsUTF8AndSize(h.ptr(), &size);
+        if (data == nullptr)
+            detail::throw_error_already_set();
+        return std::string(data, static_cast<std::size_t>(size));
+    }
+};
+
+/// std::string_view -> str. There is no str -> std::string_view: the view would dangle once the
+/// str is gone; convert to std::string instead.
+template <> struct converter<std::string_view> {
+    static object to_python(std::string_view s) { return detail::utf8_to_python(s); }
+    template <class U = void> static std::string_view from_python(handle) {
+        static_assert(detail::always_false<U>,
+                      "pyasio: from_python<std::string_view> would return a view into a Python "
+                      "object that may be freed; use from_python<std::string>.");
+        return {};
+    }
+};
+
+/// A C string -> str; a null pointer gives None.
+template <> struct converter<const char*> {
+    static object to_python(const char* s) {
+        return s ? detail::utf8_to_python(s) : borrow(Py_None);
+    }
+};
+template <> struct converter<char*> : converter<const char*> {};
+
+// --- bytes ------------------------------------------------------------------------------------
+
+/// std::vector<std::byte> <-> bytes (from bytes or bytearray). A std::span<const std::byte>
+/// converts to bytes too.
+template <> struct converter<std::vector<std::byte>> {
+    static object to_python(std::span<const std::byte> b) {
+        return detail::checked(PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b.data()),
+                                                         static_cast<Py_ssize_t>(b.size())));
+    }
+    static std::vector<std::byte> from_python(handle h) {
+        const char* data = nullptr;
+        Py_ssize_t size = 0;
+        if (PyBytes_Check(h.ptr())) {
+            data = PyBytes_AS_STRING(h.ptr());
+            size = PyBytes_GET_SIZE(h.ptr());
+        } else if (PyByteArray_Check(h.ptr())) {
+            data = PyByteArray_AS_STRING(h.ptr());
+            size = PyByteArray_GET_SIZE(h.ptr());
+        } else {
+            detail::throw_type_error("bytes or bytearray", h);
+        }
+        auto* first = reinterpret_cast<const std::byte*>(data);
+        return std::vector<std::byte>(first, first + size);
+    }
+};
+template <std::size_t N>
+struct converter<std::span<const std::byte, N>> : converter<std::vector<std::byte>> {};
+template <std::size_t N>
+struct converter<std::span<std::byte, N>> : converter<std::vector<std::byte>> {};
+
+// --- Python objects ---------------------------------------------------------------------------
+
+template <> struct converter<object> {
+    static object to_python(const object& o) { return o; }
+    static object to_python(object&& o) { return std::move(o); }
+    static object from_python(handle h) { return borrow(h); }
+};
+template <> struct converter<handle> {
+    static object to_python(handle h) { return borrow(h); }
+    static handle from_python(handle h) { return h; }
+};
+
+// --- containers -------------------------------------------------------------------------------
+
+/// std::optional<T>: std::nullopt <-> None.
+template <class T> struct converter<std::optional<T>> {
+    static object to_python(const std::optional<T>& v) {
+        return v ? pyasio::to_python(*v) : borrow(Py_None);
+    }
+    static std::optional<T> from_python(handle h) {
+        if (h.is_none())
+            return std::nullopt;
+        return pyasio::from_python<T>(h);
+    }
+};
+
+namespace detail {
+/// The items of a list or tuple (borrowed), or TypeError naming what was expected.
+inline PyObject* const* sequence_items(handle h, std::string_view expected, Py_ssize_t& size) {
+    if (PyList_Check(h.ptr())) {
+        size = PyList_GET_SIZE(h.ptr());
+        return reinterpret_cast<PyListObject*>(h.ptr())->ob_item;
+    }
+    if (PyTuple_Check(h.ptr())) {
+        size = PyTuple_GET_SIZE(h.ptr());
+        return reinterpret_cast<PyTupleObject*>(h.ptr())->ob_item;
+    }
+    throw_type_error(expected, h);
+}
+} // namespace detail
+
+/// std::vector<T> -> list; list or tuple -> std::vector<T> (a str is not a list of characters).
+template <class T> struct converter<std::vector<T>> {
+    static object to_python(const std::vector<T>& v) {
+        object list = detail::checked(PyList_New(static_cast<Py_ssize_t>(v.size())));
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            // NOTE: vector<bool> hands out proxies; the cast gives the element type either way.
+            object item = pyasio::to_python(static_cast<const T&>(v[i]));
+            PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), item.release());
+        }
+        return list;
+    }
+    static std::vector<T> from_python(handle h) {
+        Py_ssize_t size = 0;
+        PyObject* const* items = detail::sequence_items(h, "list or tuple", size);
+        std::vector<T> out;
+        out.reserve(static_cast<std::size_t>(size));
+        // NOTE: converting an item may run Python code that resizes a list: re-read the items
+        // and the size on every step.
+        for (Py_ssize_t i = 0; i < size; ++i) {
+            items = detail::sequence_items(h, "list or tuple", size);
+            if (i >= size)
+                break;
+            out.push_back(pyasio::from_python<T>(handle(items[i])));
+        }
+        return out;
+    }
+};
+
+namespace detail {
+template <class Tuple, std::size_t... I>
+object tuple_to_python(const Tuple& t, std::index_sequence<I...>) {
+    object tuple = checked(PyTuple_New(sizeof...(I)));
+    (PyTuple_SET_ITEM(tuple.ptr(), I, pyasio::to_python(std::get<I>(t)).release()), ...);
+    return tuple;
+}
+
+template <class Tuple, std::size_t... I>
+Tuple tuple_from_python(handle h, std::index_sequence<I...>) {
+    std::string expected = "tuple of " + std::to_string(sizeof...(I)) + " items";
+    Py_ssize_t size = 0;
+    PyObject* const* items = sequence_items(h, expected, size);
+    if (size != static_cast<Py_ssize_t>(sizeof...(I)))
+        throw_error(PyExc_TypeError, "expected " + expected + ", got " + h.type_name() + " of " +
+                                         std::to_string(size) + " items");
+    // NOTE: converting an item may run Python code that changes a list; convert from a tuple
+    // copy, whose items cannot change.
+    object frozen = PyList_Check(h.ptr()) ? checked(PyList_AsTuple(h.ptr())) : borrow(h);
+    items = reinterpret_cast<PyTupleObject*>(frozen.ptr())->ob_item;
+    // NOTE: braced initialization converts the items left to right.
+    return Tuple{pyasio::from_python<std::tuple_element_t<I, Tuple>>(handle(items[I]))...};
+}
+} // namespace detail
+
+/// std::tuple <-> tuple (a list of the right length is accepted too).
+template <class... T> struct converter<std::tuple<T...>> {
+    static object to_python(const std::tuple<T...>& t) {
+        return detail::tuple_to_python(t, std::index_sequence_for<T...>{});
+    }
+    static std::tuple<T...> from_python(handle h) {
+        return detail::tuple_from_python<std::tuple<T...>>(h, std::index_sequence_for<T...>{});
+    }
+};
+
+/// std::pair <-> tuple of two items.
+template <class A, class B> struct converter<std::pair<A, B>> {
+    static object to_python(const std::pair<A, B>& p) {
+        return detail::tuple_to_python(p, std::index_sequence<0, 1>{});
+    }
+    static std::pair<A, B> from_python(handle h) {
+        return detail::tuple_from_python<std::pair<A, B>>(h, std::index_sequence<0, 1>{});
+    }
+};
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_CONVERT_HPP

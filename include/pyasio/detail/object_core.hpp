@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_DETAIL_OBJECT_CORE_HPP
+#define PYASIO_DETAIL_OBJECT_CORE_HPP
+
+#include <pyasio/config.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <new>
+#include <utility>
+
+PYASIO_NAMESPACE_BEGIN
+
+/// The conversion customization point (defined in convert.hpp); declared here so that the call
+/// helpers can name it.
+template <class T, class Enable = void> struct converter;
+
+namespace detail {
+
+/// Objects dropped on a thread that does not hold the GIL wait here until the library next holds
+/// it. A lock-free stack: any thread pushes; the GIL holder takes the whole list at once.
+class release_queue {
+    struct node {
+        PyObject* object;
+        node* next;
+    };
+
+public:
+    /// Queues p for a later Py_DECREF. Needs no GIL.
+    void push(PyObject* p) noexcept {
+        // NOTE: after the interpreter is finalized the pointer is dangling and must never be
+        // touched again, not even by a later Py_Initialize: drop it.
+        if (!Py_IsInitialized())
+            return;
+        node* n = new (std::nothrow) node{p, head_.load(std::memory_order_relaxed)};
+        if (n == nullptr)
+            return; // out of memory in a destructor: leaking one reference is the only safe move
+        while (!head_.compare_exchange_weak(n->next, n, std::memory_order_release,
+                                            std::memory_order_relaxed)) {
+        }
+    }
+
+    /// True when something waits; a cheap check for the GIL holder's fast path.
+    bool pending() const noexcept { return head_.load(std::memory_order_relaxed) != nullptr; }
+
+    /// Releases everything queued so far. Needs the GIL.
+    void drain() noexcept {
+        node* n = head_.exchange(nullptr, std::memory_order_acquire);
+        while (n != nullptr) {
+            node* next = n->next;
+            PyObject* p = n->object;
+            delete n;
+            Py_DECREF(p); // may run __del__, which may queue more: a later drain takes those
+            n = next;
+        }
+    }
+
+    /// Forgets everything queued without touching it (the interpreter is gone).
+    void discard() noexcept {
+        node* n = head_.exchange(nullptr, std::memory_order_acquire);
+        while (n != nullptr) {
+            node* next = n->next;
+            delete n;
+            n = next;
+        }
+        exit_hook_.store(false, std::memory_order_relaxed);
+    }
+
+    static release_queue& instance() noexcept {
+        static release_queue q; // trivially destructible state: safe at process exit
+        return q;
+    }
+
+    /// Makes sure the queue is discarded when this interpreter is finalized. Needs the GIL.
+    // NOTE: Py_AtExit functions run after finalization and are forgotten once run, so the hook
+    // is installed again for each interpreter lifetime; it must be installed with the GIL held
+    // (Py_AtExit is not thread-safe), so every GIL-holding release_pending() checks it.
+    void ensure_exit_hook() noexcept {
+        if (exit_hook_.load(std::memory_order_relaxed))
+            return;
+        exit_hook_.store(true, std::memory_order_relaxed);
+        Py_AtExit([] { instance().discard(); });
+    }
+
+private:
+    std::atomic<node*> head_{nullptr};
+    std::atomic<bool> exit_hook_{false};
+};
+
+/// Releases objects that were dropped without the GIL. Call only with the GIL held.
+inline void release_pending() noexcept {
+    release_queue& q = release_queue::instance();
+    q.ensure_exit_hook();
+    if (q.pending())
+        q.drain();
+}
+
+/// Py_DECREF when this thread holds the GIL; otherwise queue it for the next GIL holder.
+inline void decref(PyObject* p) noexcept {
+    if (gil_held()) {
+        Py_DECREF(p);
+        release_pending();
+    } else {
+        release_queue::instance().push(p);
+    }
+}
+
+} // namespace detail
+
+class object;
+
+/// A borrowed reference: does not own the PyObject it points to and never changes its
+/// reference count. Trivially copyable; valid only while some owner keeps the object alive.
+class handle {
+public:
+    handle() noexcept = default;
+    /// Views p without taking a reference.
+    explicit handle(PyObject* p) noexcept : ptr_(p) {}
+
+    PyObject* ptr() const noexcept { return ptr_; }
+    explicit operator bool() const noexcept { return ptr_ != nullptr; }
+    bool is(handle other) const noexcept { return ptr_ == other.ptr_; }
+    bool is_none() const noexcept { return ptr_ == Py_None; }
+    /// The Python type name (tp_name), or "NULL" for an empty handle.
+    const char* type_name() const noexcept { return ptr_ ? Py_TYPE(ptr_)->tp_name : "NULL"; }
+
+    friend bool operator==(handle a, handle b) noexcept { return a.ptr_ == b.ptr_; }
+
+protected:
+    PyObject* ptr_ = nullptr;
+};
+
+/// An owned (strong) reference. Copy increfs, move steals, the destructor decrefs.
+///
+/// Dropping an object on a thread that does not hold the GIL is allowed: the reference is queued
+/// and released the next time pyasio holds the GIL on any thread (an entry point called by
+/// Python, a gil_acquire, another object dropped with the GIL, or pyasio::release_pending()).
+/// Copying one without the GIL is not allowed (debug builds abort with a message).
+class object : public handle {
+public:
+    object() noexcept = default;
+    object(const object& o) noexcept : handle(o.ptr_) {
+        if (ptr_ != nullptr) {
+            PYASIO_DETAIL_ASSERT_GIL("pyasio::object copied");
+            Py_INCREF(ptr_);
+        }
+    }
+    object(object&& o) noexcept : handle(std::exchange(o.ptr_, nullptr)) {}
+    ~object() { reset(); }
+
+    object& operator=(const object& o) noexcept {
+        object(o).swap(*this); // the new pointer is installed before the old one is dropped
+        return *this;
+    }
+    object& operator=(object&& o) noexcept {
+        object(std::move(o)).swap(*this);
+        return *this;
+    }
+
+    /// Gives up ownership and returns the pointer (a new reference for the caller).
+    [[nodiscard]] PyObject* release() noexcept { return std::exchange(ptr_, nullptr); }
+    /// Drops the reference (see the class note for threads without the GIL).
+    void reset() noexcept {
+        if (PyObject* p = std::exchange(ptr_, nullptr))
+            detail::decref(p);
+    }
+    void swap(object& o) noexcept { std::swap(ptr_, o.ptr_); }
+
+private:
+    friend object steal(PyObject* p) noexcept;
+    struct adopt_tag {};
+    object(PyObject* p, adopt_tag) noexcept : handle(p) {}
+};
+
+/// Takes ownership of a new reference (e.g. the result of a C API call that returns one).
+[[nodiscard]] inline object steal(PyObject* p) noexcept { return object(p, object::adopt_tag{}); }
+
+/// Takes a new reference to a borrowed pointer. Needs the GIL.
+[[nodiscard]] inline object borrow(PyObject* p) noexcept {
+    if (p != nullptr) {
+        PYASIO_DETAIL_ASSERT_GIL("pyasio::borrow called");
+        Py_INCREF(p);
+    }
+    return steal(p);
+}
+
+/// Takes a new reference to what h points to. Needs the GIL.
+[[nodiscard]] inline object borrow(handle h) noexcept { return borrow(h.ptr()); }
+
+/// Releases the references that were dropped on threads without the GIL. pyasio calls this
+/// itself whenever it holds the GIL; call it only with the GIL held.
+inline void release_pending() noexcept { detail::release_pending(); }
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_DETAIL_OBJECT_CORE_HPP

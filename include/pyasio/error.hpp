@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_ERROR_HPP
+#define PYASIO_ERROR_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/detail/object_core.hpp>
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// A str from bytes that should be UTF-8, with bad bytes replaced: for messages, which must
+/// never fail to convert. Null only on MemoryError. Needs the GIL.
+inline object message_to_python(std::string_view text) noexcept {
+    return steal(PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
+                                      "replace"));
+}
+
+/// str(o) as UTF-8, or fallback when that fails; the error indicator is left as it was.
+/// Needs the GIL.
+inline std::string str_or(handle o, std::string_view fallback) {
+    PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
+    PyErr_Fetch(&type, &value, &trace); // NOTE: keep a pending error intact across the calls
+    std::string out(fallback);
+    if (object s = steal(PyObject_Str(o.ptr()))) {
+        Py_ssize_t size = 0;
+        if (const char* utf8 = PyUnicode_AsUTF8AndSize(s.ptr(), &size))
+            out.assign(utf8, static_cast<std::size_t>(size));
+    }
+    PyErr_Clear();
+    PyErr_Restore(type, value, trace);
+    return out;
+}
+
+/// The name Python's traceback printer shows for an exception type: "ValueError" for builtins,
+/// "package.module.Class" otherwise. Needs the GIL.
+inline std::string exception_type_name(handle type) {
+    if (!PyType_Check(type.ptr()))
+        return "<unknown exception type>";
+    auto* t = reinterpret_cast<PyTypeObject*>(type.ptr());
+    std::string name = t->tp_name;
+    if ((t->tp_flags & Py_TPFLAGS_HEAPTYPE) == 0) // static types spell their module in tp_name
+        return name;
+    PyObject *et = nullptr, *ev = nullptr, *etb = nullptr;
+    PyErr_Fetch(&et, &ev, &etb);
+    if (object q = steal(PyObject_GetAttrString(type.ptr(), "__qualname__")))
+        if (const char* s = PyUnicode_AsUTF8(q.ptr()))
+            name = s;
+    if (object m = steal(PyObject_GetAttrString(type.ptr(), "__module__")))
+        if (const char* s = PyUnicode_AsUTF8(m.ptr()))
+            if (std::string_view(s) != "builtins" && std::string_view(s) != "__main__")
+                name = std::string(s) + "." + name;
+    PyErr_Clear();
+    PyErr_Restore(et, ev, etb);
+    return name;
+}
+
+} // namespace detail
+
+/// A Python exception carried through C++: its type, value and traceback.
+///
+/// Thrown by every pyasio call that fails in Python; an entry point called by Python
+/// (pyasio::entry_point) re-raises the very same exception object. Copies share one state, so a
+/// python_error may be copied, moved and destroyed on any thread (without the GIL the references
+/// are queued, see pyasio::object). what() reads like Python's last traceback line,
+/// "ValueError: bad value"; it is built on first use and takes the GIL for that.
+class python_error : public std::exception {
+public:
+    /// Takes the exception that is currently raised in this thread (clearing the indicator).
+    /// When none is set, the result is a SystemError that says so. Needs the GIL.
+    static python_error fetch() {
+#if PY_VERSION_HEX >= 0x030C0000
+        object value = steal(PyErr_GetRaisedException());
+#else
+        PyObject *t = nullptr, *v = nullptr, *tb = nullptr;
+        PyErr_Fetch(&t, &v, &tb);
+        PyErr_NormalizeException(&t, &v, &tb);
+        if (v != nullptr && tb != nullptr)
+            PyException_SetTraceback(v, tb);
+        Py_XDECREF(t);
+        Py_XDECREF(tb);
+        object value = steal(v);
+#endif
+        if (!value) {
+            PyErr_SetString(PyExc_SystemError,
+                            "pyasio: a Python C API call failed without setting an exception");
+            return fetch();
+        }
+        return python_error(std::move(value));
+    }
+
+    /// Wraps an exception instance (a BaseException); anything else is a TypeError. Needs the
+    /// GIL.
+    explicit python_error(object exception) : state_(std::make_shared<state>()) {
+        if (!exception || !PyExceptionInstance_Check(exception.ptr()))
+            throw std::invalid_argument(
+                "pyasio::python_error needs an exception instance (a BaseException)");
+        state_->type = borrow(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())));
+        state_->trace = steal(PyException_GetTraceback(exception.ptr()));
+        state_->value = std::move(exception);
+    }
+
+    /// The exception's type.
+    handle type() const noexcept { return state_->type; }
+    /// The exception instance.
+    handle value() const noexcept { return state_->value; }
+    /// The traceback (None-less: an empty handle when there is none).
+    handle traceback() const noexcept { return state_->trace; }
+
+    /// Raises this exception (the same object, with its traceback) as the current Python error.
+    /// The python_error stays usable. Needs the GIL.
+    void restore() const noexcept {
+        PYASIO_DETAIL_ASSERT_GIL("pyasio::python_error::restore called");
+        PyObject* v = state_->value.ptr();
+        if (state_->trace)
+            PyException_SetTraceback(v, state_->trace.ptr());
+#if PY_VERSION_HEX >= 0x030C0000
+        Py_INCREF(v);
+        PyErr_SetRaisedException(v);
+#else
+        Py_INCREF(state_->type.ptr());
+        Py_INCREF(v);
+        Py_XINCREF(state_->trace.ptr());
+        PyErr_Restore(state_->type.ptr(), v, state_->trace.ptr());
+#endif
+    }
+
+    /// True when the exception is an instance of exc_type (a class or a tuple of classes), as
+    /// `except exc_type:` would decide. Needs the GIL.
+    bool matches(handle exc_type) const noexcept {
+        PYASIO_DETAIL_ASSERT_GIL("pyasio::python_error::matches called");
+        return PyErr_GivenExceptionMatches(state_->value.ptr(), exc_type.ptr()) != 0;
+    }
+
+    /// "Type: message", as the last line of a Python traceback. Takes the GIL on first use.
+    const char* what() const noexcept override {
+        state& s = *state_;
+        if (s.described.load(std::memory_order_acquire))
+            return s.what.c_str();
+        if (!detail::interpreter_alive())
+            return "Python exception (its message is lost: the interpreter was finalized before "
+                   "what() was first called)";
+        PyGILState_STATE g = PyGILState_Ensure();
+        if (!s.described.load(std::memory_order_relaxed)) { // the GIL orders the builders
+            try {
+                std::string text = detail::exception_type_name(s.type);
+                std::string msg = detail::str_or(s.value, "<exception str() failed>");
+                if (!msg.empty())
+                    text += ": " + msg;
+                s.what = std::move(text);
+            } catch (...) { // bad_alloc: leave the fixed text
+                s.what.clear();
+            }
+            s.described.store(true, std::memory_order_release);
+        }
+        PyGILState_Release(g);
+        return s.what.empty() ? "Python exception (no memory to describe it)" : s.what.c_str();
+    }
+
+private:
+    struct state {
+        object type, value, trace;
+        std::string what;
+        std::atomic<bool> described{false};
+    };
+    std::shared_ptr<state> state_;
+};
+
+/// Sets the Python error indicator from any C++ exception, with the mapping every pyasio entry
+/// point uses: python_error -> the original exception object; std::bad_alloc -> MemoryError;
+/// std::system_error -> OSError (errno kept for system and generic categories);
+/// std::invalid_argument, std::domain_error -> ValueError; std::out_of_range -> IndexError;
+/// std::overflow_error -> OverflowError; other std::exception -> RuntimeError(what());
+/// anything else -> SystemError. Needs the GIL.
+inline void translate_exception(std::exception_ptr e) noexcept {
+    auto set = [](PyObject* type, const char* message) {
+        object text = detail::message_to_python(message);
+        if (text)
+            PyErr_SetObject(type, text.ptr());
+    };
+    try {
+        std::rethrow_exception(std::move(e));
+    } catch (const python_error& err) {
+        err.restore();
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+    } catch (const std::system_error& err) {
+        const std::error_category& cat = err.code().category();
+        if (cat == std::system_category() || cat == std::generic_category()) {
+            // NOTE: OSError(errno, text) picks the matching subclass (ConnectionRefusedError,
+            // TimeoutError, ...) and keeps errno, as PyErr_SetFromErrno does.
+            object text = detail::message_to_python(err.what());
+            object args = text ? steal(Py_BuildValue("(iO)", err.code().value(), text.ptr()))
+                               : object();
+            if (args)
+                PyErr_SetObject(PyExc_OSError, args.ptr());
+        } else {
+            set(PyExc_OSError, err.what());
+        }
+    } catch (const std::invalid_argument& err) {
+        set(PyExc_ValueError, err.what());
+    } catch (const std::domain_error& err) {
+        set(PyExc_ValueError, err.what());
+    } catch (const std::out_of_range& err) {
+        set(PyExc_IndexError, err.what());
+    } catch (const std::overflow_error& err) {
+        set(PyExc_OverflowError, err.what());
+    } catch (const std::exception& err) {
+        set(PyExc_RuntimeError, err.what());
+    } catch (...) {
+        PyErr_SetString(PyExc_SystemError,
+                        "pyasio: a C++ exception of unknown type (not derived from "
+                        "std::exception) reached Python");
+    }
+}
+
+namespace detail {
+
+/// Throws the current Python exception as python_error. Needs the GIL.
+[[noreturn]] inline void throw_error_already_set() { throw python_error::fetch(); }
+
+/// Raises type(message) and throws it as python_error. Needs the GIL.
+[[noreturn]] inline void throw_error(PyObject* type, std::string_view message) {
+    if (object text = message_to_python(message))
+        PyErr_SetObject(type, text.ptr());
+    throw_error_already_set();
+}
+
+/// steal(p), or throws the current Python exception when p is null. Needs the GIL.
+inline object checked(PyObject* p) {
+    if (p == nullptr)
+        throw_error_already_set();
+    return steal(p);
+}
+
+} // namespace detail
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_ERROR_HPP

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_GIL_HPP
+#define PYASIO_GIL_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/detail/object_core.hpp>
+
+#include <stdexcept>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace gil {
+
+/// True when the calling thread holds the GIL. Needs no GIL; false before Py_Initialize and after
+/// finalization.
+inline bool held() noexcept { return detail::gil_held(); }
+
+} // namespace gil
+
+/// Holds the GIL for its scope, on any thread (PyGILState_Ensure / PyGILState_Release; nests).
+///
+/// On a thread with a pyasio::persistent_thread_state the same Python thread state is reused
+/// every time; elsewhere CPython creates a thread state for the outermost acquire and destroys
+/// it at the matching release. Never hold one across a co_await.
+class gil_acquire {
+public:
+    gil_acquire() {
+        if (!detail::interpreter_alive())
+            throw std::logic_error(
+                "pyasio::gil_acquire: the Python interpreter is not running (not yet initialized "
+                "or already finalizing); nothing may touch Python now");
+        state_ = PyGILState_Ensure();
+        detail::release_pending();
+    }
+    ~gil_acquire() { PyGILState_Release(state_); }
+    gil_acquire(const gil_acquire&) = delete;
+    gil_acquire& operator=(const gil_acquire&) = delete;
+
+private:
+    PyGILState_STATE state_;
+};
+
+/// Releases the GIL for its scope and takes it back at the end (PyEval_SaveThread /
+/// PyEval_RestoreThread), so that other Python threads run while this one works in C++.
+/// The calling thread must hold the GIL; otherwise the constructor throws std::logic_error.
+class gil_release {
+public:
+    gil_release() {
+        if (!detail::gil_held())
+            throw std::logic_error("pyasio::gil_release: this thread does not hold the GIL, so "
+                                   "there is nothing to release (take it with gil_acquire first, "
+                                   "or drop the gil_release)");
+        save_ = PyEval_SaveThread();
+    }
+    ~gil_release() { PyEval_RestoreThread(save_); }
+    gil_release(const gil_release&) = delete;
+    gil_release& operator=(const gil_release&) = delete;
+
+private:
+    PyThreadState* save_;
+};
+
+/// Gives the calling thread one Python thread state for as long as this object lives, so that
+/// every gil_acquire on the thread reuses it instead of creating and destroying one (a thread
+/// state costs an allocation, a lock of the runtime's thread list and, on destruction, clearing
+/// its frame and context data). Create one at the top of a thread you own; pyasio's runtime
+/// threads have one. Create it without holding the GIL; it must be destroyed on the same thread.
+///
+/// If the interpreter is finalized first, the thread state belongs to it and is not touched
+/// again.
+class persistent_thread_state {
+public:
+    persistent_thread_state() {
+        if (!detail::interpreter_alive())
+            throw std::logic_error("pyasio::persistent_thread_state: the Python interpreter is "
+                                   "not running");
+        if (PyGILState_GetThisThreadState() != nullptr)
+            throw std::logic_error("pyasio::persistent_thread_state: this thread already has a "
+                                   "Python thread state (the main thread, a Python thread, or "
+                                   "another persistent_thread_state); it needs none");
+        // NOTE: the outermost PyGILState_Ensure on a thread creates its thread state and the
+        // matching PyGILState_Release destroys it. Keeping this one Ensure open (with the GIL
+        // released by PyEval_SaveThread) keeps the state alive: every later Ensure/Release pair
+        // on this thread nests inside it and reuses the same state.
+        outer_ = PyGILState_Ensure();
+        tstate_ = PyEval_SaveThread();
+    }
+
+    ~persistent_thread_state() {
+        if (!detail::interpreter_alive())
+            return; // the interpreter owns and frees its thread states at finalization
+        PyEval_RestoreThread(tstate_);
+        detail::release_pending();
+        PyGILState_Release(outer_); // the outermost release: CPython destroys the state
+    }
+
+    persistent_thread_state(const persistent_thread_state&) = delete;
+    persistent_thread_state& operator=(const persistent_thread_state&) = delete;
+
+    /// The thread state kept for this thread.
+    PyThreadState* get() const noexcept { return tstate_; }
+
+private:
+    PyGILState_STATE outer_;
+    PyThreadState* tstate_ = nullptr;
+};
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_GIL_HPP

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: BSL-1.0
+// Objects and errors that outlive the interpreter, and an interpreter started twice: nothing may
+// touch Python after finalization, and nothing queued for one interpreter may reach the next.
+// A program of its own, because it finalizes and re-initializes the interpreter.
+#include <pyasio.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+int failures = 0;
+void check(bool ok, const char* what) {
+    std::printf("%s: %s\n", ok ? "ok" : "FAILED", what);
+    failures += ok ? 0 : 1;
+}
+
+std::vector<pyasio::object> some_objects(int n) {
+    std::vector<pyasio::object> v;
+    for (int i = 0; i < n; ++i)
+        v.push_back(pyasio::steal(PyList_New(0)));
+    return v;
+}
+} // namespace
+
+int main() {
+    Py_InitializeEx(0);
+    std::vector<pyasio::object> survivors = some_objects(10);
+    std::vector<pyasio::object> queued = some_objects(10);
+    std::optional<pyasio::python_error> error;
+    try {
+        pyasio::call(pyasio::getattr(pyasio::import("builtins"), "int"), "x");
+    } catch (const pyasio::python_error& e) {
+        error = e;
+    }
+    pyasio::release_pending(); // installs this interpreter's exit hook
+    {
+        pyasio::gil_release nogil;
+        std::thread([&] { queued.clear(); }).join(); // queued, never drained before finalize
+    }
+    Py_FinalizeEx();
+
+    check(!pyasio::gil::held(), "gil::held() is false after finalization");
+    survivors.clear(); // dropped after finalization: must not touch the dead objects
+    check(true, "objects dropped after finalization did not crash");
+    check(std::strstr(error->what(), "interpreter was finalized") != nullptr,
+          "python_error::what() after finalization says the interpreter is gone");
+    error.reset();
+    bool refused = false;
+    try {
+        pyasio::gil_acquire gil;
+    } catch (const std::logic_error& e) {
+        refused = std::strstr(e.what(), "not running") != nullptr;
+    }
+    check(refused, "gil_acquire after finalization is a clear std::logic_error");
+
+    // A second interpreter must not see the first one's queued references.
+    Py_InitializeEx(0);
+    pyasio::release_pending(); // would Py_DECREF dangling pointers if the queue had survived
+    pyasio::object fresh = pyasio::to_python(std::vector<int>{1, 2});
+    check(pyasio::repr(fresh) == "[1, 2]", "a second interpreter works after the first one");
+    fresh.reset();
+    Py_FinalizeEx();
+    std::printf("%d failed\n", failures);
+    return failures == 0 ? 0 : 1;
+}
