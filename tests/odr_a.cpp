@@ -3,4 +3,6 @@
 // missing `inline` would be a duplicate symbol at link time.
 #include <pyasio.hpp>
 
-int odr_a() { return pyasio::from_python<int>(pyasio::to_python(20)); }
+int odr_a() {
+    return pyasio::from_python<int>(pyasio::to_python(20));
+}

@@ -15,7 +15,9 @@ using pyasio::object;
 using pyasio::to_python;
 
 namespace {
-template <class T> T roundtrip(const T& v) { return from_python<T>(to_python(v)); }
+template <class T> T roundtrip(const T& v) {
+    return from_python<T>(to_python(v));
+}
 
 template <class T> std::string type_error(const std::string& expr) {
     return test::python_error_message(PyExc_TypeError,
@@ -192,7 +194,9 @@ struct point {
 } // namespace geometry
 
 template <> struct pyasio::converter<geometry::point> {
-    static object to_python(const geometry::point& p) { return pyasio::to_python(std::tuple(p.x, p.y)); }
+    static object to_python(const geometry::point& p) {
+        return pyasio::to_python(std::tuple(p.x, p.y));
+    }
     static geometry::point from_python(handle h) {
         auto [x, y] = pyasio::from_python<std::tuple<int, int>>(h);
         return {x, y};

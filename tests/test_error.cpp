@@ -66,10 +66,12 @@ std::string outcome(const char* kind) {
     object d = pyasio::borrow(PyModule_GetDict(pyasio::import("__main__").ptr()));
     PyDict_SetItemString(d.ptr(), "thrower", f.ptr());
     test::exec(std::string("try:\n"
-                           "    thrower('") + kind + "')\n"
-                           "    outcome = 'no exception'\n"
-                           "except BaseException as e:\n"
-                           "    outcome = f\"{type(e).__name__}|{e}|{getattr(e, 'errno', '-')}\"\n");
+                           "    thrower('") +
+               kind +
+               "')\n"
+               "    outcome = 'no exception'\n"
+               "except BaseException as e:\n"
+               "    outcome = f\"{type(e).__name__}|{e}|{getattr(e, 'errno', '-')}\"\n");
     return pyasio::str(test::eval("outcome"));
 }
 } // namespace
@@ -96,9 +98,10 @@ TEST_CASE("python_error::what reads like the last line of a traceback", "[error]
     CHECK(std::string(raised_by("raise RuntimeError()").what()) == "RuntimeError");
     test::exec("class LocalError(Exception): pass\n");
     CHECK(std::string(raised_by("raise LocalError('x')").what()) == "LocalError: x");
-    test::exec("import types, sys\n"
-               "mod = types.ModuleType('pkg.mod')\n"
-               "exec('class Failure(Exception):\\n    class Inner(Exception): pass', mod.__dict__)\n");
+    test::exec(
+        "import types, sys\n"
+        "mod = types.ModuleType('pkg.mod')\n"
+        "exec('class Failure(Exception):\\n    class Inner(Exception): pass', mod.__dict__)\n");
     CHECK(std::string(raised_by("raise mod.Failure('boom')").what()) == "pkg.mod.Failure: boom");
     CHECK(std::string(raised_by("raise mod.Failure.Inner('in')").what()) ==
           "pkg.mod.Failure.Inner: in");

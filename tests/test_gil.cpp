@@ -79,9 +79,7 @@ TEST_CASE("a persistent thread state is reused by every acquire on its thread", 
     {
         pyasio::gil_release nogil;
         std::thread([&] {
-            {
-                pyasio::gil_acquire gil;
-            }
+            { pyasio::gil_acquire gil; }
             // Without a persistent state, the outermost release destroyed the thread state.
             after_plain_acquire = PyGILState_GetThisThreadState();
             {

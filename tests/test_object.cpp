@@ -10,7 +10,9 @@ using pyasio::object;
 using pyasio::steal;
 
 namespace {
-Py_ssize_t refcount(handle h) { return Py_REFCNT(h.ptr()); }
+Py_ssize_t refcount(handle h) {
+    return Py_REFCNT(h.ptr());
+}
 
 /// Reads Counted.released with the raw C API: no pyasio::object is dropped, so nothing drains
 /// the release queue behind the test's back.
@@ -170,7 +172,6 @@ TEST_CASE("call and call_method convert arguments and raise Python errors", "[ob
     test::python_error_message(PyExc_AttributeError,
                                [&] { (void)pyasio::call_method(text, "no_such_method"); });
     test::exec("def fails(x): raise ValueError(f'bad {x}')\n");
-    CHECK(test::python_error_message(PyExc_ValueError, [] {
-              (void)pyasio::call(test::eval("fails"), 5);
-          }) == "bad 5");
+    CHECK(test::python_error_message(
+              PyExc_ValueError, [] { (void)pyasio::call(test::eval("fails"), 5); }) == "bad 5");
 }

@@ -16,7 +16,8 @@
 #endif
 
 #if defined(Py_LIMITED_API)
-#error "pyasio uses the full CPython C API; undefine Py_LIMITED_API for translation units that include it."
+#error                                                                                             \
+    "pyasio uses the full CPython C API; undefine Py_LIMITED_API for translation units that include it."
 #endif
 
 // NOTE: Asio 1.22 enables co_await support under clang only when <experimental/coroutine>
@@ -26,7 +27,8 @@
 #if __has_include(<coroutine>)
 #if !defined(ASIO_HAS_CO_AWAIT) && !defined(ASIO_DISABLE_CO_AWAIT)
 #if defined(ASIO_DETAIL_CONFIG_HPP)
-#error "Asio was included before pyasio under clang: include <pyasio.hpp> (or any pyasio header) before <asio.hpp>, or define ASIO_HAS_CO_AWAIT=1 and ASIO_HAS_STD_COROUTINE=1 for the whole build."
+#error                                                                                             \
+    "Asio was included before pyasio under clang: include <pyasio.hpp> (or any pyasio header) before <asio.hpp>, or define ASIO_HAS_CO_AWAIT=1 and ASIO_HAS_STD_COROUTINE=1 for the whole build."
 #endif
 #define ASIO_HAS_CO_AWAIT 1
 #endif
@@ -52,6 +54,16 @@
 #define PYASIO_DETAIL_VISIBILITY __attribute__((visibility("hidden")))
 #else
 #define PYASIO_DETAIL_VISIBILITY
+#endif
+
+/// Declares an extension module's init function, exported even when the module is built with
+/// -fvisibility=hidden (PyMODINIT_FUNC exports it only from Python 3.9 on):
+///     PYASIO_MODULE_INIT(mymod) { return PyModule_Create(&mymod_def); }
+#if defined(__GNUC__) || defined(__clang__)
+#define PYASIO_MODULE_INIT(name)                                                                   \
+    extern "C" __attribute__((visibility("default"))) PyObject* PyInit_##name()
+#else
+#define PYASIO_MODULE_INIT(name) PyMODINIT_FUNC PyInit_##name()
 #endif
 
 /// Opens namespace pyasio with the library's visibility.

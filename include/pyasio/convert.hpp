@@ -35,16 +35,26 @@ template <class> inline constexpr bool always_false = false;
 }
 
 template <class T> constexpr const char* integer_name() noexcept {
-    if constexpr (std::is_same_v<T, signed char>) return "signed char";
-    else if constexpr (std::is_same_v<T, unsigned char>) return "unsigned char";
-    else if constexpr (std::is_same_v<T, short>) return "short";
-    else if constexpr (std::is_same_v<T, unsigned short>) return "unsigned short";
-    else if constexpr (std::is_same_v<T, int>) return "int";
-    else if constexpr (std::is_same_v<T, unsigned int>) return "unsigned int";
-    else if constexpr (std::is_same_v<T, long>) return "long";
-    else if constexpr (std::is_same_v<T, unsigned long>) return "unsigned long";
-    else if constexpr (std::is_same_v<T, long long>) return "long long";
-    else return "unsigned long long";
+    if constexpr (std::is_same_v<T, signed char>)
+        return "signed char";
+    else if constexpr (std::is_same_v<T, unsigned char>)
+        return "unsigned char";
+    else if constexpr (std::is_same_v<T, short>)
+        return "short";
+    else if constexpr (std::is_same_v<T, unsigned short>)
+        return "unsigned short";
+    else if constexpr (std::is_same_v<T, int>)
+        return "int";
+    else if constexpr (std::is_same_v<T, unsigned int>)
+        return "unsigned int";
+    else if constexpr (std::is_same_v<T, long>)
+        return "long";
+    else if constexpr (std::is_same_v<T, unsigned long>)
+        return "unsigned long";
+    else if constexpr (std::is_same_v<T, long long>)
+        return "long long";
+    else
+        return "unsigned long long";
 }
 
 template <class T>
@@ -58,8 +68,8 @@ inline constexpr bool is_integer_v =
 
 [[noreturn]] inline void throw_out_of_range(handle value, const char* cpp_type, long long min,
                                             unsigned long long max) {
-    std::string msg = "Python int " + str_or(value, "?") + " is out of range for C++ " +
-                      cpp_type + " [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+    std::string msg = "Python int " + str_or(value, "?") + " is out of range for C++ " + cpp_type +
+                      " [" + std::to_string(min) + ", " + std::to_string(max) + "]";
     throw_error(PyExc_OverflowError, msg);
 }
 

@@ -24,8 +24,8 @@ namespace detail {
 /// A str from bytes that should be UTF-8, with bad bytes replaced: for messages, which must
 /// never fail to convert. Null only on MemoryError. Needs the GIL.
 inline object message_to_python(std::string_view text) noexcept {
-    return steal(PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
-                                      "replace"));
+    return steal(
+        PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace"));
 }
 
 /// str(o) as UTF-8, or fallback when that fails; the error indicator is left as it was.
@@ -113,11 +113,17 @@ public:
     }
 
     /// The exception's type.
-    handle type() const noexcept { return state_->type; }
+    handle type() const noexcept {
+        return state_->type;
+    }
     /// The exception instance.
-    handle value() const noexcept { return state_->value; }
+    handle value() const noexcept {
+        return state_->value;
+    }
     /// The traceback (None-less: an empty handle when there is none).
-    handle traceback() const noexcept { return state_->trace; }
+    handle traceback() const noexcept {
+        return state_->trace;
+    }
 
     /// Raises this exception (the same object, with its traceback) as the current Python error.
     /// The python_error stays usable. Needs the GIL.
@@ -200,12 +206,15 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         const std::error_category& cat = err.code().category();
         if (cat == std::system_category() || cat == std::generic_category()) {
             // NOTE: OSError(errno, text) picks the matching subclass (ConnectionRefusedError,
-            // TimeoutError, ...) and keeps errno, as PyErr_SetFromErrno does.
+            // TimeoutError, ...) and keeps errno. It is instantiated here and raised with its own
+            // type: before 3.12, PyErr_SetObject(PyExc_OSError, args) would leave the raised
+            // type as OSError, and `except FileNotFoundError` would not catch it.
             object text = detail::message_to_python(err.what());
-            object args = text ? steal(Py_BuildValue("(iO)", err.code().value(), text.ptr()))
-                               : object();
-            if (args)
-                PyErr_SetObject(PyExc_OSError, args.ptr());
+            object exc = text ? steal(PyObject_CallFunction(PyExc_OSError, "iO", err.code().value(),
+                                                            text.ptr()))
+                              : object();
+            if (exc)
+                PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
         } else {
             set(PyExc_OSError, err.what());
         }
@@ -229,7 +238,9 @@ inline void translate_exception(std::exception_ptr e) noexcept {
 namespace detail {
 
 /// Throws the current Python exception as python_error. Needs the GIL.
-[[noreturn]] inline void throw_error_already_set() { throw python_error::fetch(); }
+[[noreturn]] inline void throw_error_already_set() {
+    throw python_error::fetch();
+}
 
 /// Raises type(message) and throws it as python_error. Needs the GIL.
 [[noreturn]] inline void throw_error(PyObject* type, std::string_view message) {

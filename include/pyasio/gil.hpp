@@ -14,7 +14,9 @@ namespace gil {
 
 /// True when the calling thread holds the GIL. Needs no GIL; false before Py_Initialize and after
 /// finalization.
-inline bool held() noexcept { return detail::gil_held(); }
+inline bool held() noexcept {
+    return detail::gil_held();
+}
 
 } // namespace gil
 

@@ -106,9 +106,9 @@ template <class... Args> object call_method(handle o, const char* name, Args&&..
     object method_name = detail::checked(PyUnicode_InternFromString(name));
     detail::call_args<1, Args...> a(std::forward<Args>(args)...);
     a.argv[1] = o.ptr();
-    return detail::checked(PyObject_VectorcallMethod(
-        method_name.ptr(), a.argv.data() + 1, (1 + sizeof...(Args)) | PY_VECTORCALL_ARGUMENTS_OFFSET,
-        nullptr));
+    return detail::checked(
+        PyObject_VectorcallMethod(method_name.ptr(), a.argv.data() + 1,
+                                  (1 + sizeof...(Args)) | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
 #else
     return call(getattr(o, name), std::forward<Args>(args)...);
 #endif

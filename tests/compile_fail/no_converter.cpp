@@ -4,4 +4,6 @@
 
 struct not_convertible {};
 
-pyasio::object f() { return pyasio::to_python(not_convertible{}); }
+pyasio::object f() {
+    return pyasio::to_python(not_convertible{});
+}

@@ -43,7 +43,8 @@ PyObject* call_through(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
         object list = pyasio::steal(PyList_New(0));
         for (Py_ssize_t i = 1; i < nargs; ++i)
             pyasio::call_method(list, "append", handle(args[i]));
-        return pyasio::steal(PyObject_CallObject(args[0], pyasio::steal(PyList_AsTuple(list.ptr())).ptr()));
+        return pyasio::steal(
+            PyObject_CallObject(args[0], pyasio::steal(PyList_AsTuple(list.ptr())).ptr()));
     });
 }
 
@@ -73,8 +74,17 @@ PyMethodDef methods[] = {
     {"drop_in_thread", drop_in_thread, METH_O, "drops references on a thread without the GIL"},
     {nullptr, nullptr, 0, nullptr}};
 
-PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pyasio_test", "pyasio's test extension", -1, methods,
-                      nullptr, nullptr, nullptr, nullptr};
+PyModuleDef module = {PyModuleDef_HEAD_INIT,
+                      "_pyasio_test",
+                      "pyasio's test extension",
+                      -1,
+                      methods,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr};
 } // namespace
 
-PyMODINIT_FUNC PyInit__pyasio_test() { return PyModule_Create(&module); }
+PYASIO_MODULE_INIT(_pyasio_test) {
+    return PyModule_Create(&module);
+}

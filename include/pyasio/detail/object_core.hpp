@@ -173,7 +173,9 @@ private:
 };
 
 /// Takes ownership of a new reference (e.g. the result of a C API call that returns one).
-[[nodiscard]] inline object steal(PyObject* p) noexcept { return object(p, object::adopt_tag{}); }
+[[nodiscard]] inline object steal(PyObject* p) noexcept {
+    return object(p, object::adopt_tag{});
+}
 
 /// Takes a new reference to a borrowed pointer. Needs the GIL.
 [[nodiscard]] inline object borrow(PyObject* p) noexcept {
@@ -185,11 +187,15 @@ private:
 }
 
 /// Takes a new reference to what h points to. Needs the GIL.
-[[nodiscard]] inline object borrow(handle h) noexcept { return borrow(h.ptr()); }
+[[nodiscard]] inline object borrow(handle h) noexcept {
+    return borrow(h.ptr());
+}
 
 /// Releases the references that were dropped on threads without the GIL. pyasio calls this
 /// itself whenever it holds the GIL; call it only with the GIL held.
-inline void release_pending() noexcept { detail::release_pending(); }
+inline void release_pending() noexcept {
+    detail::release_pending();
+}
 
 PYASIO_NAMESPACE_END
 
