@@ -155,7 +155,9 @@ public:
         state& s = *state_;
         if (s.described.load(std::memory_order_acquire))
             return s.what.c_str();
-        if (!detail::interpreter_alive())
+        // NOTE: a thread that holds the GIL (even the finalizing one) may describe it; any
+        // other thread may take the GIL only while the interpreter is alive.
+        if (!detail::gil_held() && !detail::interpreter_alive())
             return "Python exception (its message is lost: the interpreter was finalized before "
                    "what() was first called)";
         PyGILState_STATE g = PyGILState_Ensure();
