@@ -4,9 +4,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 using pyasio::from_python;
@@ -162,6 +164,27 @@ TEST_CASE("vector", "[convert]") {
                "        return 1\n"
                "victim[0] = Shrink()\n");
     CHECK(from_python<std::vector<int>>(test::eval("victim")) == std::vector<int>{1});
+}
+
+TEST_CASE("map and unordered_map", "[convert]") {
+    std::map<std::string, int> m{{"a", 1}, {"b", 2}};
+    CHECK(pyasio::repr(to_python(m)) == "{'a': 1, 'b': 2}");
+    CHECK(roundtrip(m) == m);
+    std::unordered_map<int, std::vector<std::string>> u{{1, {"x"}}, {2, {}}};
+    CHECK(roundtrip(u) == u);
+    CHECK(from_python<std::map<int, double>>(test::eval("{}")).empty());
+    CHECK(type_error<std::map<std::string, int>>("[('a', 1)]") == "expected dict, got list");
+    CHECK(type_error<std::map<std::string, int>>("{'a': 'x'}") == "expected int, got str");
+    CHECK(type_error<std::map<std::string, int>>("{1: 1}") == "expected str, got int");
+    // Python code that empties the dict while it is converted changes nothing for the result.
+    test::exec("table = {}\n"
+               "class Clear:\n"
+               "    def __index__(self):\n"
+               "        table.clear()\n"
+               "        return 5\n"
+               "table.update(a=Clear(), b=6)\n");
+    CHECK(from_python<std::map<std::string, int>>(test::eval("table")) ==
+          std::map<std::string, int>{{"a", 5}, {"b", 6}});
 }
 
 TEST_CASE("tuple and pair", "[convert]") {

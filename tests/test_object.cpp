@@ -153,11 +153,17 @@ TEST_CASE("getattr, hasattr, setattr, import, str, repr", "[object]") {
 
 TEST_CASE("call and call_method convert arguments and raise Python errors", "[object]") {
     test::exec("def describe(*args, **kw):\n"
-               "    return ','.join(type(a).__name__ for a in args) + '|' + str(len(kw))\n");
+               "    return ','.join(type(a).__name__ for a in args) + '|' + \\\n"
+               "        ','.join(f'{k}={v!r}' for k, v in sorted(kw.items()))\n");
     object describe = test::eval("describe");
-    CHECK(pyasio::str(pyasio::call(describe)) == "|0");
+    CHECK(pyasio::str(pyasio::call(describe)) == "|");
     CHECK(pyasio::str(pyasio::call(describe, 1, 2.5, "s", true, nullptr, std::vector<int>{1})) ==
-          "int,float,str,bool,NoneType,list|0");
+          "int,float,str,bool,NoneType,list|");
+    std::string sep = ";";
+    CHECK(pyasio::str(pyasio::call(describe, 1, pyasio::kwarg("sep", sep),
+                                   pyasio::kwarg("end", std::optional<int>()))) ==
+          "int|end=None,sep=';'");
+    CHECK(pyasio::str(pyasio::call(describe, pyasio::kwarg("only", 3))) == "|only=3");
 
     object text = pyasio::to_python("hello");
     CHECK(pyasio::str(pyasio::call_method(text, "upper")) == "HELLO");
@@ -165,6 +171,17 @@ TEST_CASE("call and call_method convert arguments and raise Python errors", "[ob
     object list = steal(PyList_New(0));
     pyasio::call_method(list, "append", 7);
     CHECK(pyasio::from_python<std::vector<int>>(list) == std::vector<int>{7});
+    CHECK(pyasio::str(pyasio::call_method(pyasio::to_python(","), "join",
+                                          std::vector<std::string>{"a", "b"})) == "a,b");
+    object sorted = steal(PyList_New(0));
+    for (int v : {1, 3, 2})
+        pyasio::call_method(sorted, "append", v);
+    pyasio::call_method(sorted, "sort", pyasio::kwarg("reverse", true));
+    CHECK(pyasio::repr(sorted) == "[3, 2, 1]");
+    auto unexpected = test::python_error_message(PyExc_TypeError, [&] {
+        (void)pyasio::call_method(sorted, "sort", pyasio::kwarg("no_such_keyword", 1));
+    });
+    CHECK(unexpected.find("no_such_keyword") != std::string::npos);
 
     auto msg = test::python_error_message(PyExc_TypeError,
                                           [&] { (void)pyasio::call(pyasio::to_python(3)); });

@@ -47,14 +47,23 @@
 #define PYASIO_VERSION_MINOR 1
 #define PYASIO_VERSION_PATCH 0
 
-// NOTE: two extension modules loaded into one process may vendor different pyasio versions;
-// hidden visibility keeps their inline functions and process-wide state apart (nanobind and
-// pybind11 do the same).
-#if defined(__GNUC__) || defined(__clang__)
-#define PYASIO_DETAIL_VISIBILITY __attribute__((visibility("hidden")))
-#else
-#define PYASIO_DETAIL_VISIBILITY
-#endif
+// NOTE: two extension modules loaded into one process may vendor different pyasio versions.
+// Every name lives in an inline namespace named after the version, so two versions never share
+// a symbol (fmt and libc++ do the same). Hidden visibility on the namespace would also keep them
+// apart, but GCC then warns (-Wattributes) on every default-visibility user type that holds a
+// pyasio::object, which breaks -Werror builds of programs that embed Python.
+#define PYASIO_DETAIL_ABI_CAT(a, b, c) v##a##_##b##_##c
+#define PYASIO_DETAIL_ABI(a, b, c) PYASIO_DETAIL_ABI_CAT(a, b, c)
+#define PYASIO_ABI_NAMESPACE                                                                       \
+    PYASIO_DETAIL_ABI(PYASIO_VERSION_MAJOR, PYASIO_VERSION_MINOR, PYASIO_VERSION_PATCH)
+
+/// Opens namespace pyasio (and its versioned inline namespace).
+#define PYASIO_NAMESPACE_BEGIN                                                                     \
+    namespace pyasio {                                                                             \
+    inline namespace PYASIO_ABI_NAMESPACE {
+#define PYASIO_NAMESPACE_END                                                                       \
+    }                                                                                              \
+    }
 
 /// Declares an extension module's init function, exported even when the module is built with
 /// -fvisibility=hidden (PyMODINIT_FUNC exports it only from Python 3.9 on):
@@ -65,10 +74,6 @@
 #else
 #define PYASIO_MODULE_INIT(name) PyMODINIT_FUNC PyInit_##name()
 #endif
-
-/// Opens namespace pyasio with the library's visibility.
-#define PYASIO_NAMESPACE_BEGIN namespace pyasio PYASIO_DETAIL_VISIBILITY {
-#define PYASIO_NAMESPACE_END }
 
 // Debug checks (GIL held on incref, misuse detectors): on with PYASIO_DEBUG, or when NDEBUG is
 // not defined. PYASIO_NO_DEBUG turns them off regardless.

@@ -10,12 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -336,6 +338,45 @@ template <class T> struct converter<std::vector<T>> {
         return out;
     }
 };
+
+namespace detail {
+template <class Map> struct map_converter {
+    static object to_python(const Map& m) {
+        object dict = checked(PyDict_New());
+        for (const auto& [key, value] : m) {
+            object k = pyasio::to_python(key);
+            object v = pyasio::to_python(value);
+            if (PyDict_SetItem(dict.ptr(), k.ptr(), v.ptr()) != 0)
+                throw_error_already_set();
+        }
+        return dict;
+    }
+    static Map from_python(handle h) {
+        if (!PyDict_Check(h.ptr()))
+            throw_type_error("dict", h);
+        // NOTE: converting a key or value may run Python code that changes the dict, and
+        // PyDict_Next must not see a dict change under it: convert from a list of its items.
+        object items = checked(PyDict_Items(h.ptr()));
+        Map out;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items.ptr()); ++i) {
+            PyObject* pair = PyList_GET_ITEM(items.ptr(), i);
+            out.emplace(
+                pyasio::from_python<typename Map::key_type>(handle(PyTuple_GET_ITEM(pair, 0))),
+                pyasio::from_python<typename Map::mapped_type>(handle(PyTuple_GET_ITEM(pair, 1))));
+        }
+        return out;
+    }
+};
+} // namespace detail
+
+/// std::map <-> dict. Keys and values convert with their own converters.
+template <class K, class V, class C, class A>
+struct converter<std::map<K, V, C, A>> : detail::map_converter<std::map<K, V, C, A>> {};
+
+/// std::unordered_map <-> dict.
+template <class K, class V, class H, class E, class A>
+struct converter<std::unordered_map<K, V, H, E, A>>
+    : detail::map_converter<std::unordered_map<K, V, H, E, A>> {};
 
 namespace detail {
 template <class Tuple, std::size_t... I>

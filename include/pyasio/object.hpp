@@ -66,40 +66,101 @@ inline std::string repr(handle o) {
     return from_python<std::string>(detail::checked(PyObject_Repr(o.ptr())));
 }
 
+/// A keyword argument for call and call_method: `pyasio::call(f, 1, pyasio::kwarg("sep", ","))`.
+/// Keyword arguments come after the positional ones (a compile error says so otherwise).
+template <class T> struct kwarg_t {
+    const char* name;
+    T value;
+};
+
+/// Names a keyword argument; the value is converted with to_python when the call is made.
+template <class T> kwarg_t<T&&> kwarg(const char* name, T&& value) {
+    return {name, std::forward<T>(value)};
+}
+
 namespace detail {
 
-inline PyObject* vectorcall(PyObject* callable, PyObject* const* args, std::size_t nargsf) {
-#if PY_VERSION_HEX >= 0x03090000
-    return PyObject_Vectorcall(callable, args, nargsf, nullptr);
-#else
-    return _PyObject_Vectorcall(callable, args, nargsf, nullptr);
-#endif
+template <class T> inline constexpr bool is_kwarg_v = false;
+template <class T> inline constexpr bool is_kwarg_v<kwarg_t<T>> = true;
+
+template <class... Args> constexpr bool keywords_last() {
+    constexpr bool kw[] = {false, is_kwarg_v<std::decay_t<Args>>...};
+    for (std::size_t i = 1; i + 1 < sizeof...(Args) + 1; ++i)
+        if (kw[i] && !kw[i + 1])
+            return false;
+    return true;
+}
+
+template <class A> object argument_to_python(A&& a) {
+    if constexpr (is_kwarg_v<std::decay_t<A>>)
+        return to_python(std::forward<decltype(a.value)>(a.value));
+    else
+        return to_python(std::forward<A>(a));
 }
 
 /// Converts args and lays them out for vectorcall after one free slot (slot 0) that the callee
-/// may borrow (PY_VECTORCALL_ARGUMENTS_OFFSET), and after `prefix` (for a method's self).
+/// may borrow (PY_VECTORCALL_ARGUMENTS_OFFSET), and after Prefix more (for a method's self).
+/// Keyword values follow the positional ones; their names go in a tuple.
 template <std::size_t Prefix, class... Args> struct call_args {
-    explicit call_args(Args&&... args) : owned{to_python(std::forward<Args>(args))...} {
+    static_assert(keywords_last<Args...>(),
+                  "pyasio::call: keyword arguments (pyasio::kwarg) must come after the "
+                  "positional ones");
+    static constexpr std::size_t keywords = (std::size_t(is_kwarg_v<std::decay_t<Args>>) + ... + 0);
+    static constexpr std::size_t positional = sizeof...(Args) - keywords;
+
+    explicit call_args(Args&&... args) : owned{argument_to_python(std::forward<Args>(args))...} {
         for (std::size_t i = 0; i < sizeof...(Args); ++i)
             argv[1 + Prefix + i] = owned[i].ptr();
+        if constexpr (keywords > 0) {
+            names = checked(PyTuple_New(keywords));
+            std::size_t k = 0;
+            (add_name(args, k), ...);
+        }
     }
+
+    /// The nargsf argument of vectorcall: positional count (with Prefix) and the offset flag.
+    static constexpr std::size_t nargsf() {
+        return (Prefix + positional) | PY_VECTORCALL_ARGUMENTS_OFFSET;
+    }
+
     std::array<object, sizeof...(Args)> owned;
     std::array<PyObject*, 1 + Prefix + sizeof...(Args)> argv{};
+    object names; // the keyword names, or empty
+
+private:
+    template <class A> void add_name(const A& a, std::size_t& k) {
+        if constexpr (is_kwarg_v<A>) {
+            PyObject* name = PyUnicode_InternFromString(a.name);
+            if (name == nullptr)
+                throw_error_already_set();
+            PyTuple_SET_ITEM(names.ptr(), static_cast<Py_ssize_t>(k++), name);
+        }
+    }
 };
+
+inline PyObject* vectorcall(PyObject* callable, PyObject* const* args, std::size_t nargsf,
+                            PyObject* kwnames) {
+#if PY_VERSION_HEX >= 0x03090000
+    return PyObject_Vectorcall(callable, args, nargsf, kwnames);
+#else
+    return _PyObject_Vectorcall(callable, args, nargsf, kwnames);
+#endif
+}
 
 } // namespace detail
 
-/// callable(*args): each argument is converted with to_python; the call uses vectorcall (the
-/// interpreter's fast path: no argument tuple is built).
+/// callable(*args, **kwargs): each argument is converted with to_python; pyasio::kwarg names a
+/// keyword argument. The call uses vectorcall (the interpreter's fast path: no argument tuple or
+/// dict is built).
 template <class... Args> object call(handle callable, Args&&... args) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::call called");
     detail::call_args<0, Args...> a(std::forward<Args>(args)...);
-    return detail::checked(detail::vectorcall(callable.ptr(), a.argv.data() + 1,
-                                              sizeof...(Args) | PY_VECTORCALL_ARGUMENTS_OFFSET));
+    return detail::checked(
+        detail::vectorcall(callable.ptr(), a.argv.data() + 1, a.nargsf(), a.names.ptr()));
 }
 
-/// o.name(*args), looked up and called without creating a bound method where the interpreter
-/// allows it (PyObject_VectorcallMethod, 3.9+).
+/// o.name(*args, **kwargs), looked up and called without creating a bound method where the
+/// interpreter allows it (PyObject_VectorcallMethod, 3.9+).
 template <class... Args> object call_method(handle o, const char* name, Args&&... args) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::call_method called");
 #if PY_VERSION_HEX >= 0x03090000
@@ -107,8 +168,7 @@ template <class... Args> object call_method(handle o, const char* name, Args&&..
     detail::call_args<1, Args...> a(std::forward<Args>(args)...);
     a.argv[1] = o.ptr();
     return detail::checked(
-        PyObject_VectorcallMethod(method_name.ptr(), a.argv.data() + 1,
-                                  (1 + sizeof...(Args)) | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+        PyObject_VectorcallMethod(method_name.ptr(), a.argv.data() + 1, a.nargsf(), a.names.ptr()));
 #else
     return call(getattr(o, name), std::forward<Args>(args)...);
 #endif
