@@ -34,6 +34,7 @@ struct summary {
 
 summary measure(long pairs, int repeats, bool persistent) {
     std::vector<double> runs;
+    runs.reserve(static_cast<std::size_t>(repeats));
     for (int r = 0; r < repeats; ++r)
         runs.push_back(ns_per_pair(pairs, persistent));
     std::sort(runs.begin(), runs.end());
@@ -41,7 +42,7 @@ summary measure(long pairs, int repeats, bool persistent) {
 }
 } // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     long pairs = argc > 1 ? std::atol(argv[1]) : 1'000'000;
     int repeats = argc > 2 ? std::atoi(argv[2]) : 5;
     Py_InitializeEx(0);
@@ -57,4 +58,14 @@ int main(int argc, char** argv) {
         std::printf("speed-up: %.1fx\n", fresh.median / kept.median);
     }
     Py_FinalizeEx();
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return 1;
+    }
 }

@@ -35,9 +35,7 @@ PyObject* checked_price(PyObject*, PyObject* arg) {
     });
 }
 
-int main() {
-    std::setvbuf(stdout, nullptr, _IONBF, 0); // C and Python output in the order written
-    Py_InitializeEx(0);
+void tour() {
     {
         // Call Python with C++ values; get C++ values back.
         pyasio::object sorted = pyasio::getattr(pyasio::import("builtins"), "sorted");
@@ -88,5 +86,18 @@ int main() {
         }
         pyasio::release_pending();
     }
+}
+
+int main() {
+    std::setvbuf(stdout, nullptr, _IONBF, 0); // C and Python output in the order written
+    Py_InitializeEx(0);
+    int status = 0;
+    try {
+        tour();
+    } catch (const std::exception& e) { // describe it while the interpreter still runs
+        std::printf("error: %s\n", e.what());
+        status = 1;
+    }
     Py_FinalizeEx();
+    return status;
 }

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -19,13 +20,23 @@ void check(bool ok, const char* what) {
 
 std::vector<pyasio::object> some_objects(int n) {
     std::vector<pyasio::object> v;
+    v.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i)
         v.push_back(pyasio::steal(PyList_New(0)));
     return v;
 }
 } // namespace
 
-int main() {
+int run() {
+    bool refused_early = false;
+    try {
+        pyasio::gil_acquire gil;
+    } catch (const std::logic_error& e) {
+        refused_early = std::strstr(e.what(), "not running") != nullptr;
+    }
+    check(refused_early, "gil_acquire before Py_Initialize is a clear std::logic_error");
+    check(!pyasio::gil::held(), "gil::held() is false before Py_Initialize");
+
     Py_InitializeEx(0);
     std::vector<pyasio::object> survivors = some_objects(10);
     std::vector<pyasio::object> queued = some_objects(10);
@@ -65,4 +76,13 @@ int main() {
     Py_FinalizeEx();
     std::printf("%d failed\n", failures);
     return failures == 0 ? 0 : 1;
+}
+
+int main() {
+    try {
+        return run();
+    } catch (const std::exception& e) {
+        std::printf("FAILED: unexpected exception: %s\n", e.what());
+        return 1;
+    }
 }

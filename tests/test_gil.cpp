@@ -123,6 +123,7 @@ TEST_CASE("many threads take turns with the GIL", "[gil][threads]") {
     {
         pyasio::gil_release nogil;
         std::vector<std::thread> pool;
+        pool.reserve(threads);
         for (int t = 0; t < threads; ++t)
             pool.emplace_back([] {
                 pyasio::persistent_thread_state keep;

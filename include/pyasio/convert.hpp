@@ -138,6 +138,7 @@ template <> struct converter<bool> {
 template <class T> struct converter<T, std::enable_if_t<detail::is_integer_v<T>>> {
     static object to_python(T v) {
         if constexpr (std::is_signed_v<T>)
+            // NOLINTNEXTLINE(bugprone-signed-char-misuse): signed char is a number here
             return detail::checked(PyLong_FromLongLong(static_cast<long long>(v)));
         else
             return detail::checked(PyLong_FromUnsignedLongLong(static_cast<unsigned long long>(v)));
@@ -152,6 +153,7 @@ template <class T> struct converter<T, std::enable_if_t<detail::is_integer_v<T>>
             index = detail::checked(PyNumber_Index(h.ptr()));
             h = index;
         }
+        // NOLINTNEXTLINE(bugprone-signed-char-misuse): signed char is a number here
         constexpr long long min = static_cast<long long>(std::numeric_limits<T>::min());
         constexpr auto max = static_cast<unsigned long long>(std::numeric_limits<T>::max());
         int overflow = 0;

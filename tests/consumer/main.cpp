@@ -16,7 +16,7 @@ int main() {
                         PYASIO_VERSION_MINOR, PYASIO_VERSION_PATCH);
             status = 0;
         }
-    } catch (const pyasio::python_error& e) {
+    } catch (const std::exception& e) {
         std::printf("consumer failed: %s\n", e.what());
     }
     Py_FinalizeEx();

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: BSL-1.0
+// Misuse that debug builds stop with a message instead of corrupting the interpreter. Each case
+// aborts the process, so each runs as its own test: misuse_abort <case>.
+#include <pyasio.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+namespace {
+void misuse(const char* which) {
+    pyasio::object list = pyasio::steal(PyList_New(0));
+    if (std::strcmp(which, "copy-without-gil") == 0) {
+        pyasio::gil_release nogil;
+        // NOLINTNEXTLINE(performance-unnecessary-copy-initialization): the copy is the misuse
+        std::thread([&] { pyasio::object copy = list; }).join();
+    } else if (std::strcmp(which, "borrow-without-gil") == 0) {
+        pyasio::gil_release nogil;
+        std::thread([&] { pyasio::object ref = pyasio::borrow(list); }).join();
+    } else if (std::strcmp(which, "call-without-gil") == 0) {
+        pyasio::gil_release nogil;
+        std::thread([&] { (void)pyasio::call(list); }).join();
+    }
+}
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2)
+        return 2;
+    Py_InitializeEx(0);
+    try {
+        misuse(argv[1]);
+    } catch (const std::exception& e) {
+        std::printf("unexpected exception: %s\n", e.what());
+        return 1;
+    }
+    std::puts("no abort");
+    return 0;
+}
