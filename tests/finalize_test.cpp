@@ -25,6 +25,20 @@ std::vector<pyasio::object> some_objects(int n) {
         v.push_back(pyasio::steal(PyList_New(0)));
     return v;
 }
+// Set by a capsule destructor that runs while the interpreter tears down __main__, after
+// finalization began, on the finalizing thread (which holds the GIL).
+int acquired_during_finalization = -1;
+bool finalizing_then = false;
+
+void on_capsule_destroyed(PyObject*) {
+    finalizing_then = !pyasio::detail::interpreter_alive();
+    try {
+        pyasio::gil_acquire gil; // module-state destructors do this; it must not throw here
+        acquired_during_finalization = pyasio::gil::held() ? 1 : 0;
+    } catch (const std::exception&) {
+        acquired_during_finalization = 0;
+    }
+}
 } // namespace
 
 int run() {
@@ -46,6 +60,9 @@ int run() {
     } catch (const pyasio::python_error& e) {
         error = e;
     }
+    pyasio::object capsule = pyasio::steal(PyCapsule_New(&failures, nullptr, on_capsule_destroyed));
+    pyasio::setattr(pyasio::import("__main__"), "capsule", capsule);
+    capsule.reset();
     pyasio::release_pending(); // installs this interpreter's exit hook
     {
         pyasio::gil_release nogil;
@@ -54,6 +71,8 @@ int run() {
     Py_FinalizeEx();
 
     check(!pyasio::gil::held(), "gil::held() is false after finalization");
+    check(finalizing_then && acquired_during_finalization == 1,
+          "gil_acquire works on the finalizing thread during finalization");
     survivors.clear(); // dropped after finalization: must not touch the dead objects
     check(true, "objects dropped after finalization did not crash");
     check(std::strstr(error->what(), "interpreter was finalized") != nullptr,

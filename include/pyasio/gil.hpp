@@ -28,7 +28,9 @@ inline bool held() noexcept {
 class gil_acquire {
 public:
     gil_acquire() {
-        if (!detail::interpreter_alive())
+        // NOTE: during finalization the finalizing thread still holds the GIL (destructors of
+        // module state run there) and may nest an acquire; any other thread must not try.
+        if (!detail::gil_held() && !detail::interpreter_alive())
             throw std::logic_error(
                 "pyasio::gil_acquire: the Python interpreter is not running (not yet initialized "
                 "or already finalizing); nothing may touch Python now");
