@@ -39,16 +39,19 @@ void on_capsule_destroyed(PyObject*) {
         acquired_during_finalization = 0;
     }
 }
-} // namespace
-
-int run() {
-    bool refused_early = false;
+/// True when gil_acquire refuses with pyasio's message that the interpreter is not running.
+bool acquire_refused() {
     try {
         pyasio::gil_acquire gil;
     } catch (const std::logic_error& e) {
-        refused_early = std::strstr(e.what(), "not running") != nullptr;
+        return std::strstr(e.what(), "not running") != nullptr;
     }
-    check(refused_early, "gil_acquire before Py_Initialize is a clear std::logic_error");
+    return false;
+}
+} // namespace
+
+int run() {
+    check(acquire_refused(), "gil_acquire before Py_Initialize is a clear std::logic_error");
     check(!pyasio::gil::held(), "gil::held() is false before Py_Initialize");
 
     Py_InitializeEx(0);
@@ -68,23 +71,22 @@ int run() {
         pyasio::gil_release nogil;
         std::thread([&] { queued.clear(); }).join(); // queued, never drained before finalize
     }
+    check(pyasio::detail::release_queue::instance().pending(),
+          "objects dropped without the GIL wait in the queue");
     Py_FinalizeEx();
 
+    check(!pyasio::detail::release_queue::instance().pending(),
+          "references queued before finalization were discarded by it (never decref'd later)");
     check(!pyasio::gil::held(), "gil::held() is false after finalization");
     check(finalizing_then && acquired_during_finalization == 1,
           "gil_acquire works on the finalizing thread during finalization");
     survivors.clear(); // dropped after finalization: must not touch the dead objects
-    check(true, "objects dropped after finalization did not crash");
+    check(!pyasio::detail::release_queue::instance().pending(),
+          "objects dropped after finalization are neither touched nor queued");
     check(std::strstr(error->what(), "interpreter was finalized") != nullptr,
           "python_error::what() after finalization says the interpreter is gone");
     error.reset();
-    bool refused = false;
-    try {
-        pyasio::gil_acquire gil;
-    } catch (const std::logic_error& e) {
-        refused = std::strstr(e.what(), "not running") != nullptr;
-    }
-    check(refused, "gil_acquire after finalization is a clear std::logic_error");
+    check(acquire_refused(), "gil_acquire after finalization is a clear std::logic_error");
 
     // A second interpreter must not see the first one's queued references.
     Py_InitializeEx(0);
