@@ -19,7 +19,7 @@ TEST_CASE("Asio coroutines work after including pyasio", "[config]") {
     static_assert(ASIO_HAS_CO_AWAIT && ASIO_HAS_STD_COROUTINE);
     asio::io_context io;
     int result = 0;
-    asio::co_spawn(io, wait_and_add(20, 22), [&](std::exception_ptr e, int value) {
+    asio::co_spawn(io, wait_and_add(20, 22), [&](const std::exception_ptr& e, int value) {
         if (!e)
             result = value;
     });
