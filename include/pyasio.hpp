@@ -9,7 +9,10 @@
 
 #include <pyasio/convert.hpp>
 #include <pyasio/error.hpp>
+#include <pyasio/future_into_py.hpp>
 #include <pyasio/gil.hpp>
+#include <pyasio/loop.hpp>
 #include <pyasio/object.hpp>
+#include <pyasio/runtime.hpp>
 
 #endif // PYASIO_HPP

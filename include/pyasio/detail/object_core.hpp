@@ -55,7 +55,8 @@ public:
         }
     }
 
-    /// Forgets everything queued without touching it (the interpreter is gone).
+    /// Forgets everything queued without touching it (the interpreter is gone), and starts a
+    /// new interpreter generation.
     void discard() noexcept {
         node* n = head_.exchange(nullptr, std::memory_order_acquire);
         while (n != nullptr) {
@@ -63,8 +64,13 @@ public:
             delete n;
             n = next;
         }
+        generation_.fetch_add(1, std::memory_order_release);
         exit_hook_.store(false, std::memory_order_relaxed);
     }
+
+    /// Counts finalized interpreters: a cache of Python objects tagged with an older value
+    /// belongs to an interpreter that is gone, and its pointers must be forgotten, not released.
+    unsigned generation() const noexcept { return generation_.load(std::memory_order_acquire); }
 
     static release_queue& instance() noexcept {
         static release_queue q; // trivially destructible state: safe at process exit
@@ -85,7 +91,13 @@ public:
 private:
     std::atomic<node*> head_{nullptr};
     std::atomic<bool> exit_hook_{false};
+    std::atomic<unsigned> generation_{0};
 };
+
+/// The current interpreter generation (see release_queue::generation).
+inline unsigned interpreter_generation() noexcept {
+    return release_queue::instance().generation();
+}
 
 /// Releases objects that were dropped without the GIL. Call only with the GIL held.
 inline void release_pending() noexcept {

@@ -1,0 +1,577 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_FUTURE_INTO_PY_HPP
+#define PYASIO_FUTURE_INTO_PY_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/convert.hpp>
+#include <pyasio/error.hpp>
+#include <pyasio/loop.hpp>
+#include <pyasio/object.hpp>
+#include <pyasio/runtime.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// What one future_into_py call shares between its C++ work, the loop bridge and its Python
+/// future. Two owners: the C++ side (the completion handler, then the bridge's queue) and the
+/// Python side (the _Operation object registered as the future's done callback).
+class future_state : public loop_job {
+public:
+    future_state(std::shared_ptr<loop_bridge> bridge, asio::any_io_executor ex)
+        : bridge_(std::move(bridge)), strand_(asio::make_strand(std::move(ex))) {}
+
+    virtual ~future_state() = default;
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            delete this;
+    }
+
+    /// C++ side: the work finished; hand the outcome to the loop. Runtime thread, no GIL.
+    void finish(std::exception_ptr error) noexcept {
+        error_ = std::move(error);
+        finished_.store(true, std::memory_order_release);
+        bridge_->push(this); // the C++ reference travels with the job
+    }
+
+    /// Python side: the future was cancelled, completed by someone else, or collected. Loop
+    /// thread, GIL held. Emits a terminal cancellation on the work's own strand (where the work
+    /// also starts, so the two never race); work not yet started then never starts.
+    void request_cancel() noexcept {
+        if (finished_.load(std::memory_order_acquire))
+            return;
+        cancel_requested_.store(true, std::memory_order_release);
+        add_ref();
+        try {
+            asio::post(strand_, [this] {
+                signal_.emit(asio::cancellation_type::terminal);
+                release();
+            });
+        } catch (...) {
+            release();
+        }
+    }
+
+    /// Python side: the _Operation object died (with its future). Loop thread, GIL held.
+    void operation_gone() noexcept {
+        operation_ = nullptr;
+        future_ = nullptr;
+        request_cancel();
+        release();
+    }
+
+    void bind_python(PyObject* operation, PyObject* future) noexcept {
+        operation_ = operation;
+        future_ = future;
+    }
+
+    asio::cancellation_signal& signal() noexcept { return signal_; }
+    const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
+
+    /// Runtime side, on the work's strand: starts the C++ work (or, when Python already
+    /// cancelled, finishes at once with operation_aborted).
+    void start_on_strand() noexcept {
+        if (cancel_requested_.load(std::memory_order_acquire)) {
+            finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+            return;
+        }
+        // NOTE: if co_spawn throws, its handler (and the C++ reference it holds) may or may not
+        // be gone; an extra reference keeps the state alive to report the error either way.
+        add_ref();
+        try {
+            spawn();
+            release();
+        } catch (...) {
+            finish(std::current_exception()); // the extra reference goes with the job
+        }
+    }
+
+    future_state* next_start = nullptr; // link in the start queue
+
+protected:
+    /// co_spawn the work with the completion handler; the C++ reference goes with the handler.
+    virtual void spawn() = 0;
+
+public:
+    /// Loop thread, GIL held: completes the future unless it is gone or already done.
+    void run() noexcept override {
+        complete();
+        release();
+    }
+    void abandon() noexcept override { release(); }
+
+protected:
+    /// The result as a Python object (loop thread, GIL held); may throw.
+    virtual object result_to_python() = 0;
+
+private:
+    void complete() noexcept {
+        if (operation_ == nullptr)
+            return; // the future was collected: nobody waits for the result
+        // NOTE: removing our done callback may free the _Operation (the future held the only
+        // reference) and so clear operation_/future_: keep both alive until we are done.
+        object op = borrow(operation_);
+        object fut = borrow(future_);
+        try {
+            // A future cancelled (or completed) by Python is left as it is: no InvalidStateError.
+            if (PyObject_IsTrue(call_method(fut, "done").ptr()))
+                return;
+            call_method(fut, "remove_done_callback", op);
+            if (error_) {
+                translate_exception(error_);
+                python_error e = python_error::fetch();
+                call_method(fut, "set_exception", e.value());
+            } else {
+                set_result(fut);
+            }
+        } catch (...) {
+            report(std::current_exception());
+        }
+    }
+
+    void set_result(handle fut) {
+        object value;
+        try {
+            value = result_to_python();
+        } catch (...) { // a conversion error is the operation's error
+            translate_exception(std::current_exception());
+            python_error e = python_error::fetch();
+            call_method(fut, "set_exception", e.value());
+            return;
+        }
+        call_method(fut, "set_result", value);
+    }
+
+    static void report(std::exception_ptr e) noexcept {
+        translate_exception(std::move(e));
+        PyErr_WriteUnraisable(nullptr);
+    }
+
+    std::atomic<int> refs_{2};
+    std::atomic<bool> finished_{false};
+    std::atomic<bool> cancel_requested_{false};
+    std::shared_ptr<loop_bridge> bridge_;
+    asio::strand<asio::any_io_executor> strand_;
+    asio::cancellation_signal signal_;
+    std::exception_ptr error_;
+    PyObject* operation_ = nullptr; // weak: cleared when the _Operation dies
+    PyObject* future_ = nullptr;    // borrowed: alive while operation_ is
+};
+
+/// The completion handler given to co_spawn: stores the outcome and queues the state for the
+/// loop. Owns the C++ reference until it runs; destroyed unrun (runtime stopped), it drops it.
+template <class State> class completion {
+public:
+    explicit completion(State* s) noexcept : s_(s) {}
+    completion(completion&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    completion(const completion&) = delete;
+    completion& operator=(const completion&) = delete;
+    completion& operator=(completion&&) = delete;
+    ~completion() {
+        if (s_ != nullptr)
+            s_->release();
+    }
+
+    template <class... V> void operator()(std::exception_ptr e, V&&... v) noexcept {
+        auto* s = std::exchange(s_, nullptr);
+        if constexpr (sizeof...(V) == 1)
+            if (!e)
+                s->value.emplace(std::forward<V>(v)...);
+        s->finish(std::move(e));
+    }
+
+private:
+    State* s_;
+};
+
+/// The state of one call, with the work's maker and its result.
+template <class T, class Make> class typed_future_state final : public future_state {
+public:
+    typed_future_state(std::shared_ptr<loop_bridge> bridge, asio::any_io_executor ex, Make make)
+        : future_state(std::move(bridge), std::move(ex)), make_(std::move(make)) {}
+
+    std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
+
+private:
+    void spawn() override {
+        // NOTE: co_spawn is given the callable, not make_(): it keeps the callable alive in its
+        // own frame while the coroutine runs, and a lambda coroutine reads its captures through
+        // the lambda object.
+        asio::co_spawn(
+            strand(), std::move(make_),
+            asio::bind_cancellation_slot(signal().slot(), completion<typed_future_state>(this)));
+    }
+
+    object result_to_python() override {
+        if constexpr (std::is_void_v<T>)
+            return borrow(Py_None);
+        else
+            return pyasio::to_python(std::move(*value));
+    }
+
+    Make make_;
+};
+
+/// Starts queued work on the runtime, one post per batch: the loop thread pushes; only the push
+/// that finds the queue empty posts a drain to the runtime, which starts the whole batch.
+class start_queue {
+public:
+    void push(future_state* s, const asio::any_io_executor& ex) {
+        future_state* old = head_.load(std::memory_order_relaxed);
+        do {
+            s->next_start = old;
+        } while (!head_.compare_exchange_weak(old, s, std::memory_order_release,
+                                              std::memory_order_relaxed));
+        if (old == nullptr)
+            asio::post(ex, [this] { drain(); });
+    }
+
+    static start_queue& instance() {
+        static start_queue q;
+        return q;
+    }
+
+private:
+    void drain() noexcept {
+        future_state* batch = head_.exchange(nullptr, std::memory_order_acquire);
+        future_state* ordered = nullptr;
+        while (batch != nullptr) {
+            future_state* next = batch->next_start;
+            batch->next_start = ordered;
+            ordered = batch;
+            batch = next;
+        }
+        while (ordered != nullptr) {
+            future_state* next = ordered->next_start;
+            try {
+                asio::dispatch(ordered->strand(), [s = ordered] { s->start_on_strand(); });
+            } catch (...) {
+                ordered->finish(std::current_exception());
+            }
+            ordered = next;
+        }
+    }
+
+    std::atomic<future_state*> head_{nullptr};
+};
+
+// --- the Python types ----------------------------------------------------------------------
+
+/// _Operation: the done callback of a future_into_py future. Called by the future when it is
+/// done, and destroyed with the future: both tell the C++ work to stop unless it finished.
+struct operation_object {
+    PyObject_HEAD future_state* state;
+};
+
+/// The awaitable returned when no loop runs at the call: starts the work on the loop that first
+/// awaits it. Behaves like a coroutine object (send, throw, close, __await__), so asyncio.run,
+/// ensure_future and create_task accept it.
+struct lazy_object {
+    PyObject_HEAD struct starter* start;
+    PyObject* inner; // the future's __await__ iterator once started
+    int stage;       // 0 created, 1 started, 2 finished or closed
+};
+
+struct starter {
+    virtual ~starter() = default;
+    virtual object start(handle loop) = 0;
+};
+
+inline void operation_dealloc(PyObject* self) {
+    auto* op = reinterpret_cast<operation_object*>(self);
+    if (op->state != nullptr)
+        std::exchange(op->state, nullptr)->operation_gone();
+    PyTypeObject* type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type); // heap type instances own a reference to their type
+}
+
+inline PyObject* operation_call(PyObject* self, PyObject*, PyObject*) {
+    auto* op = reinterpret_cast<operation_object*>(self);
+    if (op->state != nullptr)
+        op->state->request_cancel();
+    Py_RETURN_NONE;
+}
+
+inline object lazy_start(lazy_object* self) {
+    object loop = get_running_loop();
+    std::unique_ptr<starter> s(std::exchange(self->start, nullptr));
+    object fut = s->start(loop);
+    self->inner = call_method(fut, "__await__").release();
+    self->stage = 1;
+    return fut;
+}
+
+/// Forwards one step to the future's iterator; marks the end when it finishes.
+inline PyObject* lazy_step(lazy_object* self, PyObject* result) {
+    if (result == nullptr) // StopIteration (the result) or an exception: either way it ended
+        self->stage = 2;
+    return result;
+}
+
+inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->stage == 2) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return nullptr;
+    }
+    if (self->stage == 0) {
+        if (arg != Py_None) {
+            PyErr_SetString(PyExc_TypeError,
+                            "can't send non-None value to a just-started coroutine");
+            return nullptr;
+        }
+        try {
+            lazy_start(self);
+        } catch (...) {
+            self->stage = 2;
+            translate_exception(std::current_exception());
+            return nullptr;
+        }
+    }
+    if (arg == Py_None)
+        return lazy_step(self, Py_TYPE(self->inner)->tp_iternext(self->inner));
+    return lazy_step(self, PyObject_CallMethod(self->inner, "send", "O", arg));
+}
+
+inline PyObject* lazy_iternext(PyObject* o) {
+    return lazy_send(o, Py_None);
+}
+
+inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->stage == 1) {
+        object method = steal(PyObject_GetAttrString(self->inner, "throw"));
+        return method ? lazy_step(self, PyObject_Call(method.ptr(), args, nullptr)) : nullptr;
+    }
+    // Never started (or finished): like a coroutine, raise the exception here and end.
+    self->stage = 2;
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
+        return nullptr;
+    if (PyExceptionInstance_Check(type))
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(type)), type);
+    else
+        PyErr_SetObject(type, value == nullptr ? Py_None : value);
+    return nullptr;
+}
+
+inline PyObject* lazy_close(PyObject* o, PyObject*) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->stage == 1) {
+        object r = steal(PyObject_CallMethod(self->inner, "close", nullptr));
+        if (!r)
+            return nullptr;
+    }
+    self->stage = 2;
+    Py_RETURN_NONE;
+}
+
+inline PyObject* lazy_await(PyObject* o) {
+    Py_INCREF(o);
+    return o;
+}
+
+inline void lazy_finalize(PyObject* o) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->stage != 0)
+        return;
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    PyErr_Fetch(&type, &value, &tb);
+    // NOTE: the same warning, category and wording as a coroutine that was never awaited.
+    if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+                         "coroutine 'pyasio.future_into_py' was never awaited") < 0)
+        PyErr_WriteUnraisable(o);
+    PyErr_Restore(type, value, tb);
+}
+
+inline void lazy_dealloc(PyObject* o) {
+    if (PyObject_CallFinalizerFromDealloc(o) < 0)
+        return; // resurrected
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    delete std::exchange(self->start, nullptr);
+    Py_CLEAR(self->inner);
+    PyTypeObject* type = Py_TYPE(o);
+    type->tp_free(o);
+    Py_DECREF(type);
+}
+
+/// The Python types, made once per interpreter.
+struct future_types {
+    PyTypeObject* operation = nullptr;
+    PyTypeObject* lazy = nullptr;
+    unsigned generation = ~0u;
+
+    static future_types& get() {
+        static future_types t;
+        PYASIO_DETAIL_ASSERT_GIL("pyasio: future types used");
+        if (t.generation != interpreter_generation()) {
+            // NOTE: types of a finalized interpreter are forgotten, never released.
+            t.operation = make_operation_type();
+            t.lazy = make_lazy_type();
+            t.generation = interpreter_generation();
+        }
+        return t;
+    }
+
+private:
+    static PyTypeObject* make_operation_type() {
+        static PyType_Slot slots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(operation_dealloc)},
+                                      {Py_tp_call, reinterpret_cast<void*>(operation_call)},
+                                      {0, nullptr}};
+        static PyType_Spec spec = {"pyasio._Operation", sizeof(operation_object), 0,
+                                   Py_TPFLAGS_DEFAULT, slots};
+        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
+    }
+
+    static PyTypeObject* make_lazy_type() {
+        static PyMethodDef methods[] = {
+            {"send", lazy_send, METH_O, "Sends a value into the awaitable (starting it)."},
+            {"throw", lazy_throw, METH_VARARGS, "Raises an exception inside the awaitable."},
+            {"close", lazy_close, METH_NOARGS, "Closes the awaitable."},
+            {nullptr, nullptr, 0, nullptr}};
+        static PyType_Slot slots[] = {
+            {Py_tp_dealloc, reinterpret_cast<void*>(lazy_dealloc)},
+            {Py_tp_finalize, reinterpret_cast<void*>(lazy_finalize)},
+            {Py_tp_iternext, reinterpret_cast<void*>(lazy_iternext)},
+            {Py_am_await, reinterpret_cast<void*>(lazy_await)},
+            {Py_tp_methods, methods},
+            {Py_tp_doc, const_cast<char*>(
+                            "A C++ operation that starts on the event loop that first awaits it.")},
+            {0, nullptr}};
+        static PyType_Spec spec = {"pyasio.LazyFuture", sizeof(lazy_object), 0, Py_TPFLAGS_DEFAULT,
+                                   slots};
+        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
+    }
+};
+
+/// Makes a future of `loop` for `make()` (which returns an asio::awaitable<T>) and queues the
+/// work to start on a strand of `ex`. Loop thread, GIL held.
+template <class T, class Make> object launch(handle loop, asio::any_io_executor ex, Make make) {
+    std::shared_ptr<loop_bridge> bridge = bridge_registry::instance().bridge_for(loop);
+    future_types& types = future_types::get();
+    object fut = call_method(loop, "create_future");
+    object op = steal(PyType_GenericAlloc(types.operation, 0));
+    if (!op)
+        throw_error_already_set();
+    auto* state = new typed_future_state<T, Make>(std::move(bridge), ex, std::move(make));
+    reinterpret_cast<operation_object*>(op.ptr())->state = state; // the Python reference
+    state->bind_python(op.ptr(), fut.ptr());
+    call_method(fut, "add_done_callback", op); // the future now owns the _Operation
+    start_queue::instance().push(state, ex);   // the C++ reference goes with the work
+    return fut;
+}
+
+template <class A> struct awaitable_value;
+template <class T, class E> struct awaitable_value<asio::awaitable<T, E>> { using type = T; };
+
+template <class Make> struct starter_for final : starter {
+    Make make;
+    asio::any_io_executor ex;
+    starter_for(Make m, asio::any_io_executor e) : make(std::move(m)), ex(std::move(e)) {}
+    object start(handle loop) override {
+        using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
+        return launch<T>(loop, ex, std::move(make));
+    }
+};
+
+/// The future (loop running) or a LazyFuture (no loop running) for `make`.
+template <class Make> object future_for(asio::any_io_executor ex, Make make) {
+    PYASIO_DETAIL_ASSERT_GIL("pyasio::future_into_py called");
+    using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
+    if (object loop = running_loop())
+        return launch<T>(loop, std::move(ex), std::move(make));
+    future_types& types = future_types::get();
+    object lazy = steal(PyType_GenericAlloc(types.lazy, 0));
+    if (!lazy)
+        throw_error_already_set();
+    reinterpret_cast<lazy_object*>(lazy.ptr())->start =
+        new starter_for<Make>(std::move(make), std::move(ex));
+    return lazy;
+}
+
+template <class F> auto as_maker(F&& f) {
+    using D = std::decay_t<F>;
+    if constexpr (std::is_invocable_v<D&>) { // (a) a callable returning an awaitable
+        return D(std::forward<F>(f));
+    } else if constexpr (std::is_invocable_v<D&, const asio::use_awaitable_t<>&>) {
+        // (c) an initiation taking a completion token: await it in a coroutine
+        using A = std::invoke_result_t<D&, const asio::use_awaitable_t<>&>;
+        using T = typename awaitable_value<A>::type;
+        return [init = D(std::forward<F>(f))]() mutable -> asio::awaitable<T> {
+            co_return co_await init(asio::use_awaitable);
+        };
+    } else {
+        static_assert(always_false<D>,
+                      "pyasio::future_into_py takes a callable returning asio::awaitable<T>, an "
+                      "asio::awaitable<T>, or an initiation f(token) such as "
+                      "[&](auto token) { return timer.async_wait(token); }");
+    }
+}
+
+template <class T, class E> auto as_maker(asio::awaitable<T, E>&& a) {
+    // (b) an awaitable: it can be started once
+    return [a = std::make_shared<asio::awaitable<T, E>>(std::move(a))]() { return std::move(*a); };
+}
+
+} // namespace detail
+
+/// Python awaits C++: runs `work` on the Asio runtime and returns what Python awaits for its
+/// result.
+///
+/// `work` is one of: (a) a callable returning asio::awaitable<T>; (b) an asio::awaitable<T>;
+/// (c) an Asio initiation `f(token)`, e.g. `[t](auto token) { return t->async_wait(token); }`.
+///
+/// When a loop runs in this thread, the result is an asyncio.Future made by loop.create_future()
+/// and the work starts at once. Otherwise it is a LazyFuture that starts the work on the loop
+/// that first awaits it (so `asyncio.run(mod.f())` works); one never awaited starts nothing and
+/// warns like a coroutine that was never awaited.
+///
+/// @par Completion
+/// The result T is converted with to_python on the loop thread (void gives None); a C++
+/// exception becomes the matching Python exception (pyasio::translate_exception), a
+/// python_error the original exception object.
+///
+/// @par Cancellation
+/// Cancelling the future (task.cancel(), asyncio.wait_for's timeout) or letting it be garbage
+/// collected emits a terminal cancellation to the work on its own strand; its next cancellable
+/// wait ends with operation_aborted. A completion racing a cancellation is dropped quietly.
+///
+/// @par Threads and the GIL
+/// Call with the GIL held, on the loop's thread. The work runs on a strand of `ex` (default: the
+/// default runtime); its threads never take the GIL: the outcome reaches the loop through the
+/// loop bridge, one wake per batch.
+template <class Work> object future_into_py(Work&& work, asio::any_io_executor ex) {
+    return detail::future_for(std::move(ex), detail::as_maker(std::forward<Work>(work)));
+}
+
+/// future_into_py on the default runtime.
+template <class Work> object future_into_py(Work&& work) {
+    return future_into_py(std::forward<Work>(work), default_executor());
+}
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_FUTURE_INTO_PY_HPP

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_LOOP_HPP
+#define PYASIO_LOOP_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/error.hpp>
+#include <pyasio/gil.hpp>
+#include <pyasio/object.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+PYASIO_NAMESPACE_BEGIN
+
+/// How C++ threads wake a Python event loop that has work waiting.
+enum class loop_wake {
+    /// An eventfd watched with loop.add_reader: the waking thread writes 8 bytes and never takes
+    /// the GIL. The default; needs a loop with add_reader (asyncio's selector loops, uvloop).
+    reader,
+    /// loop.call_soon_threadsafe: the waking thread takes the GIL for the call. For loops without
+    /// add_reader.
+    call_soon_threadsafe,
+};
+
+namespace detail {
+
+/// What a weak reference points to, or an empty object once it died. Needs the GIL.
+inline object weak_target(handle weakref) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* target = nullptr;
+    if (PyWeakref_GetRef(weakref.ptr(), &target) < 0)
+        throw_error_already_set();
+    return steal(target);
+#else
+    PyObject* target = PyWeakref_GetObject(weakref.ptr()); // borrowed
+    if (target == nullptr)
+        throw_error_already_set();
+    return target == Py_None ? object() : borrow(target);
+#endif
+}
+
+/// A unit of work for the loop thread. Queued by any thread without the GIL; run on the loop
+/// thread with the GIL by the bridge's drain, in the order queued.
+struct loop_job {
+    loop_job* next = nullptr;
+    /// Runs on the loop thread with the GIL held; must not throw. Consumes the job.
+    virtual void run() noexcept = 0;
+    /// The loop is gone: release the job without completing it. The GIL is held if the
+    /// interpreter is alive. Consumes the job.
+    virtual void abandon() noexcept = 0;
+
+protected:
+    ~loop_job() = default;
+};
+
+/// One per asyncio event loop: a lock-free multi-producer queue of loop_jobs, and one wake of
+/// the loop per batch. Only the push that finds the queue empty wakes the loop; one drain on the
+/// loop thread takes the whole batch.
+class loop_bridge : public std::enable_shared_from_this<loop_bridge> {
+public:
+    loop_bridge(handle loop, loop_wake wake) : wake_(wake) {
+        // NOTE: weak: the loop owns the bridge (through its reader), never the other way round.
+        loop_ = checked(PyWeakref_NewRef(loop.ptr(), nullptr));
+        if (wake_ == loop_wake::reader) {
+            efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+            if (efd_ < 0)
+                throw std::system_error(errno, std::system_category(), "pyasio: eventfd");
+        }
+    }
+
+    ~loop_bridge() {
+        if (efd_ >= 0)
+            ::close(efd_);
+        abandon_all();
+    }
+
+    loop_bridge(const loop_bridge&) = delete;
+    loop_bridge& operator=(const loop_bridge&) = delete;
+
+    /// Installs the drain callback on the loop. Called once, on the loop thread, with the GIL.
+    void attach(handle loop, object drain) {
+        drain_ = std::move(drain);
+        if (wake_ == loop_wake::reader)
+            call_method(loop, "add_reader", efd_, drain_);
+    }
+
+    /// Queues a job for the loop thread. Any thread; no GIL needed in reader mode.
+    void push(loop_job* job) noexcept {
+        if (closed_.load(std::memory_order_acquire)) {
+            job->abandon();
+            return;
+        }
+        loop_job* old = head_.load(std::memory_order_relaxed);
+        do {
+            job->next = old;
+        } while (!head_.compare_exchange_weak(old, job, std::memory_order_release,
+                                              std::memory_order_relaxed));
+        pushes_.fetch_add(1, std::memory_order_relaxed);
+        if (old == nullptr)
+            wake();
+    }
+
+    /// Runs every queued job, oldest first. The loop thread, with the GIL.
+    void drain() noexcept {
+        if (efd_ >= 0) {
+            std::uint64_t count = 0;
+            // NOTE: read before taking the batch: a push after the read finds the queue empty
+            // (we are about to take it) or not, and either wakes us again or rides along.
+            [[maybe_unused]] ssize_t n = ::read(efd_, &count, sizeof count);
+        }
+        drains_.fetch_add(1, std::memory_order_relaxed);
+        loop_job* batch = head_.exchange(nullptr, std::memory_order_acquire);
+        loop_job* ordered = nullptr; // the stack holds newest first: reverse it
+        while (batch != nullptr) {
+            loop_job* next = batch->next;
+            batch->next = ordered;
+            ordered = batch;
+            batch = next;
+        }
+        while (ordered != nullptr) {
+            loop_job* next = ordered->next;
+            ordered->run();
+            ordered = next;
+        }
+    }
+
+    /// The loop is gone: jobs queued now or later are abandoned, never run.
+    void close() noexcept {
+        closed_.store(true, std::memory_order_release);
+        abandon_all();
+    }
+
+    loop_wake wake_mode() const noexcept { return wake_; }
+
+    /// Counters for tests and benchmarks: jobs pushed and drains run.
+    std::uint64_t pushes() const noexcept { return pushes_.load(std::memory_order_relaxed); }
+    std::uint64_t drains() const noexcept { return drains_.load(std::memory_order_relaxed); }
+
+    /// Forgets every Python reference without releasing it: for an interpreter that is gone.
+    void forget_python() noexcept {
+        (void)loop_.release();
+        (void)drain_.release();
+    }
+
+private:
+    void wake() noexcept {
+        if (wake_ == loop_wake::reader) {
+            std::uint64_t one = 1;
+            [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+            return;
+        }
+        if (!interpreter_alive())
+            return;
+        try {
+            gil_acquire gil;
+            if (object loop = weak_target(loop_))
+                call_method(loop, "call_soon_threadsafe", drain_);
+        } catch (...) {
+            // A closed loop raises RuntimeError: its jobs are abandoned when it goes away.
+        }
+    }
+
+    void abandon_all() noexcept {
+        loop_job* j = head_.exchange(nullptr, std::memory_order_acquire);
+        while (j != nullptr) {
+            loop_job* next = j->next;
+            j->abandon();
+            j = next;
+        }
+    }
+
+    std::atomic<loop_job*> head_{nullptr};
+    std::atomic<bool> closed_{false};
+    std::atomic<std::uint64_t> pushes_{0};
+    std::atomic<std::uint64_t> drains_{0};
+    loop_wake wake_;
+    int efd_ = -1;
+    object loop_;  // a weak reference
+    object drain_; // holds only a weak_ptr to this bridge: no cycle
+};
+
+/// Process-wide settings and the registry of bridges (one per live loop).
+class bridge_registry {
+public:
+    static bridge_registry& instance() {
+        static bridge_registry r;
+        return r;
+    }
+
+    loop_wake default_wake() const noexcept { return wake_.load(std::memory_order_relaxed); }
+    void set_default_wake(loop_wake w) noexcept { wake_.store(w, std::memory_order_relaxed); }
+
+    /// The bridge for `loop`, made on first use. Call on the loop's thread with the GIL.
+    std::shared_ptr<loop_bridge> bridge_for(handle loop);
+
+    /// Drops the bridge of a loop that died. With the GIL.
+    void forget(PyObject* loop) noexcept {
+        std::shared_ptr<loop_bridge> b;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = bridges_.find(loop);
+            if (it == bridges_.end())
+                return;
+            b = std::move(it->second.bridge);
+            bridges_.erase(it);
+        }
+        b->close();
+    }
+
+    std::size_t size() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return bridges_.size();
+    }
+
+private:
+    struct entry {
+        std::shared_ptr<loop_bridge> bridge;
+        object watcher; // weakref(loop, on_loop_gone)
+    };
+
+    std::mutex mutex_;
+    std::unordered_map<PyObject*, entry> bridges_;
+    unsigned generation_ = 0;
+    std::atomic<loop_wake> wake_{loop_wake::reader};
+};
+
+namespace bridge_callbacks {
+inline PyObject* drain(PyObject* self, PyObject*) noexcept {
+    auto* weak =
+        static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(self, "pyasio.loop_bridge"));
+    if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+        bridge->drain();
+    Py_RETURN_NONE;
+}
+inline PyObject* loop_gone(PyObject* self, PyObject*) noexcept {
+    // NOTE: self is the loop's address as an int: the loop itself is being destroyed.
+    bridge_registry::instance().forget(static_cast<PyObject*>(PyLong_AsVoidPtr(self)));
+    Py_RETURN_NONE;
+}
+inline PyMethodDef drain_def = {"pyasio_drain", drain, METH_NOARGS,
+                                "Runs the C++ completions waiting for this loop."};
+inline PyMethodDef loop_gone_def = {"pyasio_loop_gone", loop_gone, METH_O, nullptr};
+} // namespace bridge_callbacks
+
+inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
+    PYASIO_DETAIL_ASSERT_GIL("pyasio: bridge_for called");
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (generation_ != interpreter_generation()) { // bridges of a finalized interpreter
+            for (auto& [key, e] : bridges_) {
+                e.bridge->forget_python();
+                (void)e.watcher.release();
+            }
+            bridges_.clear();
+            generation_ = interpreter_generation();
+        }
+        if (auto it = bridges_.find(loop.ptr()); it != bridges_.end())
+            return it->second.bridge;
+    }
+    // NOTE: Python runs below (add_reader, weakref creation may collect garbage and fire
+    // weakref callbacks that call forget), so the mutex is not held here. Only the loop's own
+    // thread creates its bridge, so no other thread races to create the same one.
+    auto bridge = std::make_shared<loop_bridge>(loop, default_wake());
+    auto* weak = new std::weak_ptr<loop_bridge>(bridge);
+    object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
+        delete static_cast<std::weak_ptr<loop_bridge>*>(
+            PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
+    }));
+    if (!capsule) {
+        delete weak;
+        throw_error_already_set();
+    }
+    bridge->attach(loop, checked(PyCFunction_New(&bridge_callbacks::drain_def, capsule.ptr())));
+    object key = checked(PyLong_FromVoidPtr(loop.ptr()));
+    object on_gone = checked(PyCFunction_New(&bridge_callbacks::loop_gone_def, key.ptr()));
+    object watcher = checked(PyWeakref_NewRef(loop.ptr(), on_gone.ptr()));
+    std::lock_guard<std::mutex> lock(mutex_);
+    bridges_.insert_or_assign(loop.ptr(), entry{bridge, std::move(watcher)});
+    return bridge;
+}
+
+} // namespace detail
+
+/// Chooses how C++ threads wake event loops whose bridge is created from now on (loops already
+/// bridged keep theirs). Default: loop_wake::reader.
+inline void set_loop_wake(loop_wake w) noexcept {
+    detail::bridge_registry::instance().set_default_wake(w);
+}
+
+namespace detail {
+/// asyncio.events._get_running_loop, looked up once per interpreter (the reference is kept for
+/// the interpreter's life and forgotten, not released, when it is finalized).
+inline PyObject* get_running_loop_function() {
+    static PyObject* fn = nullptr;
+    static unsigned generation = ~0u;
+    if (generation != interpreter_generation()) {
+        fn = getattr(import("asyncio.events"), "_get_running_loop").release();
+        generation = interpreter_generation();
+    }
+    return fn;
+}
+} // namespace detail
+
+/// The running event loop of this thread, or an empty object when none runs. Needs the GIL.
+inline object running_loop() {
+    PYASIO_DETAIL_ASSERT_GIL("pyasio::running_loop called");
+    object loop = call(handle(detail::get_running_loop_function()));
+    return loop.is_none() ? object() : loop;
+}
+
+/// The running event loop of this thread; RuntimeError naming the fix when none runs.
+inline object get_running_loop() {
+    object loop = running_loop();
+    if (!loop)
+        detail::throw_error(PyExc_RuntimeError,
+                            "pyasio: no running event loop in this thread (call this from a "
+                            "coroutine or callback running on an asyncio loop)");
+    return loop;
+}
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_LOOP_HPP

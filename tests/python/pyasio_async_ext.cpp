@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: BSL-1.0
+// Async functions exposed to Python with pyasio::future_into_py; used by test_future_into_py.py.
+#include <pyasio.hpp>
+
+#include <asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <vector>
+
+namespace {
+using pyasio::handle;
+using pyasio::object;
+
+std::atomic<long> started{0};   // coroutine bodies that began
+std::atomic<long> aborted{0};   // waits that ended with operation_aborted
+std::atomic<long> completed{0}; // waits that ran to the end
+
+/// Waits ms on a timer of the coroutine's executor, counting how it ended.
+asio::awaitable<void> wait_ms(long ms) {
+    started.fetch_add(1);
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+    try {
+        co_await timer.async_wait(asio::use_awaitable);
+    } catch (const std::system_error& e) {
+        if (e.code() == asio::error::operation_aborted)
+            aborted.fetch_add(1);
+        throw;
+    }
+    completed.fetch_add(1);
+}
+
+PyObject* noop(PyObject*, PyObject*) {
+    return pyasio::entry_point(
+        [] { return pyasio::future_into_py([]() -> asio::awaitable<void> { co_return; }); });
+}
+
+/// echo_<T>(x): x converted to T at the call, returned by C++ work on the runtime.
+template <class T> PyObject* echo(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        T value = pyasio::from_python<T>(handle(arg));
+        return pyasio::future_into_py(
+            [value = std::move(value)]() -> asio::awaitable<T> { co_return value; });
+    });
+}
+
+PyObject* sleep_ms(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long ms = pyasio::from_python<long>(handle(arg));
+        return pyasio::future_into_py([ms] { return wait_ms(ms); });
+    });
+}
+
+PyObject* fail(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        std::string msg = pyasio::from_python<std::string>(handle(arg));
+        return pyasio::future_into_py([msg]() -> asio::awaitable<int> {
+            throw std::invalid_argument(msg);
+            co_return 0;
+        });
+    });
+}
+
+PyObject* refuse(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py([]() -> asio::awaitable<void> {
+            throw std::system_error(ECONNREFUSED, std::system_category(), "connect");
+            co_return;
+        });
+    });
+}
+
+/// raise_later(exc): C++ work that throws the given Python exception object.
+PyObject* raise_later(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        pyasio::python_error error{pyasio::borrow(arg)};
+        return pyasio::future_into_py([error]() -> asio::awaitable<void> {
+            throw error;
+            co_return;
+        });
+    });
+}
+
+/// timer_wait(ms): an Asio initiation (a timer's async_wait) given directly.
+PyObject* timer_wait(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long ms = pyasio::from_python<long>(handle(arg));
+        auto timer = std::make_shared<asio::steady_timer>(pyasio::default_executor(),
+                                                          std::chrono::milliseconds(ms));
+        return pyasio::future_into_py([timer](auto&& token) {
+            return timer->async_wait(std::forward<decltype(token)>(token));
+        });
+    });
+}
+
+asio::awaitable<std::string> greet(std::string name) {
+    co_return "hello " + name;
+}
+
+/// greet(name): an asio::awaitable given directly.
+PyObject* greet_py(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(greet(pyasio::from_python<std::string>(handle(arg))));
+    });
+}
+
+/// bad_result(): the result cannot be converted to Python (invalid UTF-8).
+PyObject* bad_result(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py(
+            []() -> asio::awaitable<std::string> { co_return std::string("bad \xff"); });
+    });
+}
+
+PyObject* stats(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return std::map<std::string, long>{
+            {"started", started.load()},
+            {"aborted", aborted.load()},
+            {"completed", completed.load()},
+            {"bridges", static_cast<long>(pyasio::detail::bridge_registry::instance().size())}};
+    });
+}
+
+PyObject* set_wake(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        std::string mode = pyasio::from_python<std::string>(handle(arg));
+        if (mode == "reader")
+            pyasio::set_loop_wake(pyasio::loop_wake::reader);
+        else if (mode == "threadsafe")
+            pyasio::set_loop_wake(pyasio::loop_wake::call_soon_threadsafe);
+        else
+            throw std::invalid_argument("wake mode must be 'reader' or 'threadsafe'");
+    });
+}
+
+/// bridge_counters(): (pushes, drains, wake mode) of the running loop's bridge.
+PyObject* bridge_counters(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        auto b = pyasio::detail::bridge_registry::instance().bridge_for(pyasio::get_running_loop());
+        return std::tuple(
+            b->pushes(), b->drains(),
+            std::string(b->wake_mode() == pyasio::loop_wake::reader ? "reader" : "threadsafe"));
+    });
+}
+
+using record = std::tuple<int, std::string, std::vector<int>>;
+using table = std::map<std::string, int>;
+#define PYASIO_TEST_ECHO(name, type)                                                               \
+    { name, echo<type>, METH_O, "echo through C++" }
+
+PyMethodDef methods[] = {
+    {"noop", noop, METH_NOARGS, "completes with None on the runtime"},
+    PYASIO_TEST_ECHO("echo_int", std::int64_t),
+    PYASIO_TEST_ECHO("echo_bool", bool),
+    PYASIO_TEST_ECHO("echo_float", double),
+    PYASIO_TEST_ECHO("echo_str", std::string),
+    PYASIO_TEST_ECHO("echo_bytes", std::vector<std::byte>),
+    PYASIO_TEST_ECHO("echo_list", std::vector<double>),
+    PYASIO_TEST_ECHO("echo_optional", std::optional<std::string>),
+    PYASIO_TEST_ECHO("echo_tuple", record),
+    PYASIO_TEST_ECHO("echo_dict", table),
+    {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
+    {"fail", fail, METH_O, "throws std::invalid_argument(msg) on the runtime"},
+    {"refuse", refuse, METH_NOARGS, "throws std::system_error(ECONNREFUSED)"},
+    {"raise_later", raise_later, METH_O, "throws the given Python exception from C++"},
+    {"timer_wait", timer_wait, METH_O, "an Asio initiation given directly"},
+    {"greet", greet_py, METH_O, "an asio::awaitable given directly"},
+    {"bad_result", bad_result, METH_NOARGS, "a result that cannot be converted"},
+    {"stats", stats, METH_NOARGS, "counters of the C++ side"},
+    {"set_wake", set_wake, METH_O, "'reader' or 'threadsafe' for loops bridged from now on"},
+    {"bridge_counters", bridge_counters, METH_NOARGS, "(pushes, drains, mode) of this loop"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT,
+                      "_pyasio_async_test",
+                      "pyasio's async test module",
+                      -1,
+                      methods,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr};
+} // namespace
+
+PYASIO_MODULE_INIT(_pyasio_async_test) {
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,242 @@
+# SPDX-License-Identifier: BSL-1.0
+"""Python awaits C++: pyasio::future_into_py through the loop bridge (test module built from
+pyasio_async_ext.cpp)."""
+import asyncio
+import gc
+import sys
+import threading
+import time
+import unittest
+import warnings
+
+import _pyasio_async_test as m
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+
+def wait_until(predicate, timeout=10.0):
+    """Polls predicate (C++ work finishes on other threads) for at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+class FutureIntoPy:
+    """The tests, run on each kind of loop and wake mode by the subclasses below."""
+
+    wake = "reader"
+    loop_factory = staticmethod(asyncio.new_event_loop)
+
+    def run_on_loop(self, coro):
+        m.set_wake(self.wake)
+        loop = self.loop_factory()
+        # NOTE: -X dev turns on asyncio's debug mode, which records a traceback for every future
+        # and handle: 100k of them take seconds. Warnings and resource checks stay on.
+        loop.set_debug(False)
+        errors = []
+        loop.set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+            self.assertEqual(errors, [], "the loop reported errors (e.g. InvalidStateError)")
+
+    def test_results_of_every_convertible_type(self):
+        async def main():
+            self.assertIsNone(await m.noop())
+            self.assertEqual(await m.echo_int(-(2**63)), -(2**63))
+            self.assertIs(await m.echo_bool(True), True)
+            self.assertEqual(await m.echo_float(2.5), 2.5)
+            self.assertEqual(await m.echo_str("h\u00e9llo"), "h\u00e9llo")
+            self.assertEqual(await m.echo_bytes(b"\x00\xff"), b"\x00\xff")
+            self.assertEqual(await m.echo_list([1.5, 2]), [1.5, 2.0])
+            self.assertIsNone(await m.echo_optional(None))
+            self.assertEqual(await m.echo_optional("x"), "x")
+            self.assertEqual(await m.echo_tuple((1, "a", [2, 3])), (1, "a", [2, 3]))
+            self.assertEqual(await m.echo_dict({"a": 1}), {"a": 1})
+            self.assertEqual(await m.greet("you"), "hello you")  # an asio::awaitable
+            self.assertIsNone(await m.timer_wait(1))  # an Asio initiation
+            counters = m.bridge_counters()
+            self.assertEqual(counters[2], self.wake)
+
+        self.run_on_loop(main())
+
+    def test_wrong_argument_type_raises_at_the_call(self):
+        with self.assertRaisesRegex(TypeError, "^expected int, got str$"):
+            m.echo_int("1")
+
+    def test_exceptions(self):
+        async def main():
+            with self.assertRaisesRegex(ValueError, "^boom$"):
+                await m.fail("boom")
+            with self.assertRaises(ConnectionRefusedError) as cm:
+                await m.refuse()
+            self.assertEqual(cm.exception.errno, 111)
+            self.assertIn("connect", str(cm.exception))
+            original = KeyError("from Python")
+            with self.assertRaises(KeyError) as cm:
+                await m.raise_later(original)
+            self.assertIs(cm.exception, original)
+            with self.assertRaises(UnicodeDecodeError):
+                await m.bad_result()
+
+        self.run_on_loop(main())
+
+    def cancelled_in_cpp(self, action):
+        before = m.stats()["aborted"]
+        self.run_on_loop(action())
+        self.assertTrue(wait_until(lambda: m.stats()["aborted"] > before),
+                        "the C++ wait never saw operation_aborted")
+
+    def test_cancel_reaches_cpp(self):
+        async def action():
+            task = asyncio.ensure_future(m.sleep_ms(60_000))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        self.cancelled_in_cpp(action)
+
+    def test_wait_for_timeout_reaches_cpp(self):
+        async def action():
+            with self.assertRaises(asyncio.TimeoutError):
+                await asyncio.wait_for(m.sleep_ms(60_000), 0.02)
+
+        self.cancelled_in_cpp(action)
+
+    def test_garbage_collected_future_cancels_cpp(self):
+        async def action():
+            started = m.stats()["started"]
+            future = m.sleep_ms(60_000)
+            while m.stats()["started"] == started:  # let the C++ wait begin
+                await asyncio.sleep(0.001)
+            del future  # the last reference
+            gc.collect()
+            await asyncio.sleep(0)
+
+        self.cancelled_in_cpp(action)
+
+    def test_cancelled_before_it_starts_never_starts(self):
+        async def main():
+            started = m.stats()["started"]
+            futures = [m.sleep_ms(60_000) for _ in range(100)]
+            for f in futures:
+                f.cancel()  # in the same loop step: the runtime has not started them yet
+            await asyncio.sleep(0.05)
+            self.assertTrue(all(f.cancelled() for f in futures))
+            return m.stats()["started"] - started
+
+        self.assertLess(self.run_on_loop(main()), 100)
+
+    many = 20_000  # 100k on the default loop below; fewer here to keep the suite quick
+
+    def test_many_concurrent_futures(self):
+        async def main():
+            results = await asyncio.gather(*[m.echo_int(i) for i in range(self.many)])
+            self.assertEqual(results, list(range(self.many)))
+            pushes, drains, _ = m.bridge_counters()
+            self.assertGreaterEqual(pushes, self.many)
+            self.assertLess(drains, pushes)  # batched: far fewer wakes than completions
+
+        self.run_on_loop(main())
+
+    def test_completion_racing_cancellation(self):
+        async def main():
+            futures = [m.sleep_ms(i % 3) for i in range(5000)]
+            for i, f in enumerate(futures):
+                if i % 2:
+                    f.cancel()
+            await asyncio.sleep(0.001)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            cancelled = sum(isinstance(r, asyncio.CancelledError) for r in results)
+            self.assertEqual(cancelled, 2500)
+            self.assertEqual(results.count(None), 2500)
+            await asyncio.sleep(0.05)  # let late completions of cancelled work arrive
+
+        self.run_on_loop(main())
+
+
+class OnAsyncio(FutureIntoPy, unittest.TestCase):
+    many = 100_000
+
+
+class OnAsyncioThreadsafeWake(FutureIntoPy, unittest.TestCase):
+    wake = "threadsafe"
+
+
+@unittest.skipIf(uvloop is None, "uvloop is not installed for this Python "
+                 "(Debian's python3-uvloop serves the system python3)")
+class OnUvloop(FutureIntoPy, unittest.TestCase):
+    loop_factory = staticmethod(lambda: uvloop.new_event_loop())
+
+
+class WithoutRunningLoop(unittest.TestCase):
+    def test_asyncio_run_takes_the_call_directly(self):
+        self.assertEqual(asyncio.run(m.echo_int(42)), 42)
+        self.assertIsNone(asyncio.run(m.sleep_ms(1)))
+        with self.assertRaisesRegex(ValueError, "boom"):
+            asyncio.run(m.fail("boom"))
+
+    def test_never_awaited_starts_nothing_and_warns(self):
+        started = m.stats()["started"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pending = m.sleep_ms(1)
+            del pending
+            gc.collect()
+        messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+        self.assertTrue(any("was never awaited" in text for text in messages), messages)
+        time.sleep(0.05)
+        self.assertEqual(m.stats()["started"], started)
+
+    def test_awaited_twice_is_an_error(self):
+        call = m.echo_int(1)
+
+        async def twice():
+            self.assertEqual(await call, 1)
+            with self.assertRaisesRegex(RuntimeError, "cannot reuse already awaited coroutine"):
+                await call
+
+        asyncio.run(twice())
+
+    def test_asyncio_run_100_times_releases_every_bridge(self):
+        for i in range(100):
+            self.assertEqual(asyncio.run(m.echo_int(i)), i)
+        gc.collect()
+        self.assertEqual(m.stats()["bridges"], 0)
+
+    def test_two_loops_in_two_threads(self):
+        results = {}
+
+        def worker(name):
+            async def main():
+                return sum(await asyncio.gather(*[m.echo_int(i) for i in range(2000)]))
+
+            results[name] = asyncio.run(main())
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, {"a": 1999000, "b": 1999000})
+
+    def test_close_without_await_is_quiet(self):
+        call = m.noop()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call.close()
+            del call
+            gc.collect()
+        self.assertEqual([w for w in caught if w.category is RuntimeWarning], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
