@@ -38,8 +38,8 @@ namespace detail {
 /// Python side (the _Operation object registered as the future's done callback).
 class future_state : public loop_job {
 public:
-    future_state(std::shared_ptr<loop_bridge> bridge, asio::any_io_executor ex)
-        : bridge_(std::move(bridge)), strand_(asio::make_strand(std::move(ex))) {}
+    future_state(std::shared_ptr<loop_bridge> bridge, const asio::any_io_executor& ex)
+        : bridge_(std::move(bridge)), strand_(asio::make_strand(ex)) {}
 
     virtual ~future_state() = default;
 
@@ -209,8 +209,9 @@ private:
 /// The state of one call, with the work's maker and its result.
 template <class T, class Make> class typed_future_state final : public future_state {
 public:
-    typed_future_state(std::shared_ptr<loop_bridge> bridge, asio::any_io_executor ex, Make make)
-        : future_state(std::move(bridge), std::move(ex)), make_(std::move(make)) {}
+    typed_future_state(std::shared_ptr<loop_bridge> bridge, const asio::any_io_executor& ex,
+                       Make make)
+        : future_state(std::move(bridge), ex), make_(std::move(make)) {}
 
     std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
 

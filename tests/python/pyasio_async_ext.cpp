@@ -17,7 +17,6 @@
 
 namespace {
 using pyasio::handle;
-using pyasio::object;
 
 std::atomic<long> started{0};   // coroutine bodies that began
 std::atomic<long> aborted{0};   // waits that ended with operation_aborted
