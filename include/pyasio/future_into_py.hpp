@@ -53,7 +53,10 @@ public:
     void finish(std::exception_ptr error) noexcept {
         error_ = std::move(error);
         finished_.store(true, std::memory_order_release);
-        bridge_->push(this); // the C++ reference travels with the job
+        // NOTE: once pushed, the loop thread may run and free this state, which may hold the
+        // last reference to the bridge, before push() returns: hold the bridge for the push.
+        std::shared_ptr<loop_bridge> bridge = bridge_;
+        bridge->push(this); // the C++ reference travels with the job
     }
 
     /// Python side: the future was cancelled, completed by someone else, or collected. Loop
