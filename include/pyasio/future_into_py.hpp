@@ -5,6 +5,7 @@
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
+#include <pyasio/detail/intrusive_stack.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/loop.hpp>
 #include <pyasio/object.hpp>
@@ -17,6 +18,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
+#include <asio/execution_context.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
@@ -32,6 +34,21 @@
 PYASIO_NAMESPACE_BEGIN
 
 namespace detail {
+
+inline object interned(const char* name) {
+    return checked(PyUnicode_InternFromString(name));
+}
+
+/// The method names future_into_py calls on every operation, interned once per interpreter.
+struct future_names {
+    object create_future = interned("create_future");
+    object add_done_callback = interned("add_done_callback");
+    object remove_done_callback = interned("remove_done_callback");
+    object done = interned("done");
+    object set_result = interned("set_result");
+    object set_exception = interned("set_exception");
+    object await_ = interned("__await__");
+};
 
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
 /// future. Two owners: the C++ side (the completion handler, then the bridge's queue) and the
@@ -138,33 +155,34 @@ private:
         object op = borrow(operation_);
         object fut = borrow(future_);
         try {
+            const future_names& names = per_interpreter<future_names>();
             // A future cancelled (or completed) by Python is left as it is: no InvalidStateError.
-            if (PyObject_IsTrue(call_method(fut, "done").ptr()))
+            if (call_method(fut, names.done).ptr() == Py_True)
                 return;
-            call_method(fut, "remove_done_callback", op);
+            call_method(fut, names.remove_done_callback, op);
             if (error_) {
                 translate_exception(error_);
                 python_error e = python_error::fetch();
-                call_method(fut, "set_exception", e.value());
+                call_method(fut, names.set_exception, e.value());
             } else {
-                set_result(fut);
+                set_result(fut, names);
             }
         } catch (...) {
             report(std::current_exception());
         }
     }
 
-    void set_result(handle fut) {
+    void set_result(handle fut, const future_names& names) {
         object value;
         try {
             value = result_to_python();
         } catch (...) { // a conversion error is the operation's error
             translate_exception(std::current_exception());
             python_error e = python_error::fetch();
-            call_method(fut, "set_exception", e.value());
+            call_method(fut, names.set_exception, e.value());
             return;
         }
-        call_method(fut, "set_result", value);
+        call_method(fut, names.set_result, value);
     }
 
     static void report(std::exception_ptr e) noexcept {
@@ -238,47 +256,45 @@ private:
     Make make_;
 };
 
-/// Starts queued work on the runtime, one post per batch: the loop thread pushes; only the push
-/// that finds the queue empty posts a drain to the runtime, which starts the whole batch.
-class start_queue {
+/// Starts queued work on an execution context, one post per batch: the loop thread pushes; only
+/// the push that finds the queue empty posts a drain, which starts the whole batch, each on its
+/// own strand. One queue per execution context (an Asio service), so work for a context that
+/// is not running never holds up work for another.
+class start_queue : public asio::execution_context::service {
 public:
-    void push(future_state* s, const asio::any_io_executor& ex) {
-        future_state* old = head_.load(std::memory_order_relaxed);
-        do {
-            s->next_start = old;
-        } while (!head_.compare_exchange_weak(old, s, std::memory_order_release,
-                                              std::memory_order_relaxed));
-        if (old == nullptr)
-            asio::post(ex, [this] { drain(); });
+    static inline asio::execution_context::id id;
+
+    explicit start_queue(asio::execution_context& context) : service(context) {}
+
+    /// The queue of the context `ex` belongs to.
+    static start_queue& of(const asio::any_io_executor& ex) {
+        return asio::use_service<start_queue>(asio::query(ex, asio::execution::context));
     }
 
-    static start_queue& instance() {
-        static start_queue q;
-        return q;
+    void push(future_state* s, const asio::any_io_executor& ex) {
+        if (states_.push(s))
+            asio::post(ex, [this] { drain(); });
     }
 
 private:
     void drain() noexcept {
-        future_state* batch = head_.exchange(nullptr, std::memory_order_acquire);
-        future_state* ordered = nullptr;
-        while (batch != nullptr) {
-            future_state* next = batch->next_start;
-            batch->next_start = ordered;
-            ordered = batch;
-            batch = next;
-        }
-        while (ordered != nullptr) {
-            future_state* next = ordered->next_start;
+        states_.consume([](future_state* s) {
             try {
-                asio::dispatch(ordered->strand(), [s = ordered] { s->start_on_strand(); });
+                asio::dispatch(s->strand(), [s] { s->start_on_strand(); });
             } catch (...) {
-                ordered->finish(std::current_exception());
+                s->finish(std::current_exception());
             }
-            ordered = next;
-        }
+        });
     }
 
-    std::atomic<future_state*> head_{nullptr};
+    /// The context is going away with work never started: it ends as cancelled.
+    void shutdown() override {
+        states_.consume([](future_state* s) {
+            s->finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+        });
+    }
+
+    intrusive_stack<future_state, &future_state::next_start> states_;
 };
 
 // --- the Python types ----------------------------------------------------------------------
@@ -323,7 +339,7 @@ inline object lazy_start(lazy_object* self) {
     object loop = get_running_loop();
     std::unique_ptr<starter> s(std::exchange(self->start, nullptr));
     object fut = s->start(loop);
-    self->inner = call_method(fut, "__await__").release();
+    self->inner = call_method(fut, per_interpreter<future_names>().await_).release();
     self->stage = 1;
     return fut;
 }
@@ -424,21 +440,8 @@ inline void lazy_dealloc(PyObject* o) {
 
 /// The Python types, made once per interpreter.
 struct future_types {
-    PyTypeObject* operation = nullptr;
-    PyTypeObject* lazy = nullptr;
-    unsigned generation = ~0u;
-
-    static future_types& get() {
-        static future_types t;
-        PYASIO_DETAIL_ASSERT_GIL("pyasio: future types used");
-        if (t.generation != interpreter_generation()) {
-            // NOTE: types of a finalized interpreter are forgotten, never released.
-            t.operation = make_operation_type();
-            t.lazy = make_lazy_type();
-            t.generation = interpreter_generation();
-        }
-        return t;
-    }
+    PyTypeObject* operation = make_operation_type();
+    PyTypeObject* lazy = make_lazy_type();
 
 private:
     static PyTypeObject* make_operation_type() {
@@ -475,16 +478,17 @@ private:
 /// work to start on a strand of `ex`. Loop thread, GIL held.
 template <class T, class Make> object launch(handle loop, asio::any_io_executor ex, Make make) {
     std::shared_ptr<loop_bridge> bridge = bridge_registry::instance().bridge_for(loop);
-    future_types& types = future_types::get();
-    object fut = call_method(loop, "create_future");
+    future_types& types = per_interpreter<future_types>();
+    const future_names& names = per_interpreter<future_names>();
+    object fut = call_method(loop, names.create_future);
     object op = steal(PyType_GenericAlloc(types.operation, 0));
     if (!op)
         throw_error_already_set();
     auto* state = new typed_future_state<T, Make>(std::move(bridge), ex, std::move(make));
     reinterpret_cast<operation_object*>(op.ptr())->state = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
-    call_method(fut, "add_done_callback", op); // the future now owns the _Operation
-    start_queue::instance().push(state, ex);   // the C++ reference goes with the work
+    call_method(fut, names.add_done_callback, op); // the future now owns the _Operation
+    start_queue::of(ex).push(state, ex);           // the C++ reference goes with the work
     return fut;
 }
 
@@ -507,7 +511,7 @@ template <class Make> object future_for(asio::any_io_executor ex, Make make) {
     using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
     if (object loop = running_loop())
         return launch<T>(loop, std::move(ex), std::move(make));
-    future_types& types = future_types::get();
+    future_types& types = per_interpreter<future_types>();
     object lazy = steal(PyType_GenericAlloc(types.lazy, 0));
     if (!lazy)
         throw_error_already_set();

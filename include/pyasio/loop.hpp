@@ -4,6 +4,7 @@
 
 #include <pyasio/config.hpp>
 
+#include <pyasio/detail/intrusive_stack.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/gil.hpp>
 #include <pyasio/object.hpp>
@@ -99,13 +100,8 @@ public:
             job->abandon();
             return;
         }
-        loop_job* old = head_.load(std::memory_order_relaxed);
-        do {
-            job->next = old;
-        } while (!head_.compare_exchange_weak(old, job, std::memory_order_release,
-                                              std::memory_order_relaxed));
         pushes_.fetch_add(1, std::memory_order_relaxed);
-        if (old == nullptr)
+        if (jobs_.push(job))
             wake();
     }
 
@@ -118,19 +114,7 @@ public:
             [[maybe_unused]] ssize_t n = ::read(efd_, &count, sizeof count);
         }
         drains_.fetch_add(1, std::memory_order_relaxed);
-        loop_job* batch = head_.exchange(nullptr, std::memory_order_acquire);
-        loop_job* ordered = nullptr; // the stack holds newest first: reverse it
-        while (batch != nullptr) {
-            loop_job* next = batch->next;
-            batch->next = ordered;
-            ordered = batch;
-            batch = next;
-        }
-        while (ordered != nullptr) {
-            loop_job* next = ordered->next;
-            ordered->run();
-            ordered = next;
-        }
+        jobs_.consume([](loop_job* job) { job->run(); });
     }
 
     /// The loop is gone: jobs queued now or later are abandoned, never run.
@@ -170,15 +154,10 @@ private:
     }
 
     void abandon_all() noexcept {
-        loop_job* j = head_.exchange(nullptr, std::memory_order_acquire);
-        while (j != nullptr) {
-            loop_job* next = j->next;
-            j->abandon();
-            j = next;
-        }
+        jobs_.consume([](loop_job* job) { job->abandon(); });
     }
 
-    std::atomic<loop_job*> head_{nullptr};
+    intrusive_stack<loop_job, &loop_job::next> jobs_;
     std::atomic<bool> closed_{false};
     std::atomic<std::uint64_t> pushes_{0};
     std::atomic<std::uint64_t> drains_{0};
@@ -297,23 +276,16 @@ inline void set_loop_wake(loop_wake w) noexcept {
 }
 
 namespace detail {
-/// asyncio.events._get_running_loop, looked up once per interpreter (the reference is kept for
-/// the interpreter's life and forgotten, not released, when it is finalized).
-inline PyObject* get_running_loop_function() {
-    static PyObject* fn = nullptr;
-    static unsigned generation = ~0u;
-    if (generation != interpreter_generation()) {
-        fn = getattr(import("asyncio.events"), "_get_running_loop").release();
-        generation = interpreter_generation();
-    }
-    return fn;
-}
+/// What loop.hpp looks up once per interpreter.
+struct loop_cache {
+    object get_running_loop = getattr(import("asyncio.events"), "_get_running_loop");
+};
 } // namespace detail
 
 /// The running event loop of this thread, or an empty object when none runs. Needs the GIL.
 inline object running_loop() {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::running_loop called");
-    object loop = call(handle(detail::get_running_loop_function()));
+    object loop = call(detail::per_interpreter<detail::loop_cache>().get_running_loop);
     return loop.is_none() ? object() : loop;
 }
 

@@ -159,19 +159,24 @@ template <class... Args> object call(handle callable, Args&&... args) {
         detail::vectorcall(callable.ptr(), a.argv.data() + 1, a.nargsf(), a.names.ptr()));
 }
 
-/// o.name(*args, **kwargs), looked up and called without creating a bound method where the
-/// interpreter allows it (PyObject_VectorcallMethod, 3.9+).
-template <class... Args> object call_method(handle o, const char* name, Args&&... args) {
+/// o.name(*args, **kwargs) with `name` an interned str (cache it on hot paths), called without
+/// creating a bound method where the interpreter allows it (PyObject_VectorcallMethod, 3.9+).
+template <class... Args> object call_method(handle o, handle name, Args&&... args) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::call_method called");
 #if PY_VERSION_HEX >= 0x03090000
-    object method_name = detail::checked(PyUnicode_InternFromString(name));
     detail::call_args<1, Args...> a(std::forward<Args>(args)...);
     a.argv[1] = o.ptr();
     return detail::checked(
-        PyObject_VectorcallMethod(method_name.ptr(), a.argv.data() + 1, a.nargsf(), a.names.ptr()));
+        PyObject_VectorcallMethod(name.ptr(), a.argv.data() + 1, a.nargsf(), a.names.ptr()));
 #else
     return call(getattr(o, name), std::forward<Args>(args)...);
 #endif
+}
+
+/// o.name(*args, **kwargs).
+template <class... Args> object call_method(handle o, const char* name, Args&&... args) {
+    object method_name = detail::checked(PyUnicode_InternFromString(name));
+    return call_method(o, handle(method_name), std::forward<Args>(args)...);
 }
 
 /// Runs f for a C function that Python calls (a PyCFunction, a slot, a callback) and turns its

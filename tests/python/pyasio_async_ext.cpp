@@ -12,19 +12,21 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 namespace {
 using pyasio::handle;
 
-std::atomic<long> started{0};   // coroutine bodies that began
-std::atomic<long> aborted{0};   // waits that ended with operation_aborted
-std::atomic<long> completed{0}; // waits that ran to the end
+std::atomic<long> started{0};        // coroutine bodies that began
+std::atomic<long> aborted{0};        // waits that ended with operation_aborted
+std::atomic<long> completed{0};      // waits that ran to the end
+std::atomic<long> paused_started{0}; // coroutine bodies that began on the paused context
 
 /// Waits ms on a timer of the coroutine's executor, counting how it ended.
-asio::awaitable<void> wait_ms(long ms) {
-    started.fetch_add(1);
+asio::awaitable<void> wait_ms(long ms, std::atomic<long>& started_counter = started) {
+    started_counter.fetch_add(1);
     asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
     try {
         co_await timer.async_wait(asio::use_awaitable);
@@ -54,6 +56,47 @@ PyObject* sleep_ms(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         long ms = pyasio::from_python<long>(handle(arg));
         return pyasio::future_into_py([ms] { return wait_ms(ms); });
+    });
+}
+
+/// A user's execution context that runs only once resume_paused() is called: work queued for
+/// it waits, and must not hold up work for the default runtime.
+struct paused_context {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread; // one thread: the context runs its handlers in the order posted
+    ~paused_context() {
+        work.reset();
+        io.stop();
+        if (thread.joinable())
+            thread.join();
+    }
+    static paused_context& get() {
+        static paused_context p;
+        return p;
+    }
+};
+
+PyObject* sleep_ms_paused(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long ms = pyasio::from_python<long>(handle(arg));
+        return pyasio::future_into_py([ms] { return wait_ms(ms, paused_started); },
+                                      paused_context::get().io.get_executor());
+    });
+}
+
+PyObject* noop_paused(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py([]() -> asio::awaitable<void> { co_return; },
+                                      paused_context::get().io.get_executor());
+    });
+}
+
+PyObject* resume_paused(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        paused_context& p = paused_context::get();
+        if (!p.thread.joinable())
+            p.thread = std::thread([&p] { p.io.run(); });
     });
 }
 
@@ -124,6 +167,7 @@ PyObject* stats(PyObject*, PyObject*) {
             {"started", started.load()},
             {"aborted", aborted.load()},
             {"completed", completed.load()},
+            {"paused_started", paused_started.load()},
             {"bridges", static_cast<long>(pyasio::detail::bridge_registry::instance().size())}};
     });
 }
@@ -167,6 +211,9 @@ PyMethodDef methods[] = {
     PYASIO_TEST_ECHO("echo_tuple", record),
     PYASIO_TEST_ECHO("echo_dict", table),
     {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
+    {"sleep_ms_paused", sleep_ms_paused, METH_O, "sleep_ms on a context that waits for resume"},
+    {"noop_paused", noop_paused, METH_NOARGS, "noop on the paused context"},
+    {"resume_paused", resume_paused, METH_NOARGS, "starts the paused context's thread"},
     {"fail", fail, METH_O, "throws std::invalid_argument(msg) on the runtime"},
     {"refuse", refuse, METH_NOARGS, "throws std::system_error(ECONNREFUSED)"},
     {"raise_later", raise_later, METH_O, "throws the given Python exception from C++"},

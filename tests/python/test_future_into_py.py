@@ -216,6 +216,22 @@ class WithoutRunningLoop(unittest.TestCase):
             t.join()
         self.assertEqual(results, {"a": 1999000, "b": 1999000})
 
+    def test_misuse_of_the_lazy_awaitable(self):
+        call = m.noop()
+        with self.assertRaisesRegex(TypeError, "can't send non-None value to a just-started"):
+            call.send(1)
+        call.close()
+        call = m.noop()
+        with self.assertRaisesRegex(RuntimeError, "no running event loop"):
+            call.send(None)  # driven by hand, outside any loop
+        with self.assertRaisesRegex(RuntimeError, "cannot reuse already awaited coroutine"):
+            call.send(None)
+        call = m.noop()
+        with self.assertRaises(KeyError):
+            call.throw(KeyError("k"))  # never started: raised here, and it is over
+        with self.assertRaisesRegex(RuntimeError, "cannot reuse already awaited coroutine"):
+            call.send(None)
+
     def test_close_without_await_is_quiet(self):
         call = m.noop()
         with warnings.catch_warnings(record=True) as caught:
@@ -224,6 +240,26 @@ class WithoutRunningLoop(unittest.TestCase):
             del call
             gc.collect()
         self.assertEqual([w for w in caught if w.category is RuntimeWarning], [])
+
+
+class UserExecutor(unittest.TestCase):
+    def test_cancelled_before_it_starts_never_starts(self):
+        async def main():
+            started = m.stats()["paused_started"]
+            futures = [m.sleep_ms_paused(60_000) for _ in range(100)]
+            for f in futures:
+                f.cancel()
+            # Work queued for a context that is not running holds up nothing else.
+            self.assertEqual(await m.echo_int(7), 7)
+            m.resume_paused()
+            # The paused context has one thread: this runs after the 100 start attempts.
+            self.assertIsNone(await m.noop_paused())
+            self.assertTrue(all(f.cancelled() for f in futures))
+            self.assertEqual(m.stats()["paused_started"], started)
+            self.assertIsNone(await m.sleep_ms_paused(1))  # and it runs new work normally
+            self.assertEqual(m.stats()["paused_started"], started + 1)
+
+        asyncio.run(main())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 
 #include <pyasio/config.hpp>
 
+#include <pyasio/detail/intrusive_stack.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <new>
@@ -18,11 +20,11 @@ template <class T, class Enable = void> struct converter;
 namespace detail {
 
 /// Objects dropped on a thread that does not hold the GIL wait here until the library next holds
-/// it. A lock-free stack: any thread pushes; the GIL holder takes the whole list at once.
+/// it. Any thread pushes; the GIL holder takes the whole list at once.
 class release_queue {
     struct node {
         PyObject* object;
-        node* next;
+        node* next = nullptr;
     };
 
 public:
@@ -32,38 +34,28 @@ public:
         // touched again, not even by a later Py_Initialize: drop it.
         if (!Py_IsInitialized())
             return;
-        node* n = new (std::nothrow) node{p, head_.load(std::memory_order_relaxed)};
+        node* n = new (std::nothrow) node{p};
         if (n == nullptr)
             return; // out of memory in a destructor: leaking one reference is the only safe move
-        while (!head_.compare_exchange_weak(n->next, n, std::memory_order_release,
-                                            std::memory_order_relaxed)) {
-        }
+        nodes_.push(n);
     }
 
     /// True when something waits; a cheap check for the GIL holder's fast path.
-    bool pending() const noexcept { return head_.load(std::memory_order_relaxed) != nullptr; }
+    bool pending() const noexcept { return nodes_.pending(); }
 
     /// Releases everything queued so far. Needs the GIL.
     void drain() noexcept {
-        node* n = head_.exchange(nullptr, std::memory_order_acquire);
-        while (n != nullptr) {
-            node* next = n->next;
+        nodes_.consume([](node* n) {
             PyObject* p = n->object;
             delete n;
             Py_DECREF(p); // may run __del__, which may queue more: a later drain takes those
-            n = next;
-        }
+        });
     }
 
     /// Forgets everything queued without touching it (the interpreter is gone), and starts a
     /// new interpreter generation.
     void discard() noexcept {
-        node* n = head_.exchange(nullptr, std::memory_order_acquire);
-        while (n != nullptr) {
-            node* next = n->next;
-            delete n;
-            n = next;
-        }
+        nodes_.consume([](node* n) { delete n; });
         generation_.fetch_add(1, std::memory_order_release);
         exit_hook_.store(false, std::memory_order_relaxed);
     }
@@ -89,7 +81,7 @@ public:
     }
 
 private:
-    std::atomic<node*> head_{nullptr};
+    intrusive_stack<node, &node::next> nodes_;
     std::atomic<bool> exit_hook_{false};
     std::atomic<unsigned> generation_{0};
 };
@@ -97,6 +89,21 @@ private:
 /// The current interpreter generation (see release_queue::generation).
 inline unsigned interpreter_generation() noexcept {
     return release_queue::instance().generation();
+}
+
+/// One T per interpreter lifetime, default-constructed on first use. Call with the GIL. A T made
+/// for an interpreter that was finalized is abandoned, never destroyed: its Python references
+/// point into a dead interpreter and must not be released. Holds caches (types, functions,
+/// interned names) that would otherwise be looked up on every call.
+template <class T> T& per_interpreter() {
+    static T* value = nullptr;
+    static unsigned generation = 0;
+    unsigned now = interpreter_generation();
+    if (value == nullptr || generation != now) {
+        value = new T(); // NOTE: the previous one, if any, is abandoned on purpose (see above)
+        generation = now;
+    }
+    return *value;
 }
 
 /// Releases objects that were dropped without the GIL. Call only with the GIL held.
