@@ -18,8 +18,12 @@
 #include <asio/co_spawn.hpp>
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
+#include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/query.hpp>
+#include <asio/require.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -56,7 +60,10 @@ struct future_names {
 class future_state : public loop_job {
 public:
     future_state(std::shared_ptr<loop_bridge> bridge, const asio::any_io_executor& ex)
-        : bridge_(std::move(bridge)), strand_(asio::make_strand(ex)) {}
+        // NOTE: the strand's executor counts as outstanding work, so that the context keeps
+        // running while the operation lives (even when it waits on nothing the context sees).
+        : bridge_(std::move(bridge)),
+          strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked))) {}
 
     virtual ~future_state() = default;
 
@@ -201,10 +208,75 @@ private:
     PyObject* future_ = nullptr;    // borrowed: alive while operation_ is
 };
 
-/// The completion handler given to co_spawn: stores the outcome and queues the state for the
-/// loop. Owns the C++ reference until it runs; destroyed unrun (runtime stopped), it drops it.
+/// The executor of one operation's C++ work: the operation's strand, behind a handle that
+/// any_io_executor holds inline (a strand would be allocated on the heap for every copy and
+/// every require/prefer). Each copy keeps the operation's state alive.
+class operation_executor {
+public:
+    explicit operation_executor(future_state* s, bool never = false) noexcept
+        : s_(s), never_(never) {
+        s_->add_ref();
+    }
+    operation_executor(const operation_executor& o) noexcept : s_(o.s_), never_(o.never_) {
+        s_->add_ref();
+    }
+    operation_executor(operation_executor&& o) noexcept
+        : s_(std::exchange(o.s_, nullptr)), never_(o.never_) {}
+    operation_executor& operator=(operation_executor o) noexcept {
+        std::swap(s_, o.s_);
+        never_ = o.never_;
+        return *this;
+    }
+    ~operation_executor() {
+        if (s_ != nullptr)
+            s_->release();
+    }
+
+    template <class F> void execute(F&& f) const {
+        if (never_)
+            asio::require(s_->strand(), asio::execution::blocking.never)
+                .execute(std::forward<F>(f));
+        else
+            s_->strand().execute(std::forward<F>(f));
+    }
+
+    asio::execution_context& query(asio::execution::context_t) const noexcept {
+        return asio::query(s_->strand(), asio::execution::context);
+    }
+    asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
+        if (never_)
+            return asio::execution::blocking.never;
+        return asio::execution::blocking.possibly;
+    }
+    operation_executor require(asio::execution::blocking_t::never_t) const noexcept {
+        return operation_executor(s_, true);
+    }
+    operation_executor require(asio::execution::blocking_t::possibly_t) const noexcept {
+        return operation_executor(s_, false);
+    }
+
+    friend bool operator==(const operation_executor& a, const operation_executor& b) noexcept {
+        return a.s_ == b.s_ && a.never_ == b.never_;
+    }
+    friend bool operator!=(const operation_executor& a, const operation_executor& b) noexcept {
+        return !(a == b);
+    }
+
+private:
+    future_state* s_;
+    bool never_;
+};
+
+/// The completion handler of the work: stores the outcome and queues the state for the loop.
+/// Takes any completion signature: co_spawn's (exception_ptr[, T]), an Asio operation's
+/// (error_code[, values...]), or plain values. Its associated executor is the operation's strand
+/// and its cancellation slot the operation's signal. Owns the C++ reference until it runs;
+/// destroyed unrun (its execution context was shut down), it drops it.
 template <class State> class completion {
 public:
+    using executor_type = operation_executor;
+    using cancellation_slot_type = asio::cancellation_slot;
+
     explicit completion(State* s) noexcept : s_(s) {}
     completion(completion&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     completion(const completion&) = delete;
@@ -215,45 +287,69 @@ public:
             s_->release();
     }
 
-    template <class... V> void operator()(std::exception_ptr e, V&&... v) noexcept {
+    executor_type get_executor() const noexcept { return operation_executor(s_); }
+    cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal().slot(); }
+
+    template <class... V> void operator()(V&&... v) noexcept {
         auto* s = std::exchange(s_, nullptr);
-        if constexpr (sizeof...(V) == 1)
-            if (!e)
-                s->value.emplace(std::forward<V>(v)...);
-        s->finish(std::move(e));
+        s->finish(s->store(std::forward<V>(v)...));
     }
 
 private:
     State* s_;
 };
 
-/// The state of one call, with the work's maker and its result.
-template <class T, class Make> class typed_future_state final : public future_state {
+/// The state of one call, with its work and its result T.
+template <class T, class Work> class typed_future_state final : public future_state {
 public:
     typed_future_state(std::shared_ptr<loop_bridge> bridge, const asio::any_io_executor& ex,
-                       Make make)
-        : future_state(std::move(bridge), ex), make_(std::move(make)) {}
+                       Work work)
+        : future_state(std::move(bridge), ex), work_(std::move(work)) {}
 
-    std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
+    /// Keeps a completion's values; returns its error. A runtime thread, no GIL.
+    template <class... V> std::exception_ptr store(V&&... v) {
+        if constexpr (sizeof...(V) == 0) {
+            return nullptr;
+        } else {
+            return store_after(std::forward<V>(v)...);
+        }
+    }
 
 private:
-    void spawn() override {
-        // NOTE: co_spawn is given the callable, not make_(): it keeps the callable alive in its
-        // own frame while the coroutine runs, and a lambda coroutine reads its captures through
-        // the lambda object.
-        asio::co_spawn(
-            strand(), std::move(make_),
-            asio::bind_cancellation_slot(signal().slot(), completion<typed_future_state>(this)));
+    template <class First, class... V> std::exception_ptr store_after(First&& first, V&&... v) {
+        using F = std::decay_t<First>;
+        if constexpr (std::is_same_v<F, std::exception_ptr>) {
+            if (first)
+                return first;
+            keep(std::forward<V>(v)...);
+        } else if constexpr (std::is_same_v<F, std::error_code>) {
+            if (first)
+                return std::make_exception_ptr(std::system_error(first));
+            keep(std::forward<V>(v)...);
+        } else {
+            keep(std::forward<First>(first), std::forward<V>(v)...);
+        }
+        return nullptr;
     }
+
+    template <class... V> void keep(V&&... v) {
+        if constexpr (sizeof...(V) == 1)
+            value_.emplace(std::forward<V>(v)...);
+        else if constexpr (sizeof...(V) > 1)
+            value_.emplace(std::forward<V>(v)...);
+    }
+
+    void spawn() override { work_.start(completion<typed_future_state>(this)); }
 
     object result_to_python() override {
         if constexpr (std::is_void_v<T>)
             return borrow(Py_None);
         else
-            return pyasio::to_python(std::move(*value));
+            return pyasio::to_python(std::move(*value_));
     }
 
-    Make make_;
+    std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value_;
+    Work work_;
 };
 
 /// Starts queued work on an execution context, one post per batch: the loop thread pushes; only
@@ -476,7 +572,9 @@ private:
 
 /// Makes a future of `loop` for `make()` (which returns an asio::awaitable<T>) and queues the
 /// work to start on a strand of `ex`. Loop thread, GIL held.
-template <class T, class Make> object launch(handle loop, asio::any_io_executor ex, Make make) {
+/// Makes a future of `loop` for `work` and queues the work to start on a strand of `ex`. Loop
+/// thread, GIL held.
+template <class Work> object launch(handle loop, const asio::any_io_executor& ex, Work work) {
     std::shared_ptr<loop_bridge> bridge = bridge_registry::instance().bridge_for(loop);
     future_types& types = per_interpreter<future_types>();
     const future_names& names = per_interpreter<future_names>();
@@ -484,7 +582,8 @@ template <class T, class Make> object launch(handle loop, asio::any_io_executor 
     object op = steal(PyType_GenericAlloc(types.operation, 0));
     if (!op)
         throw_error_already_set();
-    auto* state = new typed_future_state<T, Make>(std::move(bridge), ex, std::move(make));
+    auto* state = new typed_future_state<typename Work::value_type, Work>(std::move(bridge), ex,
+                                                                          std::move(work));
     reinterpret_cast<operation_object*>(op.ptr())->state = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
     call_method(fut, names.add_done_callback, op); // the future now owns the _Operation
@@ -495,42 +594,59 @@ template <class T, class Make> object launch(handle loop, asio::any_io_executor 
 template <class A> struct awaitable_value;
 template <class T, class E> struct awaitable_value<asio::awaitable<T, E>> { using type = T; };
 
-template <class Make> struct starter_for final : starter {
+/// Work (a) and (b): a callable returning an asio::awaitable<T>, run with co_spawn.
+template <class Make> struct coroutine_work {
+    using value_type = typename awaitable_value<std::invoke_result_t<Make&>>::type;
     Make make;
-    asio::any_io_executor ex;
-    starter_for(Make m, asio::any_io_executor e) : make(std::move(m)), ex(std::move(e)) {}
-    object start(handle loop) override {
-        using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
-        return launch<T>(loop, ex, std::move(make));
+
+    template <class Handler> void start(Handler&& handler) {
+        // NOTE: co_spawn is given the callable, not make(): it keeps the callable alive in its
+        // own frame while the coroutine runs, and a lambda coroutine reads its captures through
+        // the lambda object.
+        auto ex = asio::get_associated_executor(handler);
+        asio::co_spawn(ex, std::move(make), std::forward<Handler>(handler));
     }
 };
 
-/// The future (loop running) or a LazyFuture (no loop running) for `make`.
-template <class Make> object future_for(asio::any_io_executor ex, Make make) {
+/// Work (c): an Asio initiation f(token). It is given the completion handler itself, so no
+/// coroutine frame is made.
+template <class Init> struct initiation_work {
+    using value_type =
+        typename awaitable_value<std::invoke_result_t<Init&, const asio::use_awaitable_t<>&>>::type;
+    Init init;
+
+    template <class Handler> void start(Handler&& handler) {
+        std::move(init)(std::forward<Handler>(handler));
+    }
+};
+
+template <class Work> struct starter_for final : starter {
+    Work work;
+    asio::any_io_executor ex;
+    starter_for(Work w, asio::any_io_executor e) : work(std::move(w)), ex(std::move(e)) {}
+    object start(handle loop) override { return launch(loop, ex, std::move(work)); }
+};
+
+/// The future (loop running) or a LazyFuture (no loop running) for `work`.
+template <class Work> object future_for(asio::any_io_executor ex, Work work) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::future_into_py called");
-    using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
     if (object loop = running_loop())
-        return launch<T>(loop, std::move(ex), std::move(make));
+        return launch(loop, ex, std::move(work));
     future_types& types = per_interpreter<future_types>();
     object lazy = steal(PyType_GenericAlloc(types.lazy, 0));
     if (!lazy)
         throw_error_already_set();
     reinterpret_cast<lazy_object*>(lazy.ptr())->start =
-        new starter_for<Make>(std::move(make), std::move(ex));
+        new starter_for<Work>(std::move(work), std::move(ex));
     return lazy;
 }
 
-template <class F> auto as_maker(F&& f) {
+template <class F> auto as_work(F&& f) {
     using D = std::decay_t<F>;
     if constexpr (std::is_invocable_v<D&>) { // (a) a callable returning an awaitable
-        return D(std::forward<F>(f));
+        return coroutine_work<D>{D(std::forward<F>(f))};
     } else if constexpr (std::is_invocable_v<D&, const asio::use_awaitable_t<>&>) {
-        // (c) an initiation taking a completion token: await it in a coroutine
-        using A = std::invoke_result_t<D&, const asio::use_awaitable_t<>&>;
-        using T = typename awaitable_value<A>::type;
-        return [init = D(std::forward<F>(f))]() mutable -> asio::awaitable<T> {
-            co_return co_await init(asio::use_awaitable);
-        };
+        return initiation_work<D>{D(std::forward<F>(f))}; // (c) an initiation
     } else {
         static_assert(always_false<D>,
                       "pyasio::future_into_py takes a callable returning asio::awaitable<T>, an "
@@ -539,9 +655,10 @@ template <class F> auto as_maker(F&& f) {
     }
 }
 
-template <class T, class E> auto as_maker(asio::awaitable<T, E>&& a) {
+template <class T, class E> auto as_work(asio::awaitable<T, E>&& a) {
     // (b) an awaitable: it can be started once
-    return [a = std::make_shared<asio::awaitable<T, E>>(std::move(a))]() { return std::move(*a); };
+    return as_work(
+        [a = std::make_shared<asio::awaitable<T, E>>(std::move(a))]() { return std::move(*a); });
 }
 
 } // namespace detail
@@ -572,7 +689,7 @@ template <class T, class E> auto as_maker(asio::awaitable<T, E>&& a) {
 /// default runtime); its threads never take the GIL: the outcome reaches the loop through the
 /// loop bridge, one wake per batch.
 template <class Work> object future_into_py(Work&& work, asio::any_io_executor ex) {
-    return detail::future_for(std::move(ex), detail::as_maker(std::forward<Work>(work)));
+    return detail::future_for(std::move(ex), detail::as_work(std::forward<Work>(work)));
 }
 
 /// future_into_py on the default runtime.

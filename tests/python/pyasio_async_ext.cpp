@@ -23,6 +23,7 @@ std::atomic<long> started{0};        // coroutine bodies that began
 std::atomic<long> aborted{0};        // waits that ended with operation_aborted
 std::atomic<long> completed{0};      // waits that ran to the end
 std::atomic<long> paused_started{0}; // coroutine bodies that began on the paused context
+std::atomic<long> timers_freed{0};   // timers of timer_wait destroyed (their wait ended)
 
 /// Waits ms on a timer of the coroutine's executor, counting how it ended.
 asio::awaitable<void> wait_ms(long ms, std::atomic<long>& started_counter = started) {
@@ -134,8 +135,12 @@ PyObject* raise_later(PyObject*, PyObject* arg) {
 PyObject* timer_wait(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         long ms = pyasio::from_python<long>(handle(arg));
-        auto timer = std::make_shared<asio::steady_timer>(pyasio::default_executor(),
-                                                          std::chrono::milliseconds(ms));
+        std::shared_ptr<asio::steady_timer> timer(
+            new asio::steady_timer(pyasio::default_executor(), std::chrono::milliseconds(ms)),
+            [](asio::steady_timer* t) {
+                delete t;
+                timers_freed.fetch_add(1);
+            });
         return pyasio::future_into_py([timer](auto&& token) {
             return timer->async_wait(std::forward<decltype(token)>(token));
         });
@@ -168,6 +173,7 @@ PyObject* stats(PyObject*, PyObject*) {
             {"aborted", aborted.load()},
             {"completed", completed.load()},
             {"paused_started", paused_started.load()},
+            {"timers_freed", timers_freed.load()},
             {"bridges", static_cast<long>(pyasio::detail::bridge_registry::instance().size())}};
     });
 }

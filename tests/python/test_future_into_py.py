@@ -111,6 +111,22 @@ class FutureIntoPy:
 
         self.cancelled_in_cpp(action)
 
+    def test_cancel_reaches_an_initiation(self):
+        # An Asio initiation gets pyasio's completion handler directly: its cancellation slot
+        # must reach the timer, or the 60 s wait (and the timer it holds) would live on.
+        async def action():
+            freed = m.stats()["timers_freed"]
+            task = asyncio.ensure_future(m.timer_wait(60_000))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            return freed
+
+        freed = self.run_on_loop(action())
+        self.assertTrue(wait_until(lambda: m.stats()["timers_freed"] > freed),
+                        "the timer's wait was not cancelled")
+
     def test_garbage_collected_future_cancels_cpp(self):
         async def action():
             started = m.stats()["started"]

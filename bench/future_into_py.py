@@ -1,0 +1,286 @@
+# SPDX-License-Identifier: BSL-1.0
+"""Python awaits C++: pyasio_bench against pure-Python floors, on one loop, in one run.
+
+Measures microseconds per operation for
+  seq_noop      N sequential `await noop()`
+  gather_noop   one gather of N `noop()`
+  seq_echo      N sequential `await echo(i)`
+and the pure-Python floors, measured in the same run on the same loop:
+  py_soon_gather     N x (loop.create_future() + loop.call_soon(f.set_result, None)), one gather:
+                     Python's own share of gather_noop
+  py_threadsafe_seq  a worker thread completes each future with call_soon_threadsafe, ping-pong
+  py_executor_seq    N sequential `await loop.run_in_executor(None, f)`
+and the memory of one operation in flight: the RSS growth with M `sleep_ms` in flight at once,
+divided by M (in a fresh interpreter, so that no freed memory is reused), beside the same for
+M pure-Python futures completed by `loop.call_later`.
+
+Usage (after building the CMake target pyasio_bench):
+  python3 bench/future_into_py.py --module-dir BUILD/bench [--write docs/benchmarks.md]
+--smoke runs everything with tiny counts and checks the results (used by the test command).
+"""
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+TARGETS = {  # the issue's targets, as ratios measured in the same run
+    "gather_noop": ("py_soon_gather", 1.5),
+    "seq_noop": ("py_threadsafe_seq", 1.0),
+}
+BYTES_TARGET = 1536
+BEGIN = "<!-- bench/future_into_py.py: begin -->"
+END = "<!-- bench/future_into_py.py: end -->"
+
+
+def loop_factories():
+    """The loops to measure on: asyncio's default, and uvloop where it is installed."""
+    factories = {"asyncio": asyncio.new_event_loop}
+    try:
+        import uvloop
+    except ImportError:
+        print("uvloop: not installed, skipped (Debian: apt-get install python3-uvloop)")
+    else:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+def run_on(factory, coro):
+    loop = factory()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+# --- the workloads: each returns seconds for n operations ------------------------------------
+
+
+async def seq_noop(m, n):
+    t = time.perf_counter()
+    for _ in range(n):
+        await m.noop()
+    return time.perf_counter() - t
+
+
+async def gather_noop(m, n):
+    t = time.perf_counter()
+    await asyncio.gather(*[m.noop() for _ in range(n)])
+    return time.perf_counter() - t
+
+
+async def seq_echo(m, n):
+    t = time.perf_counter()
+    for i in range(n):
+        if await m.echo(i) != i:
+            raise AssertionError("echo returned a different value")
+    return time.perf_counter() - t
+
+
+async def py_soon_gather(m, n):
+    loop = asyncio.get_running_loop()
+    t = time.perf_counter()
+    futures = []
+    for _ in range(n):
+        f = loop.create_future()
+        loop.call_soon(f.set_result, None)
+        futures.append(f)
+    await asyncio.gather(*futures)
+    return time.perf_counter() - t
+
+
+async def py_threadsafe_seq(m, n):
+    loop = asyncio.get_running_loop()
+    requests = queue.SimpleQueue()
+
+    def worker():
+        while (f := requests.get()) is not None:
+            loop.call_soon_threadsafe(f.set_result, None)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        t = time.perf_counter()
+        for _ in range(n):
+            f = loop.create_future()
+            requests.put(f)
+            await f
+        return time.perf_counter() - t
+    finally:
+        requests.put(None)
+        thread.join()
+
+
+async def py_executor_seq(m, n):
+    loop = asyncio.get_running_loop()
+    t = time.perf_counter()
+    for _ in range(n):
+        await loop.run_in_executor(None, int)
+    return time.perf_counter() - t
+
+
+WORKLOADS = [seq_noop, gather_noop, seq_echo, py_soon_gather, py_threadsafe_seq, py_executor_seq]
+
+
+async def check_results(m):
+    """The benchmark interface does what it says (a benchmark of wrong results is worthless)."""
+    assert await m.noop() is None
+    marker = object()
+    assert await m.echo(marker) is marker
+    assert await m.sleep_ms(1) is None
+    try:
+        await m.fail("boom")
+    except ValueError as e:
+        assert str(e) == "boom", e
+    else:
+        raise AssertionError("fail() did not raise")
+
+
+# --- memory per operation in flight (run in a fresh interpreter) --------------------------------
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def inflight_bytes(m, kind, count):
+    loop = asyncio.get_running_loop()
+    # Warm up: the runtime's threads, the loop bridge and the caches exist before the baseline.
+    await m.sleep_ms(1)
+    gc.collect()
+    gc.disable()
+    before = rss_bytes()
+    if kind == "sleep_ms":
+        futures = [m.sleep_ms(600_000) for _ in range(count)]
+    else:  # the pure-Python floor: a future completed by a loop timer
+        futures = []
+        for _ in range(count):
+            f = loop.create_future()
+            loop.call_later(600, f.set_result, None)
+            futures.append(f)
+    await asyncio.sleep(0.5)  # let the runtime start every operation
+    after = rss_bytes()
+    for f in futures:
+        f.cancel()
+    await asyncio.gather(*futures, return_exceptions=True)
+    gc.enable()
+    return (after - before) / count
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def summarize(samples):
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+
+
+def measure(args, m):
+    factories = loop_factories()
+    results = {}
+    for name, factory in factories.items():
+        samples = {w.__name__: [] for w in WORKLOADS}
+        run_on(factory, check_results(m))
+        for _ in range(args.repeat):  # interleaved, so that a slow moment hits every workload
+            for w in WORKLOADS:
+                seconds = run_on(factory, w(m, args.n))
+                samples[w.__name__].append(seconds / args.n * 1e6)
+        row = {k: summarize(v) for k, v in samples.items()}
+        for kind in ("sleep_ms", "py_call_later"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--module-dir", args.module_dir,
+                 "--memory", name, kind, str(args.inflight)],
+                check=True, capture_output=True, text=True).stdout
+            row["bytes_" + kind] = json.loads(out.splitlines()[-1])
+        results[name] = row
+    return results
+
+
+def machine():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return "%s, %d cores, Linux %s, Python %s (%s)" % (
+        cpu, os.cpu_count(), platform.release(), platform.python_version(), sys.executable)
+
+
+def report(args, results):
+    lines = [
+        "Measured by `bench/future_into_py.py` on %s; %d operations per workload, median of %d "
+        "runs (interleaved), fastest and slowest in brackets; memory with %d operations in flight."
+        % (machine(), args.n, args.repeat, args.inflight), ""]
+    for loop, row in results.items():
+        lines += ["### %s" % loop, "",
+                  "| workload | µs per op, median (min–max) | ratio to its floor | target |",
+                  "|---|---|---|---|"]
+        for w in WORKLOADS:
+            s = row[w.__name__]
+            ratio = target = ""
+            if w.__name__ in TARGETS:
+                floor, limit = TARGETS[w.__name__]
+                r = s["median"] / row[floor]["median"]
+                ratio = "%.2f × `%s`" % (r, floor)
+                target = "≤ %.1f× %s" % (limit, "met" if r <= limit else "**missed**")
+            lines.append("| `%s` | %.2f (%.2f–%.2f) | %s | %s |"
+                         % (w.__name__, s["median"], s["min"], s["max"], ratio, target))
+        b = row["bytes_sleep_ms"]
+        lines += ["", "Bytes per operation in flight: `sleep_ms` %.0f B (target ≤ %d B, %s); "
+                  "pure-Python floor (a future and a `call_later` timer) %.0f B."
+                  % (b, BYTES_TARGET, "met" if b <= BYTES_TARGET else "**missed**",
+                     row["bytes_py_call_later"]), ""]
+    return "\n".join(lines)
+
+
+def write_section(path, text):
+    with open(path) as f:
+        page = f.read()
+    if BEGIN not in page or END not in page:
+        raise SystemExit("%s has no '%s' ... '%s' section to replace" % (path, BEGIN, END))
+    head, rest = page.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(path, "w") as f:
+        f.write(head + BEGIN + "\n" + text + "\n" + END + tail)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--module-dir", required=True, help="directory holding pyasio_bench")
+    p.add_argument("--n", type=int, default=20_000, help="operations per workload")
+    p.add_argument("--repeat", type=int, default=5, help="runs of each workload")
+    p.add_argument("--inflight", type=int, default=200_000, help="operations in flight at once")
+    p.add_argument("--write", metavar="PAGE", help="replace this script's section of PAGE")
+    p.add_argument("--smoke", action="store_true", help="tiny counts, results checked")
+    p.add_argument("--memory", nargs=3, metavar=("LOOP", "KIND", "COUNT"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    sys.path.insert(0, args.module_dir)
+    import pyasio_bench
+
+    if args.memory:
+        loop, kind, count = args.memory
+        print(json.dumps(run_on(loop_factories()[loop], inflight_bytes(pyasio_bench, kind,
+                                                                       int(count)))))
+        return
+    if args.smoke:
+        args.n, args.repeat, args.inflight = 200, 1, 2000
+    text = report(args, measure(args, pyasio_bench))
+    print(text)
+    if args.write:
+        write_section(args.write, text)
+        print("wrote", args.write)
+
+
+if __name__ == "__main__":
+    main()
