@@ -48,10 +48,10 @@ struct future_names {
     object create_future = interned("create_future");
     object add_done_callback = interned("add_done_callback");
     object remove_done_callback = interned("remove_done_callback");
-    object done = interned("done");
     object set_result = interned("set_result");
     object set_exception = interned("set_exception");
     object await_ = interned("__await__");
+    object context_keyword = checked(Py_BuildValue("(s)", "context")); // kwnames: ("context",)
 };
 
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
@@ -59,10 +59,10 @@ struct future_names {
 /// Python side (the _Operation object registered as the future's done callback).
 class future_state : public loop_job {
 public:
-    future_state(std::shared_ptr<loop_bridge> bridge, const asio::any_io_executor& ex)
+    future_state(task_locals locals, const asio::any_io_executor& ex)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
         // running while the operation lives (even when it waits on nothing the context sees).
-        : bridge_(std::move(bridge)),
+        : locals_(std::move(locals)),
           strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked))) {}
 
     virtual ~future_state() = default;
@@ -79,7 +79,7 @@ public:
         finished_.store(true, std::memory_order_release);
         // NOTE: once pushed, the loop thread may run and free this state, which may hold the
         // last reference to the bridge, before push() returns: hold the bridge for the push.
-        std::shared_ptr<loop_bridge> bridge = bridge_;
+        std::shared_ptr<loop_bridge> bridge = locals_.bridge();
         bridge->push(this); // the C++ reference travels with the job
     }
 
@@ -115,6 +115,7 @@ public:
     }
 
     asio::cancellation_signal& signal() noexcept { return signal_; }
+    const task_locals& locals() const noexcept { return locals_; }
     const asio::strand<asio::any_io_executor>& strand() const noexcept { return strand_; }
 
     /// Runtime side, on the work's strand: starts the C++ work (or, when Python already
@@ -128,6 +129,7 @@ public:
         // be gone; an extra reference keeps the state alive to report the error either way.
         add_ref();
         try {
+            task_locals_scope scope(&locals_);
             spawn();
             release();
         } catch (...) {
@@ -164,9 +166,10 @@ private:
         try {
             const future_names& names = per_interpreter<future_names>();
             // A future cancelled (or completed) by Python is left as it is: no InvalidStateError.
-            if (call_method(fut, names.done).ptr() == Py_True)
+            // NOTE: a future that is done has handed its callbacks to the loop, so our callback
+            // is still there to remove exactly when the future is not done.
+            if (PyLong_AsLong(call_method(fut, names.remove_done_callback, op).ptr()) == 0)
                 return;
-            call_method(fut, names.remove_done_callback, op);
             if (error_) {
                 translate_exception(error_);
                 python_error e = python_error::fetch();
@@ -200,7 +203,7 @@ private:
     std::atomic<int> refs_{2};
     std::atomic<bool> finished_{false};
     std::atomic<bool> cancel_requested_{false};
-    std::shared_ptr<loop_bridge> bridge_;
+    task_locals locals_; // the loop (and its bridge) and the context captured at the call
     asio::strand<asio::any_io_executor> strand_;
     asio::cancellation_signal signal_;
     std::exception_ptr error_;
@@ -232,12 +235,16 @@ public:
             s_->release();
     }
 
+    /// Runs f on the operation's strand with the operation's task locals current.
     template <class F> void execute(F&& f) const {
+        auto run = [self = *this, f = std::forward<F>(f)]() mutable {
+            task_locals_scope scope(&self.s_->locals());
+            std::move(f)();
+        };
         if (never_)
-            asio::require(s_->strand(), asio::execution::blocking.never)
-                .execute(std::forward<F>(f));
+            asio::require(s_->strand(), asio::execution::blocking.never).execute(std::move(run));
         else
-            s_->strand().execute(std::forward<F>(f));
+            s_->strand().execute(std::move(run));
     }
 
     asio::execution_context& query(asio::execution::context_t) const noexcept {
@@ -302,9 +309,8 @@ private:
 /// The state of one call, with its work and its result T.
 template <class T, class Work> class typed_future_state final : public future_state {
 public:
-    typed_future_state(std::shared_ptr<loop_bridge> bridge, const asio::any_io_executor& ex,
-                       Work work)
-        : future_state(std::move(bridge), ex), work_(std::move(work)) {}
+    typed_future_state(task_locals locals, const asio::any_io_executor& ex, Work work)
+        : future_state(std::move(locals), ex), work_(std::move(work)) {}
 
     /// Keeps a completion's values; returns its error. A runtime thread, no GIL.
     template <class... V> std::exception_ptr store(V&&... v) {
@@ -575,19 +581,28 @@ private:
 /// Makes a future of `loop` for `work` and queues the work to start on a strand of `ex`. Loop
 /// thread, GIL held.
 template <class Work> object launch(handle loop, const asio::any_io_executor& ex, Work work) {
-    std::shared_ptr<loop_bridge> bridge = bridge_registry::instance().bridge_for(loop);
+    task_locals locals = task_locals_access::capture(loop);
     future_types& types = per_interpreter<future_types>();
     const future_names& names = per_interpreter<future_names>();
     object fut = call_method(loop, names.create_future);
     object op = steal(PyType_GenericAlloc(types.operation, 0));
     if (!op)
         throw_error_already_set();
-    auto* state = new typed_future_state<typename Work::value_type, Work>(std::move(bridge), ex,
-                                                                          std::move(work));
+    auto* state =
+        new typed_future_state<typename Work::value_type, Work>(locals, ex, std::move(work));
     reinterpret_cast<operation_object*>(op.ptr())->state = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
-    call_method(fut, names.add_done_callback, op); // the future now owns the _Operation
-    start_queue::of(ex).push(state, ex);           // the C++ reference goes with the work
+    // fut.add_done_callback(op, context=<the captured context>): the future now owns the
+    // _Operation, and the callback runs in the call's context (asyncio would copy it again).
+#if PY_VERSION_HEX >= 0x03090000
+    PyObject* args[] = {nullptr, fut.ptr(), op.ptr(), locals.context().ptr()};
+    checked(PyObject_VectorcallMethod(names.add_done_callback.ptr(), args + 1,
+                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      names.context_keyword.ptr()));
+#else
+    call(getattr(fut, names.add_done_callback), op, kwarg("context", locals.context()));
+#endif
+    start_queue::of(ex).push(state, ex); // the C++ reference goes with the work
     return fut;
 }
 

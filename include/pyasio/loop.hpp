@@ -4,6 +4,7 @@
 
 #include <pyasio/config.hpp>
 
+#include <pyasio/convert.hpp>
 #include <pyasio/detail/intrusive_stack.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/gil.hpp>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -32,7 +34,10 @@ enum class loop_wake {
     call_soon_threadsafe,
 };
 
+class task_locals;
+
 namespace detail {
+struct task_locals_access;
 
 /// What a weak reference points to, or an empty object once it died. Needs the GIL.
 inline object weak_target(handle weakref) {
@@ -124,6 +129,9 @@ public:
     }
 
     loop_wake wake_mode() const noexcept { return wake_; }
+
+    /// The loop, or an empty object once it is gone. GIL held.
+    object loop() const { return weak_target(loop_); }
 
     /// Counters for tests and benchmarks: jobs pushed and drains run.
     std::uint64_t pushes() const noexcept { return pushes_.load(std::memory_order_relaxed); }
@@ -298,6 +306,88 @@ inline object get_running_loop() {
                             "coroutine or callback running on an asyncio loop)");
     return loop;
 }
+
+/// The event loop and the contextvars context that Python code started for C++ work runs in
+/// (pyo3-asyncio's TaskLocals). future_into_py captures them at the call; inside that call's C++
+/// work, current_task_locals() returns them.
+///
+/// Copies share one immutable value and need no GIL, so C++ work may hold and pass them on any
+/// thread; loop() and context() are for use with the GIL held. The loop is held weakly (a loop
+/// that is dropped while C++ work runs can still be collected; its work then ends without
+/// reaching it), the context strongly. Converted to Python, a task_locals is the tuple
+/// (loop, context), with None for a loop that is gone.
+class task_locals {
+public:
+    /// The loop running in this thread and a copy of the current context (what asyncio gives a
+    /// new task). GIL held; RuntimeError when no loop runs in this thread.
+    static task_locals capture() { return task_locals(get_running_loop()); }
+
+    /// The event loop, or an empty object once it is gone. GIL held.
+    object loop() const { return d_->bridge->loop(); }
+    /// The contextvars.Context.
+    handle context() const noexcept { return d_->context; }
+
+    /// The loop's bridge (pyasio's queue into the loop thread).
+    const std::shared_ptr<detail::loop_bridge>& bridge() const noexcept { return d_->bridge; }
+
+    friend bool operator==(const task_locals& a, const task_locals& b) noexcept {
+        return a.d_ == b.d_;
+    }
+
+private:
+    friend struct detail::task_locals_access;
+
+    /// `running` must be the loop running in this thread. GIL held.
+    explicit task_locals(handle running)
+        : d_(std::make_shared<const data>(
+              data{detail::bridge_registry::instance().bridge_for(running),
+                   detail::checked(PyContext_CopyCurrent())})) {}
+
+    struct data {
+        std::shared_ptr<detail::loop_bridge> bridge; // holds the loop weakly
+        object context;
+    };
+    std::shared_ptr<const data> d_;
+};
+
+namespace detail {
+struct task_locals_access {
+    static task_locals capture(handle running_loop) { return task_locals(running_loop); }
+};
+
+/// The task locals of the C++ work running on this thread (set by the work's executor).
+inline thread_local const task_locals* current_locals = nullptr;
+
+/// Makes `locals` current on this thread for its lifetime.
+class task_locals_scope {
+public:
+    explicit task_locals_scope(const task_locals* locals) noexcept
+        : previous_(std::exchange(current_locals, locals)) {}
+    ~task_locals_scope() { current_locals = previous_; }
+    task_locals_scope(const task_locals_scope&) = delete;
+    task_locals_scope& operator=(const task_locals_scope&) = delete;
+
+private:
+    const task_locals* previous_;
+};
+} // namespace detail
+
+/// The task locals of the C++ work running on this thread: inside work started by
+/// future_into_py (any of its handlers, on any runtime thread), the loop and context captured at
+/// the future_into_py call; elsewhere, nothing. No GIL needed.
+inline std::optional<task_locals> current_task_locals() {
+    if (detail::current_locals == nullptr)
+        return std::nullopt;
+    return *detail::current_locals;
+}
+
+template <> struct converter<task_locals> {
+    static object to_python(const task_locals& locals) {
+        object loop = locals.loop();
+        return pyasio::to_python(
+            std::tuple<handle, handle>(loop ? handle(loop) : handle(Py_None), locals.context()));
+    }
+};
 
 PYASIO_NAMESPACE_END
 

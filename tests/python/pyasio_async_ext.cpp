@@ -166,6 +166,37 @@ PyObject* bad_result(PyObject*, PyObject*) {
     });
 }
 
+/// task_locals_here(): the task locals current inside the C++ work, as (loop, context).
+PyObject* task_locals_here(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py([]() -> asio::awaitable<std::optional<pyasio::task_locals>> {
+            // after a hop through a timer, on whichever runtime thread resumes
+            asio::steady_timer timer(co_await asio::this_coro::executor,
+                                     std::chrono::milliseconds(1));
+            co_await timer.async_wait(asio::use_awaitable);
+            co_return pyasio::current_task_locals();
+        });
+    });
+}
+
+/// task_locals_in_initiation(): the task locals current when an initiation is called.
+PyObject* task_locals_in_initiation(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py([](auto&& token) {
+            return asio::async_initiate<decltype(token), void(std::optional<pyasio::task_locals>)>(
+                [](auto handler) { std::move(handler)(pyasio::current_task_locals()); }, token);
+        });
+    });
+}
+
+PyObject* capture_task_locals(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { return pyasio::task_locals::capture(); });
+}
+
+PyObject* has_task_locals(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { return pyasio::current_task_locals().has_value(); });
+}
+
 PyObject* stats(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
         return std::map<std::string, long>{
@@ -226,6 +257,11 @@ PyMethodDef methods[] = {
     {"timer_wait", timer_wait, METH_O, "an Asio initiation given directly"},
     {"greet", greet_py, METH_O, "an asio::awaitable given directly"},
     {"bad_result", bad_result, METH_NOARGS, "a result that cannot be converted"},
+    {"task_locals_here", task_locals_here, METH_NOARGS, "current_task_locals() inside work"},
+    {"task_locals_in_initiation", task_locals_in_initiation, METH_NOARGS,
+     "current_task_locals() when an initiation is called"},
+    {"has_task_locals", has_task_locals, METH_NOARGS, "current_task_locals() outside work"},
+    {"capture_task_locals", capture_task_locals, METH_NOARGS, "task_locals::capture()"},
     {"stats", stats, METH_NOARGS, "counters of the C++ side"},
     {"set_wake", set_wake, METH_O, "'reader' or 'threadsafe' for loops bridged from now on"},
     {"bridge_counters", bridge_counters, METH_NOARGS, "(pushes, drains, mode) of this loop"},

@@ -2,6 +2,7 @@
 """Python awaits C++: pyasio::future_into_py through the loop bridge (test module built from
 pyasio_async_ext.cpp)."""
 import asyncio
+import contextvars
 import gc
 import sys
 import threading
@@ -87,6 +88,28 @@ class FutureIntoPy:
                 await m.bad_result()
 
         self.run_on_loop(main())
+
+    def test_task_locals_captured_at_the_call(self):
+        var = contextvars.ContextVar("var")
+
+        async def main():
+            var.set("at the call")
+            inside = m.task_locals_here()
+            in_initiation = m.task_locals_in_initiation()
+            var.set("after the call")
+            for future in (inside, in_initiation):
+                loop, context = await future
+                self.assertIs(loop, asyncio.get_running_loop())
+                self.assertIsInstance(context, contextvars.Context)
+                self.assertEqual(context[var], "at the call")  # a copy made at the call
+            self.assertFalse(m.has_task_locals())  # outside C++ work: none
+            loop, context = m.capture_task_locals()  # explicitly, on the loop's thread
+            self.assertIs(loop, asyncio.get_running_loop())
+            self.assertEqual(context[var], "after the call")
+
+        self.run_on_loop(main())
+        with self.assertRaisesRegex(RuntimeError, "no running event loop"):
+            m.capture_task_locals()
 
     def cancelled_in_cpp(self, action):
         before = m.stats()["aborted"]
