@@ -62,8 +62,12 @@ public:
     future_state(task_locals locals, const asio::any_io_executor& ex)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
         // running while the operation lives (even when it waits on nothing the context sees).
+        // And what the strand posts is a continuation of the operation: a runtime thread keeps
+        // it (an io_context queues it on the posting thread) instead of waking another thread
+        // to take it, which put a second thread wake on every operation's path.
         : locals_(std::move(locals)),
-          strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked))) {}
+          strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked,
+                                                 asio::execution::relationship.continuation))) {}
 
     virtual ~future_state() = default;
 
