@@ -343,9 +343,7 @@ private:
     }
 
     template <class... V> void keep(V&&... v) {
-        if constexpr (sizeof...(V) == 1)
-            value_.emplace(std::forward<V>(v)...);
-        else if constexpr (sizeof...(V) > 1)
+        if constexpr (sizeof...(V) > 0) // two or more values make the tuple T
             value_.emplace(std::forward<V>(v)...);
     }
 
