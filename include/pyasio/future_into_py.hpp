@@ -5,6 +5,7 @@
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
+#include <pyasio/detail/done_callback.hpp>
 #include <pyasio/detail/intrusive_stack.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/loop.hpp>
@@ -56,8 +57,8 @@ struct future_names {
 
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
 /// future. Two owners: the C++ side (the completion handler, then the bridge's queue) and the
-/// Python side (the _Operation object registered as the future's done callback).
-class future_state : public loop_job {
+/// Python side (the pyasio._DoneCallback registered with the future).
+class future_state : public loop_job, public done_callback_target {
 public:
     future_state(task_locals locals, const asio::any_io_executor& ex)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
@@ -105,8 +106,12 @@ public:
         }
     }
 
-    /// Python side: the _Operation object died (with its future). Loop thread, GIL held.
-    void operation_gone() noexcept {
+    /// Python side: the future is done (completed by us, cancelled, or completed by someone
+    /// else). Loop thread, GIL held.
+    void on_done() noexcept override { request_cancel(); }
+
+    /// Python side: the done callback died (with its future). Loop thread, GIL held.
+    void on_gone() noexcept override {
         operation_ = nullptr;
         future_ = nullptr;
         request_cancel();
@@ -163,7 +168,7 @@ private:
     void complete() noexcept {
         if (operation_ == nullptr)
             return; // the future was collected: nobody waits for the result
-        // NOTE: removing our done callback may free the _Operation (the future held the only
+        // NOTE: removing our done callback may free it (the future held the only
         // reference) and so clear operation_/future_: keep both alive until we are done.
         object op = borrow(operation_);
         object fut = borrow(future_);
@@ -211,7 +216,7 @@ private:
     asio::strand<asio::any_io_executor> strand_;
     asio::cancellation_signal signal_;
     std::exception_ptr error_;
-    PyObject* operation_ = nullptr; // weak: cleared when the _Operation dies
+    PyObject* operation_ = nullptr; // weak: our done callback, cleared when it dies
     PyObject* future_ = nullptr;    // borrowed: alive while operation_ is
 };
 
@@ -403,12 +408,6 @@ private:
 
 // --- the Python types ----------------------------------------------------------------------
 
-/// _Operation: the done callback of a future_into_py future. Called by the future when it is
-/// done, and destroyed with the future: both tell the C++ work to stop unless it finished.
-struct operation_object {
-    PyObject_HEAD future_state* state;
-};
-
 /// The awaitable returned when no loop runs at the call: starts the work on the loop that first
 /// awaits it. Behaves like a coroutine object (send, throw, close, __await__), so asyncio.run,
 /// ensure_future and create_task accept it.
@@ -422,22 +421,6 @@ struct starter {
     virtual ~starter() = default;
     virtual object start(handle loop) = 0;
 };
-
-inline void operation_dealloc(PyObject* self) {
-    auto* op = reinterpret_cast<operation_object*>(self);
-    if (op->state != nullptr)
-        std::exchange(op->state, nullptr)->operation_gone();
-    PyTypeObject* type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type); // heap type instances own a reference to their type
-}
-
-inline PyObject* operation_call(PyObject* self, PyObject*, PyObject*) {
-    auto* op = reinterpret_cast<operation_object*>(self);
-    if (op->state != nullptr)
-        op->state->request_cancel();
-    Py_RETURN_NONE;
-}
 
 inline object lazy_start(lazy_object* self) {
     object loop = get_running_loop();
@@ -544,19 +527,9 @@ inline void lazy_dealloc(PyObject* o) {
 
 /// The Python types, made once per interpreter.
 struct future_types {
-    PyTypeObject* operation = make_operation_type();
     PyTypeObject* lazy = make_lazy_type();
 
 private:
-    static PyTypeObject* make_operation_type() {
-        static PyType_Slot slots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(operation_dealloc)},
-                                      {Py_tp_call, reinterpret_cast<void*>(operation_call)},
-                                      {0, nullptr}};
-        static PyType_Spec spec = {"pyasio._Operation", sizeof(operation_object), 0,
-                                   Py_TPFLAGS_DEFAULT, slots};
-        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
-    }
-
     static PyTypeObject* make_lazy_type() {
         static PyMethodDef methods[] = {
             {"send", lazy_send, METH_O, "Sends a value into the awaitable (starting it)."},
@@ -578,24 +551,19 @@ private:
     }
 };
 
-/// Makes a future of `loop` for `make()` (which returns an asio::awaitable<T>) and queues the
-/// work to start on a strand of `ex`. Loop thread, GIL held.
 /// Makes a future of `loop` for `work` and queues the work to start on a strand of `ex`. Loop
 /// thread, GIL held.
 template <class Work> object launch(handle loop, const asio::any_io_executor& ex, Work work) {
     task_locals locals = task_locals_access::capture(loop);
-    future_types& types = per_interpreter<future_types>();
     const future_names& names = per_interpreter<future_names>();
     object fut = call_method(loop, names.create_future);
-    object op = steal(PyType_GenericAlloc(types.operation, 0));
-    if (!op)
-        throw_error_already_set();
+    object op = make_done_callback(nullptr);
     auto* state =
         new typed_future_state<typename Work::value_type, Work>(locals, ex, std::move(work));
-    reinterpret_cast<operation_object*>(op.ptr())->state = state; // the Python reference
+    reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
     // fut.add_done_callback(op, context=<the captured context>): the future now owns the
-    // _Operation, and the callback runs in the call's context (asyncio would copy it again).
+    // callback, and the callback runs in the call's context (asyncio would copy it again).
 #if PY_VERSION_HEX >= 0x03090000
     PyObject* args[] = {nullptr, fut.ptr(), op.ptr(), locals.context().ptr()};
     checked(PyObject_VectorcallMethod(names.add_done_callback.ptr(), args + 1,

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_DETAIL_DONE_CALLBACK_HPP
+#define PYASIO_DETAIL_DONE_CALLBACK_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/detail/object_core.hpp>
+#include <pyasio/error.hpp>
+
+#include <utility>
+
+PYASIO_NAMESPACE_BEGIN
+namespace detail {
+
+/// What a pyasio._DoneCallback reports to: the C++ side of one future. Both calls come on the
+/// loop thread with the GIL held.
+struct done_callback_target {
+    /// The future called its done callbacks (it completed, failed or was cancelled).
+    virtual void on_done() noexcept = 0;
+    /// The callback object is being destroyed (its future dropped it, or died).
+    virtual void on_gone() noexcept = 0;
+
+protected:
+    ~done_callback_target() = default;
+};
+
+/// pyasio._DoneCallback: the object pyasio registers with future.add_done_callback. It holds
+/// its target by a plain pointer: the C++ side learns both when the future is done and when the
+/// future lets go of it (so a future that is collected is noticed too).
+struct done_callback_object {
+    PyObject_HEAD done_callback_target* target;
+};
+
+inline void done_callback_dealloc(PyObject* self) {
+    auto* cb = reinterpret_cast<done_callback_object*>(self);
+    if (cb->target != nullptr)
+        std::exchange(cb->target, nullptr)->on_gone();
+    PyTypeObject* type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type); // heap type instances own a reference to their type
+}
+
+inline PyObject* done_callback_call(PyObject* self, PyObject*, PyObject*) {
+    auto* cb = reinterpret_cast<done_callback_object*>(self);
+    if (cb->target != nullptr)
+        cb->target->on_done();
+    Py_RETURN_NONE;
+}
+
+/// The type, made once per interpreter.
+struct done_callback_type {
+    PyTypeObject* type = make();
+
+private:
+    static PyTypeObject* make() {
+        static PyType_Slot slots[] = {
+            {Py_tp_dealloc, reinterpret_cast<void*>(done_callback_dealloc)},
+            {Py_tp_call, reinterpret_cast<void*>(done_callback_call)},
+            {Py_tp_doc, const_cast<char*>("Tells pyasio's C++ side that a future is done.")},
+            {0, nullptr}};
+        static PyType_Spec spec = {"pyasio._DoneCallback", sizeof(done_callback_object), 0,
+                                   Py_TPFLAGS_DEFAULT, slots};
+        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
+    }
+};
+
+/// A new done callback reporting to `target`. GIL held.
+inline object make_done_callback(done_callback_target* target) {
+    object cb = steal(PyType_GenericAlloc(per_interpreter<done_callback_type>().type, 0));
+    if (!cb)
+        throw_error_already_set();
+    reinterpret_cast<done_callback_object*>(cb.ptr())->target = target;
+    return cb;
+}
+
+} // namespace detail
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_DETAIL_DONE_CALLBACK_HPP
