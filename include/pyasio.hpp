@@ -11,6 +11,7 @@
 #include <pyasio/error.hpp>
 #include <pyasio/future_into_py.hpp>
 #include <pyasio/gil.hpp>
+#include <pyasio/into_future.hpp>
 #include <pyasio/loop.hpp>
 #include <pyasio/object.hpp>
 #include <pyasio/runtime.hpp>

@@ -186,8 +186,30 @@ private:
     std::shared_ptr<state> state_;
 };
 
+/// A C++ value of the wrong Python type was given where pyasio can check it without the GIL
+/// (e.g. a non-awaitable given to into_future). Raised in Python as TypeError.
+class type_error : public std::invalid_argument {
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+/// The Python task that C++ was awaiting was cancelled by Python (task.cancel(), a timeout, or
+/// its loop shutting down), not by the C++ side. Raised in Python as asyncio.CancelledError.
+class task_cancelled : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// The event loop that an operation needed is gone (closed and collected) or could not take it.
+/// Raised in Python as RuntimeError.
+class event_loop_closed : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 /// Sets the Python error indicator from any C++ exception, with the mapping every pyasio entry
-/// point uses: python_error -> the original exception object; std::bad_alloc -> MemoryError;
+/// point uses: python_error -> the original exception object; type_error -> TypeError;
+/// task_cancelled -> asyncio.CancelledError; std::bad_alloc -> MemoryError;
 /// std::system_error -> OSError (errno kept for system and generic categories);
 /// std::invalid_argument, std::domain_error -> ValueError; std::out_of_range -> IndexError;
 /// std::overflow_error -> OverflowError; other std::exception -> RuntimeError(what());
@@ -220,6 +242,14 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         } else {
             set(PyExc_OSError, err.what());
         }
+    } catch (const type_error& err) {
+        set(PyExc_TypeError, err.what());
+    } catch (const task_cancelled& err) {
+        object asyncio = steal(PyImport_ImportModule("asyncio"));
+        object cancelled =
+            asyncio ? steal(PyObject_GetAttrString(asyncio.ptr(), "CancelledError")) : object();
+        if (cancelled)
+            set(cancelled.ptr(), err.what());
     } catch (const std::invalid_argument& err) {
         set(PyExc_ValueError, err.what());
     } catch (const std::domain_error& err) {

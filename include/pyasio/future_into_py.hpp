@@ -40,10 +40,6 @@ PYASIO_NAMESPACE_BEGIN
 
 namespace detail {
 
-inline object interned(const char* name) {
-    return checked(PyUnicode_InternFromString(name));
-}
-
 /// The method names future_into_py calls on every operation, interned once per interpreter.
 struct future_names {
     object create_future = interned("create_future");

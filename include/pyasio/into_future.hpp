@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_INTO_FUTURE_HPP
+#define PYASIO_INTO_FUTURE_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/convert.hpp>
+#include <pyasio/detail/done_callback.hpp>
+#include <pyasio/error.hpp>
+#include <pyasio/loop.hpp>
+#include <pyasio/object.hpp>
+#include <pyasio/runtime.hpp>
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/dispatch.hpp>
+#include <asio/error.hpp>
+#include <asio/execution.hpp>
+#include <asio/prefer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <exception>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// What into_future looks up once per interpreter.
+struct into_future_names {
+    object ensure_future = getattr(import("asyncio"), "ensure_future");
+    object add_done_callback = interned("add_done_callback");
+    object cancel = interned("cancel");
+    object cancelled = interned("cancelled");
+    object exception = interned("exception");
+    object result = interned("result");
+    object loop_keyword = checked(Py_BuildValue("(s)", "loop")); // kwnames: ("loop",)
+};
+
+/// Throws type_error unless `o` is awaitable (a coroutine, Task, Future, or any object whose
+/// type has __await__). Reads only the object's type: no GIL needed.
+inline void check_awaitable(handle o) {
+    if (!o)
+        throw type_error("pyasio::into_future: expected an awaitable, got no object (an empty "
+                         "pyasio::object)");
+    PyTypeObject* type = Py_TYPE(o.ptr());
+    if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
+        throw type_error(std::string("pyasio::into_future: expected an awaitable (a coroutine, "
+                                     "Task, Future or an object with __await__), got ") +
+                         type->tp_name);
+}
+
+/// The task locals into_future uses when none are given; logic_error naming the ways to give
+/// them when there are none.
+inline task_locals locals_for_into_future() {
+    if (std::optional<task_locals> locals = current_task_locals())
+        return *std::move(locals);
+    throw std::logic_error(
+        "pyasio::into_future: no event loop to run the awaitable on. Call it from C++ work "
+        "started by pyasio::future_into_py (which captures the loop and context), or pass "
+        "pyasio::task_locals (pyasio::task_locals::capture() on the loop's thread)");
+}
+
+template <class T> T result_from_python(handle result) {
+    if constexpr (std::is_same_v<T, object>)
+        return borrow(result);
+    else
+        return from_python<T>(result);
+}
+
+/// One into_future call. Owners (refs_): the pending completion (until the handler has run),
+/// the start job while it is queued, the Python done callback while it lives, and each cancel
+/// job while it is queued.
+template <class T, class Handler>
+class into_state final : public loop_job, public done_callback_target {
+public:
+    into_state(Handler handler, object awaitable, task_locals locals)
+        : handler_(std::move(handler)),
+          // NOTE: a handler with no executor of its own runs on the default runtime, never on
+          // the loop thread (Asio's fallback, the system executor, would run it there inline).
+          work_(asio::prefer(asio::get_associated_executor(handler_, default_executor()),
+                             asio::execution::outstanding_work.tracked)),
+          awaitable_(std::move(awaitable)), locals_(std::move(locals)) {}
+
+    /// C++ side, any thread: listens for cancellation and queues the start for the loop.
+    void begin() {
+        auto slot = asio::get_associated_cancellation_slot(handler_);
+        if (slot.is_connected())
+            slot.template emplace<cancel_handler>(this);
+        std::shared_ptr<loop_bridge> bridge = locals_.bridge(); // NOTE: held for the push
+        bridge->push(this);
+    }
+
+    /// The start job, on the loop thread with the GIL.
+    void run() noexcept override {
+        if (cpp_cancelled_.load(std::memory_order_acquire)) {
+            deliver(aborted());
+        } else {
+            try {
+                start();
+            } catch (...) {
+                deliver(std::current_exception());
+            }
+        }
+        awaitable_ = object(); // released here, with the GIL
+        release();
+    }
+
+    /// The loop is gone before the start job ran.
+    void abandon() noexcept override {
+        deliver(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_future: the event loop closed before the awaitable started")));
+        release();
+    }
+
+    /// The task is done. Loop thread, GIL held.
+    void on_done() noexcept override {
+        try {
+            const into_future_names& names = per_interpreter<into_future_names>();
+            object task = borrow(task_);
+            if (call_method(task, names.cancelled).ptr() == Py_True) {
+                if (cpp_cancelled_.load(std::memory_order_acquire))
+                    deliver(aborted());
+                else
+                    deliver(std::make_exception_ptr(
+                        task_cancelled("pyasio::into_future: the Python task was cancelled by "
+                                       "Python (task.cancel(), a timeout, or its loop shutting "
+                                       "down); catch pyasio::task_cancelled to handle it")));
+                return;
+            }
+            object error = call_method(task, names.exception);
+            if (!error.is_none()) {
+                deliver(std::make_exception_ptr(python_error(error)));
+                return;
+            }
+            object result = call_method(task, names.result);
+            if constexpr (std::is_void_v<T>)
+                deliver(nullptr);
+            else
+                deliver(nullptr, result_from_python<T>(result));
+        } catch (...) {
+            deliver(std::current_exception());
+        }
+    }
+
+    /// The done callback died: with the task done, or with a task that never finished (its
+    /// loop was closed, or nothing kept it alive). Loop thread, GIL held.
+    void on_gone() noexcept override {
+        task_ = nullptr;
+        deliver(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_future: the Python task was destroyed before it finished: its event "
+            "loop was closed, or nothing kept the task's awaitables alive")));
+        release();
+    }
+
+private:
+    /// Installed in the handler's cancellation slot; runs where the C++ side emits.
+    struct cancel_handler {
+        into_state* s;
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) != asio::cancellation_type::none)
+                s->cancel_from_cpp();
+        }
+    };
+
+    /// Carries a cancellation to the loop thread.
+    struct cancel_job final : loop_job {
+        into_state* s;
+        explicit cancel_job(into_state* state) noexcept : s(state) {}
+        void run() noexcept override {
+            s->cancel_task();
+            s->release();
+            delete this;
+        }
+        void abandon() noexcept override {
+            s->release();
+            delete this;
+        }
+    };
+
+    /// Owns the completion's reference until the handler has run (or the executor dropped it).
+    struct completion_ref {
+        into_state* s;
+        explicit completion_ref(into_state* state) noexcept : s(state) {}
+        completion_ref(completion_ref&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
+        completion_ref(const completion_ref&) = delete;
+        completion_ref& operator=(const completion_ref&) = delete;
+        completion_ref& operator=(completion_ref&&) = delete;
+        ~completion_ref() {
+            if (s != nullptr)
+                s->release();
+        }
+    };
+
+    using value_type = std::conditional_t<std::is_void_v<T>, char, T>;
+
+    static std::exception_ptr aborted() {
+        return std::make_exception_ptr(std::system_error(asio::error::operation_aborted));
+    }
+
+    void start() {
+        const into_future_names& names = per_interpreter<into_future_names>();
+        object loop = locals_.loop();
+        if (!loop)
+            throw event_loop_closed("pyasio::into_future: the event loop is gone");
+        // asyncio.ensure_future(awaitable, loop=loop), in the captured context (a task made
+        // there copies it).
+        handle context = locals_.context();
+        if (PyContext_Enter(context.ptr()) < 0)
+            throw_error_already_set();
+        PyObject* args[] = {nullptr, awaitable_.ptr(), loop.ptr()};
+        object task =
+            steal(vectorcall(names.ensure_future.ptr(), args + 1,
+                             1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
+        if (PyContext_Exit(context.ptr()) < 0 || !task)
+            throw_error_already_set();
+        object callback = make_done_callback(nullptr);
+        call_method(task, names.add_done_callback, callback);
+        // The task now holds the callback: from here on it reports to us.
+        add_ref();
+        task_ = task.ptr(); // borrowed: cleared when the callback dies, which the task outlives
+        reinterpret_cast<done_callback_object*>(callback.ptr())->target = this;
+    }
+
+    /// C++ side: the caller's cancellation slot fired. No GIL.
+    void cancel_from_cpp() noexcept {
+        cpp_cancelled_.store(true, std::memory_order_release);
+        add_ref();
+        try {
+            locals_.bridge()->push(new cancel_job(this));
+        } catch (...) { // std::bad_alloc: the task keeps running; the C++ side still waits
+            release();
+        }
+    }
+
+    /// Loop thread, GIL held: cancels the task if it runs.
+    void cancel_task() noexcept {
+        if (task_ == nullptr)
+            return;
+        try {
+            call_method(handle(task_), per_interpreter<into_future_names>().cancel);
+        } catch (...) {
+            translate_exception(std::current_exception());
+            PyErr_WriteUnraisable(nullptr);
+        }
+    }
+
+    /// Hands the outcome to the handler, on the handler's executor: once.
+    void deliver(std::exception_ptr error,
+                 std::optional<value_type> value = std::nullopt) noexcept {
+        if (delivered_.exchange(true, std::memory_order_acq_rel))
+            return;
+        try {
+            asio::dispatch(work_, [ref = completion_ref(this), error = std::move(error),
+                                   value = std::move(value)]() mutable {
+                ref.s->invoke(std::move(error), std::move(value));
+            });
+        } catch (...) {
+            // NOTE: only std::bad_alloc gets here; the handler then never runs.
+        }
+    }
+
+    /// On the handler's executor: stop listening for cancellation, then complete.
+    void invoke(std::exception_ptr error, std::optional<value_type> value) {
+        asio::get_associated_cancellation_slot(handler_).clear();
+        Handler handler = std::move(handler_);
+        if constexpr (std::is_void_v<T>)
+            std::move(handler)(std::move(error));
+        else
+            std::move(handler)(std::move(error), value ? std::move(*value) : T());
+    }
+
+    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    void release() noexcept {
+        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
+            delete this;
+    }
+
+    std::atomic<int> refs_{2}; // the pending completion and the start job
+    std::atomic<bool> delivered_{false};
+    std::atomic<bool> cpp_cancelled_{false};
+    Handler handler_;
+    std::decay_t<decltype(asio::prefer(
+        std::declval<asio::associated_executor_t<Handler, asio::any_io_executor>>(),
+        asio::execution::outstanding_work.tracked))>
+        work_;
+    object awaitable_;
+    task_locals locals_;
+    PyObject* task_ = nullptr;
+};
+
+template <class T> struct initiate_into_future {
+    template <class Handler>
+    void operator()(Handler&& handler, object awaitable, task_locals locals) const {
+        auto* state = new into_state<T, std::decay_t<Handler>>(
+            std::forward<Handler>(handler), std::move(awaitable), std::move(locals));
+        state->begin();
+    }
+};
+
+template <class T>
+using into_future_signature =
+    std::conditional_t<std::is_void_v<T>, void(std::exception_ptr), void(std::exception_ptr, T)>;
+
+} // namespace detail
+
+/// C++ awaits Python: an Asio async operation that runs `awaitable` on the Python event loop
+/// and completes with its result, converted to T on the loop thread (default: pyasio::object).
+///
+/// `awaitable` is a coroutine, a Task, a Future or any object with __await__; anything else
+/// throws pyasio::type_error (TypeError in Python) at the call. A coroutine can be awaited once:
+/// a second into_future of the same coroutine fails with Python's own "cannot reuse already
+/// awaited coroutine"; to await a Python async function several times, call it for each use.
+///
+/// It runs on the loop and in the contextvars context of `locals`; without them, those of the
+/// C++ work started by future_into_py that calls it (current_task_locals()); otherwise it throws
+/// std::logic_error naming both ways to give them.
+///
+/// The completion signature is void(std::exception_ptr, T), so every completion token works:
+/// `co_await into_future(aw)` (asio::use_awaitable, the default), a callback, asio::use_future,
+/// asio::experimental::deferred. The handler runs on its associated executor (a handler without
+/// one, e.g. a plain lambda, runs on the default runtime). Outcomes: the result; the
+/// Python exception as pyasio::python_error; pyasio::task_cancelled when Python cancelled the
+/// task; asio::error::operation_aborted (a std::system_error) when the C++ side cancelled it
+/// (through the handler's cancellation slot: the Python task is then cancelled);
+/// pyasio::event_loop_closed when the loop went away first.
+///
+/// @par Threads and the GIL
+/// Callable on any thread, with or without the GIL. The awaitable starts on the loop thread
+/// through the loop bridge (one wake per batch); it is never touched on the calling thread.
+template <class T = object, class Token = asio::use_awaitable_t<>>
+auto into_future(object awaitable, task_locals locals, Token&& token = Token()) {
+    detail::check_awaitable(awaitable);
+    return asio::async_initiate<Token, detail::into_future_signature<T>>(
+        detail::initiate_into_future<T>{}, token, std::move(awaitable), std::move(locals));
+}
+
+/// into_future on the loop and context of the C++ work that calls it (current_task_locals()).
+template <class T = object, class Token = asio::use_awaitable_t<>>
+requires(!std::is_same_v<std::decay_t<Token>, task_locals>) auto into_future(
+    object awaitable, Token&& token = Token()) {
+    detail::check_awaitable(awaitable);
+    return into_future<T>(std::move(awaitable), detail::locals_for_into_future(),
+                          std::forward<Token>(token));
+}
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_INTO_FUTURE_HPP

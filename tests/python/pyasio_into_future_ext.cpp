@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: BSL-1.0
+// C++ awaits Python: pyasio::into_future, driven from Python through future_into_py (the C++
+// work awaits the Python awaitable it was given); used by test_into_future.py.
+#include <pyasio.hpp>
+
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_future.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <string>
+#include <system_error>
+#include <variant>
+
+namespace {
+using pyasio::handle;
+using pyasio::object;
+
+/// await_py(aw): C++ awaits aw (co_await with use_awaitable) and returns its result.
+PyObject* await_py(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<object> {
+                co_return co_await pyasio::into_future(std::move(aw));
+            });
+    });
+}
+
+/// await_py_int(aw): the result converted to std::int64_t on the loop thread.
+PyObject* await_py_int(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<std::int64_t> {
+                co_return co_await pyasio::into_future<std::int64_t>(std::move(aw));
+            });
+    });
+}
+
+/// await_py_tokens(aw1, aw2, aw3): the same wait through a callback, use_future and deferred.
+PyObject* await_py_tokens(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [a, b, c] = pyasio::from_python<std::tuple<object, object, object>>(handle(args));
+        return pyasio::future_into_py([a = std::move(a), b = std::move(b),
+                                       c = std::move(c)](auto&& token) mutable {
+            // a callback completes the whole operation from inside a use_future and a deferred
+            // wait, each on a runtime thread
+            return asio::async_initiate<decltype(token), void(std::exception_ptr, std::string)>(
+                [](auto handler, object a, object b, object c) {
+                    auto locals = *pyasio::current_task_locals();
+                    pyasio::into_future<std::string>(
+                        std::move(a), locals,
+                        [handler = std::move(handler), b = std::move(b), c = std::move(c),
+                         locals](std::exception_ptr e, std::string first) mutable {
+                            if (e)
+                                return std::move(handler)(e, std::string());
+                            std::future<std::string> second = pyasio::into_future<std::string>(
+                                std::move(b), locals, asio::use_future);
+                            std::string text = first + " " + second.get();
+                            auto third = pyasio::into_future<std::string>(
+                                std::move(c), locals, asio::experimental::deferred);
+                            std::move(third)([handler = std::move(handler),
+                                              text](std::exception_ptr e, std::string s) mutable {
+                                std::move(handler)(e, text + " " + s);
+                            });
+                        });
+                },
+                token, std::move(a), std::move(b), std::move(c));
+        });
+    });
+}
+
+/// await_py_twice(aw): awaits the same awaitable twice; returns both outcomes as text.
+PyObject* await_py_twice(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py([aw = pyasio::borrow(arg)]() -> asio::awaitable<std::string> {
+            std::string out;
+            for (int i = 0; i < 2; ++i) {
+                object copy;
+                {
+                    pyasio::gil_acquire gil;
+                    copy = aw;
+                }
+                try {
+                    object r = co_await pyasio::into_future(std::move(copy));
+                    out += "ok;";
+                } catch (const pyasio::python_error& e) {
+                    out += std::string(e.what()) + ";";
+                }
+            }
+            co_return out;
+        });
+    });
+}
+
+/// await_py_each(fn, n): calls the async function fn once per use, n times; sums the results.
+PyObject* await_py_each(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [fn, n] = pyasio::from_python<std::tuple<object, int>>(handle(args));
+        return pyasio::future_into_py(
+            [fn = std::move(fn), n = n]() -> asio::awaitable<std::int64_t> {
+                std::int64_t sum = 0;
+                for (int i = 0; i < n; ++i) {
+                    object coro;
+                    {
+                        pyasio::gil_acquire gil;
+                        coro = pyasio::call(fn, i);
+                    }
+                    sum += co_await pyasio::into_future<std::int64_t>(std::move(coro));
+                }
+                co_return sum;
+            });
+    });
+}
+
+/// await_py_timeout(aw, ms): "result" or "timeout", whichever comes first; the C++ side
+/// cancels the other (the Python task, when the timer wins).
+PyObject* await_py_timeout(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [aw, ms] = pyasio::from_python<std::tuple<object, long>>(handle(args));
+        return pyasio::future_into_py(
+            [aw = std::move(aw), ms = ms]() mutable -> asio::awaitable<std::string> {
+                using namespace asio::experimental::awaitable_operators;
+                asio::steady_timer timer(co_await asio::this_coro::executor,
+                                         std::chrono::milliseconds(ms));
+                std::variant<object, std::monostate> r = co_await (
+                    pyasio::into_future(std::move(aw)) || timer.async_wait(asio::use_awaitable));
+                co_return r.index() == 0 ? "result" : "timeout";
+            });
+    });
+}
+
+/// await_py_report(aw): what C++ caught, as text: "cancelled by python", the python_error's
+/// what(), or "result".
+PyObject* await_py_report(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<std::string> {
+                try {
+                    co_await pyasio::into_future(std::move(aw));
+                    co_return "result";
+                } catch (const pyasio::task_cancelled&) {
+                    co_return "cancelled by python";
+                } catch (const pyasio::event_loop_closed& e) {
+                    co_return std::string("loop closed: ") + e.what();
+                } catch (const pyasio::python_error& e) {
+                    co_return std::string("python_error: ") + e.what();
+                }
+            });
+    });
+}
+
+/// into_future_here(aw): into_future called outside C++ work, with no task locals.
+PyObject* into_future_here(PyObject*, PyObject* arg) {
+    return pyasio::entry_point(
+        [&] { pyasio::into_future(pyasio::borrow(arg), [](std::exception_ptr, object) {}); });
+}
+
+PyMethodDef methods[] = {
+    {"await_py", await_py, METH_O, "C++ awaits the awaitable; returns its result"},
+    {"await_py_int", await_py_int, METH_O, "into_future<std::int64_t>"},
+    {"await_py_tokens", await_py_tokens, METH_VARARGS, "callback, use_future, deferred"},
+    {"await_py_twice", await_py_twice, METH_O, "awaits one awaitable twice"},
+    {"await_py_each", await_py_each, METH_VARARGS, "calls the async function for each use"},
+    {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
+    {"await_py_report", await_py_report, METH_O, "what C++ caught"},
+    {"into_future_here", into_future_here, METH_O, "into_future without task locals"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT,
+                      "_pyasio_into_future_test",
+                      "pyasio's into_future test module",
+                      -1,
+                      methods,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr};
+} // namespace
+
+PYASIO_MODULE_INIT(_pyasio_into_future_test) {
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,222 @@
+# SPDX-License-Identifier: BSL-1.0
+"""C++ awaits Python: pyasio::into_future (test module built from pyasio_into_future_ext.cpp).
+Each test gives C++ work (started by future_into_py) a Python awaitable to await."""
+import asyncio
+import contextvars
+import gc
+import unittest
+
+import _pyasio_into_future_test as m
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+class IntoFuture:
+    """The tests, run on each kind of loop by the subclasses below."""
+
+    loop_factory = staticmethod(asyncio.new_event_loop)
+
+    def run_on_loop(self, coro, expected_errors=()):
+        loop = self.loop_factory()
+        loop.set_debug(False)  # -X dev's debug mode records a traceback per handle: slow
+        errors = []
+        # NOTE: only the message: keeping the context would keep (resurrect) a dying task.
+        loop.set_exception_handler(lambda loop, ctx: errors.append(ctx["message"]))
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+            self.assertEqual(errors, list(expected_errors), "the loop reported errors")
+
+    def test_every_kind_of_awaitable(self):
+        class Awaitable:
+            def __await__(self):
+                yield from asyncio.sleep(0.001).__await__()
+                return "dunder"
+
+        async def coro(x):
+            await asyncio.sleep(0.001)
+            return x
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            self.assertEqual(await m.await_py(coro("coroutine")), "coroutine")
+            self.assertEqual(await m.await_py(asyncio.ensure_future(coro("task"))), "task")
+            future = loop.create_future()
+            loop.call_later(0.001, future.set_result, "future")
+            self.assertEqual(await m.await_py(future), "future")
+            self.assertEqual(await m.await_py(Awaitable()), "dunder")
+            self.assertEqual(await m.await_py_int(coro(2**40)), 2**40)
+
+        self.run_on_loop(main())
+
+    def test_every_completion_token(self):
+        async def word(w):
+            await asyncio.sleep(0.001)
+            return w
+
+        async def main():
+            text = await m.await_py_tokens(word("callback"), word("use_future"), word("deferred"))
+            self.assertEqual(text, "callback use_future deferred")
+
+        self.run_on_loop(main())
+
+    def test_not_awaitable_is_type_error_at_the_call(self):
+        async def main():
+            for bad in (42, None, "text", lambda: None):
+                with self.assertRaisesRegex(TypeError, "expected an awaitable .* got "):
+                    await m.await_py(bad)
+
+        self.run_on_loop(main())
+
+    def test_result_of_the_wrong_type(self):
+        async def text():
+            return "not an int"
+
+        async def main():
+            with self.assertRaisesRegex(TypeError, "expected int, got str"):
+                await m.await_py_int(text())
+
+        self.run_on_loop(main())
+
+    def test_python_exception_arrives_as_itself(self):
+        original = KeyError("from Python")
+
+        async def fail():
+            await asyncio.sleep(0)
+            raise original
+
+        async def main():
+            with self.assertRaises(KeyError) as cm:
+                await m.await_py(fail())
+            self.assertIs(cm.exception, original)  # C++ rethrew the same object
+            self.assertEqual(await m.await_py_report(fail()),
+                             "python_error: KeyError: 'from Python'")
+
+        self.run_on_loop(main())
+
+    def test_coroutine_awaited_twice_vs_function_called_each_time(self):
+        async def once():
+            return 1
+
+        async def main():
+            # one coroutine: usable once; Python's own error arrives in C++ unchanged
+            self.assertEqual(await m.await_py_twice(once()),
+                             "ok;RuntimeError: cannot reuse already awaited coroutine;")
+            # the async function: C++ calls it for each use
+            async def double(i):
+                await asyncio.sleep(0)
+                return 2 * i
+
+            self.assertEqual(await m.await_py_each(double, 5), 2 * (0 + 1 + 2 + 3 + 4))
+
+        self.run_on_loop(main())
+
+    def test_runs_in_the_context_of_the_call(self):
+        async def read_var():
+            return var.get()
+
+        async def main():
+            var.set("caller's value")
+            future = m.await_py(read_var())
+            var.set("changed after the call")
+            self.assertEqual(await future, "caller's value")
+
+        self.run_on_loop(main())
+
+    def test_cpp_cancels_the_python_task(self):
+        seen = []
+
+        async def slow():
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                seen.append("cancelled")
+                raise
+
+        async def fast():
+            return 1
+
+        async def main():
+            self.assertEqual(await m.await_py_timeout(slow(), 20), "timeout")
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            self.assertEqual(seen, ["cancelled"])  # the Python task saw the cancellation
+            self.assertEqual(await m.await_py_timeout(fast(), 10_000), "result")
+
+        self.run_on_loop(main())
+
+    def test_python_cancels_the_task(self):
+        async def cancel_myself():
+            asyncio.current_task().cancel()
+            await asyncio.sleep(1)
+
+        async def main():
+            self.assertEqual(await m.await_py_report(cancel_myself()), "cancelled by python")
+            # not caught in C++: Python sees CancelledError
+            with self.assertRaisesRegex(asyncio.CancelledError, "cancelled by Python"):
+                await m.await_py(cancel_myself())
+
+        self.run_on_loop(main())
+
+    def test_many_at_once(self):
+        async def echo(i):
+            await asyncio.sleep(0)
+            return i
+
+        async def main():
+            n = 10_000
+            results = await asyncio.gather(*[m.await_py_int(echo(i)) for i in range(n)])
+            self.assertEqual(results, list(range(n)))
+
+        self.run_on_loop(main())
+
+    def test_task_destroyed_before_it_finished(self):
+        async def wait_forever():
+            await asyncio.get_running_loop().create_future()  # nothing else holds it
+
+        async def main():
+            future = m.await_py_report(wait_forever())
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+                gc.collect()
+            return await future
+
+        text = self.run_on_loop(main(), ["Task was destroyed but it is pending!"])
+        self.assertRegex(text, "^loop closed: .*destroyed before it finished")
+
+
+class OnAsyncio(IntoFuture, unittest.TestCase):
+    pass
+
+
+@unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
+class OnUvloop(IntoFuture, unittest.TestCase):
+    loop_factory = staticmethod(uvloop.new_event_loop if uvloop else None)
+
+
+class WithoutTaskLocals(unittest.TestCase):
+    def test_outside_cpp_work_is_a_clear_error(self):
+        async def coro():
+            pass
+
+        c = coro()
+        with self.assertRaisesRegex(RuntimeError, "no event loop to run the awaitable on.*"
+                                    "future_into_py.*task_locals::capture"):
+            m.into_future_here(c)
+        c.close()
+
+    def test_not_awaitable_outside_cpp_work(self):
+        with self.assertRaisesRegex(TypeError, "got int"):
+            m.into_future_here(1)
+
+
+if __name__ == "__main__":
+    unittest.main()
