@@ -164,6 +164,7 @@ private:
     /// Installed in the handler's cancellation slot; runs where the C++ side emits.
     struct cancel_handler {
         into_state* s;
+        explicit cancel_handler(into_state* state) noexcept : s(state) {}
         void operator()(asio::cancellation_type type) const {
             if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
                          asio::cancellation_type::total)) != asio::cancellation_type::none)

@@ -43,32 +43,33 @@ PyObject* await_py_int(PyObject*, PyObject* arg) {
 PyObject* await_py_tokens(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
         auto [a, b, c] = pyasio::from_python<std::tuple<object, object, object>>(handle(args));
-        return pyasio::future_into_py([a = std::move(a), b = std::move(b),
-                                       c = std::move(c)](auto&& token) mutable {
-            // a callback completes the whole operation from inside a use_future and a deferred
-            // wait, each on a runtime thread
-            return asio::async_initiate<decltype(token), void(std::exception_ptr, std::string)>(
-                [](auto handler, object a, object b, object c) {
-                    auto locals = *pyasio::current_task_locals();
-                    pyasio::into_future<std::string>(
-                        std::move(a), locals,
-                        [handler = std::move(handler), b = std::move(b), c = std::move(c),
-                         locals](std::exception_ptr e, std::string first) mutable {
-                            if (e)
-                                return std::move(handler)(e, std::string());
-                            std::future<std::string> second = pyasio::into_future<std::string>(
-                                std::move(b), locals, asio::use_future);
-                            std::string text = first + " " + second.get();
-                            auto third = pyasio::into_future<std::string>(
-                                std::move(c), locals, asio::experimental::deferred);
-                            std::move(third)([handler = std::move(handler),
-                                              text](std::exception_ptr e, std::string s) mutable {
-                                std::move(handler)(e, text + " " + s);
+        return pyasio::future_into_py(
+            [a = std::move(a), b = std::move(b), c = std::move(c)](auto&& token) mutable {
+                // a callback completes the whole operation from inside a use_future and a deferred
+                // wait, each on a runtime thread
+                return asio::async_initiate<decltype(token), void(std::exception_ptr, std::string)>(
+                    [](auto handler, object a, object b, object c) {
+                        auto locals = *pyasio::current_task_locals();
+                        pyasio::into_future<std::string>(
+                            std::move(a), locals,
+                            [handler = std::move(handler), b = std::move(b), c = std::move(c),
+                             locals](std::exception_ptr e, const std::string& first) mutable {
+                                if (e)
+                                    return std::move(handler)(e, std::string());
+                                std::future<std::string> second = pyasio::into_future<std::string>(
+                                    std::move(b), locals, asio::use_future);
+                                std::string text = first + " " + second.get();
+                                auto third = pyasio::into_future<std::string>(
+                                    std::move(c), locals, asio::experimental::deferred);
+                                std::move(third)(
+                                    [handler = std::move(handler),
+                                     text](std::exception_ptr e, const std::string& s) mutable {
+                                        std::move(handler)(e, text + " " + s);
+                                    });
                             });
-                        });
-                },
-                token, std::move(a), std::move(b), std::move(c));
-        });
+                    },
+                    token, std::move(a), std::move(b), std::move(c));
+            });
     });
 }
 
@@ -154,8 +155,9 @@ PyObject* await_py_report(PyObject*, PyObject* arg) {
 
 /// into_future_here(aw): into_future called outside C++ work, with no task locals.
 PyObject* into_future_here(PyObject*, PyObject* arg) {
-    return pyasio::entry_point(
-        [&] { pyasio::into_future(pyasio::borrow(arg), [](std::exception_ptr, object) {}); });
+    return pyasio::entry_point([&] {
+        pyasio::into_future(pyasio::borrow(arg), [](const std::exception_ptr&, const object&) {});
+    });
 }
 
 PyMethodDef methods[] = {
