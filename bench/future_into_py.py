@@ -2,14 +2,19 @@
 """Python awaits C++: pyasio_bench against pure-Python floors, on one loop, in one run.
 
 Measures microseconds per operation for
-  seq_noop      N sequential `await noop()`
-  gather_noop   one gather of N `noop()`
-  seq_echo      N sequential `await echo(i)`
+  seq_noop          N sequential `await noop()`
+  gather_noop       one gather of N `noop()`
+  seq_echo          N sequential `await echo(i)`
+  await_seq         C++ awaits N Python coroutines in a row (into_future)
+  await_concurrent  C++ starts N Python coroutines at once and awaits them all
 and the pure-Python floors, measured in the same run on the same loop:
   py_soon_gather     N x (loop.create_future() + loop.call_soon(f.set_result, None)), one gather:
                      Python's own share of gather_noop
   py_threadsafe_seq  a worker thread completes each future with call_soon_threadsafe, ping-pong
   py_executor_seq    N sequential `await loop.run_in_executor(None, f)`
+  py_threadsafe_await_seq         a worker thread runs N coroutines on the loop in a row
+                                  (run_coroutine_threadsafe(...).result()): the hand-written hop
+  py_threadsafe_await_concurrent  the same, N submitted at once, then waited for
 and the memory of one operation in flight: the RSS growth with M `sleep_ms` in flight at once,
 divided by M (in a fresh interpreter, so that no freed memory is reused), beside the same for
 M pure-Python futures completed by `loop.call_later`.
@@ -21,6 +26,7 @@ Usage (after building the CMake target pyasio_bench):
 
 import argparse
 import asyncio
+import concurrent.futures
 import gc
 import json
 import os
@@ -35,6 +41,10 @@ import time
 TARGETS = {  # the issue's targets, as ratios measured in the same run
     "gather_noop": ("py_soon_gather", 1.5),
     "seq_noop": ("py_threadsafe_seq", 1.0),
+}
+FLOORS = {  # workloads without a target, shown against their pure-Python counterpart
+    "await_seq": "py_threadsafe_await_seq",
+    "await_concurrent": "py_threadsafe_await_concurrent",
 }
 BYTES_TARGET = 1536
 BEGIN = "<!-- bench/future_into_py.py: begin -->"
@@ -129,7 +139,56 @@ async def py_executor_seq(m, n):
     return time.perf_counter() - t
 
 
-WORKLOADS = [seq_noop, gather_noop, seq_echo, py_soon_gather, py_threadsafe_seq, py_executor_seq]
+async def py_noop():
+    pass
+
+
+async def await_seq(m, n):
+    t = time.perf_counter()
+    if await m.await_seq(py_noop, n) != n:
+        raise AssertionError("await_seq did not await every coroutine")
+    return time.perf_counter() - t
+
+
+async def await_concurrent(m, n):
+    t = time.perf_counter()
+    if await m.await_concurrent(py_noop, n) != n:
+        raise AssertionError("await_concurrent did not await every coroutine")
+    return time.perf_counter() - t
+
+
+async def in_worker_thread(job):
+    """Runs job(loop) on a new thread while the loop runs; seconds it took."""
+    loop = asyncio.get_running_loop()
+    result = []
+    thread = threading.Thread(target=lambda: result.append(job(loop)))
+    t = time.perf_counter()
+    thread.start()
+    while thread.is_alive():
+        await asyncio.sleep(0.001)
+    thread.join()
+    return time.perf_counter() - t
+
+
+async def py_threadsafe_await_seq(m, n):
+    def job(loop):
+        for _ in range(n):
+            asyncio.run_coroutine_threadsafe(py_noop(), loop).result()
+
+    return await in_worker_thread(job)
+
+
+async def py_threadsafe_await_concurrent(m, n):
+    def job(loop):
+        futures = [asyncio.run_coroutine_threadsafe(py_noop(), loop) for _ in range(n)]
+        concurrent.futures.wait(futures)
+
+    return await in_worker_thread(job)
+
+
+WORKLOADS = [seq_noop, gather_noop, seq_echo, await_seq, await_concurrent, py_soon_gather,
+             py_threadsafe_seq, py_executor_seq, py_threadsafe_await_seq,
+             py_threadsafe_await_concurrent]
 
 
 async def check_results(m):
@@ -138,6 +197,8 @@ async def check_results(m):
     marker = object()
     assert await m.echo(marker) is marker
     assert await m.sleep_ms(1) is None
+    assert await m.await_seq(py_noop, 3) == 3
+    assert await m.await_concurrent(py_noop, 3) == 3
     try:
         await m.fail("boom")
     except ValueError as e:
@@ -234,6 +295,9 @@ def report(args, results):
                 r = s["median"] / row[floor]["median"]
                 ratio = "%.2f × `%s`" % (r, floor)
                 target = "≤ %.1f× %s" % (limit, "met" if r <= limit else "**missed**")
+            elif w.__name__ in FLOORS:
+                floor = FLOORS[w.__name__]
+                ratio = "%.2f × `%s`" % (s["median"] / row[floor]["median"], floor)
             lines.append("| `%s` | %.2f (%.2f–%.2f) | %s | %s |"
                          % (w.__name__, s["median"], s["min"], s["max"], ratio, target))
         b = row["bytes_sleep_ms"]

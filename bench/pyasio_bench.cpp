@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: BSL-1.0
-// pyasio_bench: the benchmark interface (noop, echo, sleep_ms, fail), served by pyasio.
+// pyasio_bench: the benchmark interface (noop, echo, sleep_ms, fail, await_seq,
+// await_concurrent), served by pyasio.
 // Measured by bench/future_into_py.py; see docs/benchmarks.md.
 #include <pyasio.hpp>
 
+#include <asio/bind_executor.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <tuple>
 
 namespace {
 using pyasio::handle;
@@ -52,11 +56,65 @@ PyObject* fail(PyObject*, PyObject* arg) {
     });
 }
 
+/// fn() called with the GIL, on whichever thread the C++ work runs.
+pyasio::object call_async(const pyasio::object& fn) {
+    pyasio::gil_acquire gil;
+    return pyasio::call(fn);
+}
+
+/// await_seq(fn, n): C++ work awaits fn() n times in a row (fn is a Python async function);
+/// completes with n.
+PyObject* await_seq(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [fn, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
+        return pyasio::future_into_py([fn = std::move(fn), n = n]() -> asio::awaitable<long> {
+            for (long i = 0; i < n; ++i)
+                co_await pyasio::into_future<void>(call_async(fn));
+            co_return n;
+        });
+    });
+}
+
+/// await_concurrent(fn, n): C++ work starts n fn() at once and awaits them all; completes with
+/// n.
+PyObject* await_concurrent(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [fn, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
+        return pyasio::future_into_py([fn = std::move(fn), n = n]() -> asio::awaitable<long> {
+            auto ex = co_await asio::this_coro::executor;
+            auto left = std::make_shared<long>(n);
+            auto error = std::make_shared<std::exception_ptr>();
+            asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+            for (long i = 0; i < n; ++i)
+                pyasio::into_future<void>(
+                    call_async(fn),
+                    asio::bind_executor(ex, [&done, left, error](const std::exception_ptr& e) {
+                        if (e && !*error)
+                            *error = e;
+                        if (--*left == 0)
+                            done.cancel();
+                    }));
+            if (n > 0) {
+                try {
+                    co_await done.async_wait(asio::use_awaitable);
+                } catch (const std::system_error&) { // cancelled by the last completion
+                }
+            }
+            if (*error)
+                std::rethrow_exception(*error);
+            co_return n;
+        });
+    });
+}
+
 PyMethodDef methods[] = {
     {"noop", noop, METH_NOARGS, "noop(): completes with None on the runtime."},
     {"echo", echo, METH_O, "echo(x): completes with x on the runtime."},
     {"sleep_ms", sleep_ms, METH_O, "sleep_ms(ms): waits on an Asio steady_timer."},
     {"fail", fail, METH_O, "fail(msg): raises ValueError(msg) from C++ on the runtime."},
+    {"await_seq", await_seq, METH_VARARGS, "await_seq(fn, n): C++ awaits fn() n times in a row."},
+    {"await_concurrent", await_concurrent, METH_VARARGS,
+     "await_concurrent(fn, n): C++ awaits n fn() started at once."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

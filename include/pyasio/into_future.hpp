@@ -307,9 +307,8 @@ template <class T> struct initiate_into_future {
     }
 };
 
-template <class T>
-using into_future_signature =
-    std::conditional_t<std::is_void_v<T>, void(std::exception_ptr), void(std::exception_ptr, T)>;
+template <class T> struct into_future_signature { using type = void(std::exception_ptr, T); };
+template <> struct into_future_signature<void> { using type = void(std::exception_ptr); };
 
 } // namespace detail
 
@@ -340,7 +339,7 @@ using into_future_signature =
 template <class T = object, class Token = asio::use_awaitable_t<>>
 auto into_future(object awaitable, task_locals locals, Token&& token = Token()) {
     detail::check_awaitable(awaitable);
-    return asio::async_initiate<Token, detail::into_future_signature<T>>(
+    return asio::async_initiate<Token, typename detail::into_future_signature<T>::type>(
         detail::initiate_into_future<T>{}, token, std::move(awaitable), std::move(locals));
 }
 

@@ -39,6 +39,17 @@ PyObject* await_py_int(PyObject*, PyObject* arg) {
     });
 }
 
+/// await_py_void(aw): into_future<void>: the result is dropped; completes with "done".
+PyObject* await_py_void(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<std::string> {
+                co_await pyasio::into_future<void>(std::move(aw));
+                co_return "done";
+            });
+    });
+}
+
 /// await_py_tokens(aw1, aw2, aw3): the same wait through a callback, use_future and deferred.
 PyObject* await_py_tokens(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
@@ -163,6 +174,7 @@ PyObject* into_future_here(PyObject*, PyObject* arg) {
 PyMethodDef methods[] = {
     {"await_py", await_py, METH_O, "C++ awaits the awaitable; returns its result"},
     {"await_py_int", await_py_int, METH_O, "into_future<std::int64_t>"},
+    {"await_py_void", await_py_void, METH_O, "into_future<void>"},
     {"await_py_tokens", await_py_tokens, METH_VARARGS, "callback, use_future, deferred"},
     {"await_py_twice", await_py_twice, METH_O, "awaits one awaitable twice"},
     {"await_py_each", await_py_each, METH_VARARGS, "calls the async function for each use"},

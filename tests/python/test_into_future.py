@@ -52,6 +52,13 @@ class IntoFuture:
             self.assertEqual(await m.await_py(future), "future")
             self.assertEqual(await m.await_py(Awaitable()), "dunder")
             self.assertEqual(await m.await_py_int(coro(2**40)), 2**40)
+            self.assertEqual(await m.await_py_void(coro("dropped")), "done")
+
+            async def fail():
+                raise ValueError("from a void await")
+
+            with self.assertRaisesRegex(ValueError, "from a void await"):
+                await m.await_py_void(fail())
 
         self.run_on_loop(main())
 
