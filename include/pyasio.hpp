@@ -13,6 +13,7 @@
 #include <pyasio/gil.hpp>
 #include <pyasio/into_future.hpp>
 #include <pyasio/loop.hpp>
+#include <pyasio/loop_executor.hpp>
 #include <pyasio/object.hpp>
 #include <pyasio/runtime.hpp>
 

@@ -3,14 +3,18 @@
 // work awaits the Python awaitable it was given); used by test_into_future.py.
 #include <pyasio.hpp>
 
+#include <asio/bind_executor.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
 #include <asio/use_future.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <variant>
@@ -171,6 +175,68 @@ PyObject* into_future_here(PyObject*, PyObject* arg) {
     });
 }
 
+static_assert(asio::execution::is_executor<pyasio::loop_executor>::value,
+              "loop_executor is an Asio executor");
+
+/// on_loop(fn): a C++ coroutine on the loop executor calls fn directly (it holds the GIL there).
+PyObject* on_loop(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [fn = pyasio::borrow(arg)]() -> asio::awaitable<object> {
+                co_return pyasio::call(fn, pyasio::gil::held());
+            },
+            pyasio::loop_executor::current());
+    });
+}
+
+/// on_loop_after_timer(fn, ms): the same after an Asio timer: the timer runs on the runtime,
+/// the coroutine resumes on the loop.
+PyObject* on_loop_after_timer(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [fn, ms] = pyasio::from_python<std::tuple<object, long>>(handle(args));
+        return pyasio::future_into_py(
+            [fn = std::move(fn), ms = ms]() -> asio::awaitable<object> {
+                asio::steady_timer timer(co_await asio::this_coro::executor,
+                                         std::chrono::milliseconds(ms));
+                co_await timer.async_wait(asio::use_awaitable);
+                co_return pyasio::call(fn, pyasio::gil::held());
+            },
+            pyasio::loop_executor::current());
+    });
+}
+
+/// on_loop_await(aw): a coroutine on the loop executor awaits a Python awaitable.
+PyObject* on_loop_await(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<object> {
+                object result = co_await pyasio::into_future(std::move(aw));
+                co_return result;
+            },
+            pyasio::loop_executor::current());
+    });
+}
+
+/// post_to_loop(fn, n): from C++ work on the runtime, posts n handlers to the loop executor
+/// (and through a strand of it); each calls fn(i) on the loop thread. Completes when all ran.
+PyObject* post_to_loop(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [f, n] = pyasio::from_python<std::tuple<object, int>>(handle(args));
+        // NOTE: shared, so that handlers copied on runtime threads copy no Python object
+        auto fn = std::make_shared<const object>(std::move(f));
+        pyasio::loop_executor loop = pyasio::loop_executor::current();
+        return pyasio::future_into_py([fn, n = n, loop]() -> asio::awaitable<int> {
+            auto strand = asio::make_strand(loop);
+            for (int i = 0; i < n; ++i)
+                asio::post(i % 2 == 0 ? asio::any_io_executor(loop) : asio::any_io_executor(strand),
+                           [fn, i] { pyasio::call(*fn, i); });
+            // a last one, awaited: it runs on the loop after the others
+            co_await asio::post(loop, asio::use_awaitable);
+            co_return n;
+        });
+    });
+}
+
 PyMethodDef methods[] = {
     {"await_py", await_py, METH_O, "C++ awaits the awaitable; returns its result"},
     {"await_py_int", await_py_int, METH_O, "into_future<std::int64_t>"},
@@ -181,6 +247,10 @@ PyMethodDef methods[] = {
     {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
     {"await_py_report", await_py_report, METH_O, "what C++ caught"},
     {"into_future_here", into_future_here, METH_O, "into_future without task locals"},
+    {"on_loop", on_loop, METH_O, "a coroutine on the loop executor calls fn"},
+    {"on_loop_after_timer", on_loop_after_timer, METH_VARARGS, "the same after a timer"},
+    {"on_loop_await", on_loop_await, METH_O, "a coroutine on the loop executor awaits aw"},
+    {"post_to_loop", post_to_loop, METH_VARARGS, "handlers posted to the loop executor"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

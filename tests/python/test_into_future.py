@@ -4,6 +4,7 @@ Each test gives C++ work (started by future_into_py) a Python awaitable to await
 import asyncio
 import contextvars
 import gc
+import threading
 import unittest
 
 import _pyasio_into_future_test as m
@@ -200,12 +201,47 @@ class IntoFuture:
         self.assertRegex(text, "^loop closed: .*destroyed before it finished")
 
 
-class OnAsyncio(IntoFuture, unittest.TestCase):
+class LoopExecutor:
+    """C++ coroutines and handlers on pyasio::loop_executor: on the loop thread, with the GIL."""
+
+    def test_coroutine_runs_on_the_loop_thread(self):
+        main_thread = threading.current_thread()
+
+        def where(gil_held):
+            return (threading.current_thread() is main_thread, gil_held)
+
+        async def coro():
+            await asyncio.sleep(0.001)
+            return "awaited on the loop"
+
+        async def main():
+            self.assertEqual(await m.on_loop(where), (True, True))
+            self.assertEqual(await m.on_loop_after_timer(where, 5), (True, True))
+            self.assertEqual(await m.on_loop_await(coro()), "awaited on the loop")
+
+        self.run_on_loop(main())
+
+    def test_post_from_the_runtime(self):
+        main_thread = threading.current_thread()
+        seen = []
+
+        def record(i):
+            self.assertIs(threading.current_thread(), main_thread)
+            seen.append(i)
+
+        async def main():
+            self.assertEqual(await m.post_to_loop(record, 1000), 1000)
+            self.assertEqual(sorted(seen), list(range(1000)))
+
+        self.run_on_loop(main())
+
+
+class OnAsyncio(IntoFuture, LoopExecutor, unittest.TestCase):
     pass
 
 
 @unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
-class OnUvloop(IntoFuture, unittest.TestCase):
+class OnUvloop(IntoFuture, LoopExecutor, unittest.TestCase):
     loop_factory = staticmethod(uvloop.new_event_loop if uvloop else None)
 
 
