@@ -5,8 +5,10 @@
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
+#include <pyasio/detail/blocking_choice.hpp>
 #include <pyasio/detail/done_callback.hpp>
 #include <pyasio/detail/intrusive_stack.hpp>
+#include <pyasio/detail/ref_counted.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/loop.hpp>
 #include <pyasio/object.hpp>
@@ -43,18 +45,16 @@ namespace detail {
 /// The method names future_into_py calls on every operation, interned once per interpreter.
 struct future_names {
     object create_future = interned("create_future");
-    object add_done_callback = interned("add_done_callback");
     object remove_done_callback = interned("remove_done_callback");
     object set_result = interned("set_result");
     object set_exception = interned("set_exception");
     object await_ = interned("__await__");
-    object context_keyword = checked(Py_BuildValue("(s)", "context")); // kwnames: ("context",)
 };
 
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
 /// future. Two owners: the C++ side (the completion handler, then the bridge's queue) and the
 /// Python side (the pyasio._DoneCallback registered with the future).
-class future_state : public loop_job, public done_callback_target {
+class future_state : public ref_counted, public loop_job, public done_callback_target {
 public:
     future_state(task_locals locals, const asio::any_io_executor& ex)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
@@ -62,17 +62,9 @@ public:
         // And what the strand posts is a continuation of the operation: a runtime thread keeps
         // it (an io_context queues it on the posting thread) instead of waking another thread
         // to take it, which put a second thread wake on every operation's path.
-        : locals_(std::move(locals)),
+        : ref_counted(2), locals_(std::move(locals)),
           strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked,
                                                  asio::execution::relationship.continuation))) {}
-
-    virtual ~future_state() = default;
-
-    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-    void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-            delete this;
-    }
 
     /// C++ side: the work finished; hand the outcome to the loop. Runtime thread, no GIL.
     void finish(std::exception_ptr error) noexcept {
@@ -91,14 +83,11 @@ public:
         if (finished_.load(std::memory_order_acquire))
             return;
         cancel_requested_.store(true, std::memory_order_release);
-        add_ref();
         try {
-            asio::post(strand_, [this] {
-                signal_.emit(asio::cancellation_type::terminal);
-                release();
+            asio::post(strand_, [self = counted_ref<future_state>::share(this)] {
+                self->signal_.emit(asio::cancellation_type::terminal);
             });
-        } catch (...) {
-            release();
+        } catch (...) { // std::bad_alloc: the work runs on; its completion is dropped quietly
         }
     }
 
@@ -132,13 +121,13 @@ public:
         }
         // NOTE: if co_spawn throws, its handler (and the C++ reference it holds) may or may not
         // be gone; an extra reference keeps the state alive to report the error either way.
-        add_ref();
+        auto extra = counted_ref<future_state>::share(this);
         try {
             task_locals_scope scope(&locals_);
             spawn();
-            release();
         } catch (...) {
-            finish(std::current_exception()); // the extra reference goes with the job
+            extra.detach(); // goes with the job
+            finish(std::current_exception());
         }
     }
 
@@ -205,7 +194,6 @@ private:
         PyErr_WriteUnraisable(nullptr);
     }
 
-    std::atomic<int> refs_{2};
     std::atomic<bool> finished_{false};
     std::atomic<bool> cancel_requested_{false};
     task_locals locals_; // the loop (and its bridge) and the context captured at the call
@@ -219,31 +207,15 @@ private:
 /// The executor of one operation's C++ work: the operation's strand, behind a handle that
 /// any_io_executor holds inline (a strand would be allocated on the heap for every copy and
 /// every require/prefer). Each copy keeps the operation's state alive.
-class operation_executor {
+class operation_executor : public blocking_choice<operation_executor> {
 public:
-    explicit operation_executor(future_state* s, bool never = false) noexcept
-        : s_(s), never_(never) {
-        s_->add_ref();
-    }
-    operation_executor(const operation_executor& o) noexcept : s_(o.s_), never_(o.never_) {
-        s_->add_ref();
-    }
-    operation_executor(operation_executor&& o) noexcept
-        : s_(std::exchange(o.s_, nullptr)), never_(o.never_) {}
-    operation_executor& operator=(operation_executor o) noexcept {
-        std::swap(s_, o.s_);
-        never_ = o.never_;
-        return *this;
-    }
-    ~operation_executor() {
-        if (s_ != nullptr)
-            s_->release();
-    }
+    explicit operation_executor(future_state* s) noexcept
+        : s_(counted_ref<future_state>::share(s)) {}
 
     /// Runs f on the operation's strand with the operation's task locals current.
     template <class F> void execute(F&& f) const {
-        auto run = [self = *this, f = std::forward<F>(f)]() mutable {
-            task_locals_scope scope(&self.s_->locals());
+        auto run = [s = s_, f = std::forward<F>(f)]() mutable {
+            task_locals_scope scope(&s->locals());
             std::move(f)();
         };
         if (never_)
@@ -255,28 +227,17 @@ public:
     asio::execution_context& query(asio::execution::context_t) const noexcept {
         return asio::query(s_->strand(), asio::execution::context);
     }
-    asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
-        if (never_)
-            return asio::execution::blocking.never;
-        return asio::execution::blocking.possibly;
-    }
-    operation_executor require(asio::execution::blocking_t::never_t) const noexcept {
-        return operation_executor(s_, true);
-    }
-    operation_executor require(asio::execution::blocking_t::possibly_t) const noexcept {
-        return operation_executor(s_, false);
-    }
+    using blocking_choice::query;
 
     friend bool operator==(const operation_executor& a, const operation_executor& b) noexcept {
-        return a.s_ == b.s_ && a.never_ == b.never_;
+        return a.s_.get() == b.s_.get() && a.never_ == b.never_;
     }
     friend bool operator!=(const operation_executor& a, const operation_executor& b) noexcept {
         return !(a == b);
     }
 
 private:
-    future_state* s_;
-    bool never_;
+    counted_ref<future_state> s_;
 };
 
 /// The completion handler of the work: stores the outcome and queues the state for the loop.
@@ -289,26 +250,23 @@ public:
     using executor_type = operation_executor;
     using cancellation_slot_type = asio::cancellation_slot;
 
-    explicit completion(State* s) noexcept : s_(s) {}
-    completion(completion&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+    explicit completion(State* s) noexcept : s_(counted_ref<State>::adopt(s)) {}
+    completion(completion&&) noexcept = default;
     completion(const completion&) = delete;
     completion& operator=(const completion&) = delete;
     completion& operator=(completion&&) = delete;
-    ~completion() {
-        if (s_ != nullptr)
-            s_->release();
-    }
+    ~completion() = default;
 
-    executor_type get_executor() const noexcept { return operation_executor(s_); }
+    executor_type get_executor() const noexcept { return operation_executor(s_.get()); }
     cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal().slot(); }
 
     template <class... V> void operator()(V&&... v) noexcept {
-        auto* s = std::exchange(s_, nullptr);
+        State* s = s_.detach(); // the C++ reference goes with the job
         s->finish(s->store(std::forward<V>(v)...));
     }
 
 private:
-    State* s_;
+    counted_ref<State> s_;
 };
 
 /// The state of one call, with its work and its result T.
@@ -558,16 +516,8 @@ template <class Work> object launch(handle loop, const asio::any_io_executor& ex
         new typed_future_state<typename Work::value_type, Work>(locals, ex, std::move(work));
     reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
-    // fut.add_done_callback(op, context=<the captured context>): the future now owns the
-    // callback, and the callback runs in the call's context (asyncio would copy it again).
-#if PY_VERSION_HEX >= 0x03090000
-    PyObject* args[] = {nullptr, fut.ptr(), op.ptr(), locals.context().ptr()};
-    checked(PyObject_VectorcallMethod(names.add_done_callback.ptr(), args + 1,
-                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                      names.context_keyword.ptr()));
-#else
-    call(getattr(fut, names.add_done_callback), op, kwarg("context", locals.context()));
-#endif
+    // the future now owns the callback, which runs in the call's context
+    add_done_callback(fut, op, locals.context());
     start_queue::of(ex).push(state, ex); // the C++ reference goes with the work
     return fut;
 }

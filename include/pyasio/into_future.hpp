@@ -6,6 +6,7 @@
 
 #include <pyasio/convert.hpp>
 #include <pyasio/detail/done_callback.hpp>
+#include <pyasio/detail/ref_counted.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/loop.hpp>
 #include <pyasio/object.hpp>
@@ -36,7 +37,6 @@ namespace detail {
 /// What into_future looks up once per interpreter.
 struct into_future_names {
     object ensure_future = getattr(import("asyncio"), "ensure_future");
-    object add_done_callback = interned("add_done_callback");
     object cancel = interned("cancel");
     object cancelled = interned("cancelled");
     object exception = interned("exception");
@@ -75,14 +75,15 @@ template <class T> T result_from_python(handle result) {
         return from_python<T>(result);
 }
 
-/// One into_future call. Owners (refs_): the pending completion (until the handler has run),
+/// One into_future call. Owners: the pending completion (until the handler has run),
 /// the start job while it is queued, the Python done callback while it lives, and each cancel
 /// job while it is queued.
 template <class T, class Handler>
-class into_state final : public loop_job, public done_callback_target {
+class into_state final : public ref_counted, public loop_job, public done_callback_target {
 public:
     into_state(Handler handler, object awaitable, task_locals locals)
-        : handler_(std::move(handler)),
+        : ref_counted(2), // the pending completion and the start job
+          handler_(std::move(handler)),
           // NOTE: a handler with no executor of its own runs on the default runtime, never on
           // the loop thread (Asio's fallback, the system executor, would run it there inline).
           work_(asio::prefer(asio::get_associated_executor(handler_, default_executor()),
@@ -174,31 +175,14 @@ private:
 
     /// Carries a cancellation to the loop thread.
     struct cancel_job final : loop_job {
-        into_state* s;
-        explicit cancel_job(into_state* state) noexcept : s(state) {}
+        counted_ref<into_state> s;
+        explicit cancel_job(into_state* state) noexcept
+            : s(counted_ref<into_state>::share(state)) {}
         void run() noexcept override {
             s->cancel_task();
-            s->release();
             delete this;
         }
-        void abandon() noexcept override {
-            s->release();
-            delete this;
-        }
-    };
-
-    /// Owns the completion's reference until the handler has run (or the executor dropped it).
-    struct completion_ref {
-        into_state* s;
-        explicit completion_ref(into_state* state) noexcept : s(state) {}
-        completion_ref(completion_ref&& o) noexcept : s(std::exchange(o.s, nullptr)) {}
-        completion_ref(const completion_ref&) = delete;
-        completion_ref& operator=(const completion_ref&) = delete;
-        completion_ref& operator=(completion_ref&&) = delete;
-        ~completion_ref() {
-            if (s != nullptr)
-                s->release();
-        }
+        void abandon() noexcept override { delete this; }
     };
 
     using value_type = std::conditional_t<std::is_void_v<T>, char, T>;
@@ -224,7 +208,7 @@ private:
         if (PyContext_Exit(context.ptr()) < 0 || !task)
             throw_error_already_set();
         object callback = make_done_callback(nullptr);
-        call_method(task, names.add_done_callback, callback);
+        add_done_callback(task, callback, context);
         // The task now holds the callback: from here on it reports to us.
         add_ref();
         task_ = task.ptr(); // borrowed: cleared when the callback dies, which the task outlives
@@ -234,11 +218,9 @@ private:
     /// C++ side: the caller's cancellation slot fired. No GIL.
     void cancel_from_cpp() noexcept {
         cpp_cancelled_.store(true, std::memory_order_release);
-        add_ref();
         try {
             locals_.bridge()->push(new cancel_job(this));
         } catch (...) { // std::bad_alloc: the task keeps running; the C++ side still waits
-            release();
         }
     }
 
@@ -260,9 +242,10 @@ private:
         if (delivered_.exchange(true, std::memory_order_acq_rel))
             return;
         try {
-            asio::dispatch(work_, [ref = completion_ref(this), error = std::move(error),
-                                   value = std::move(value)]() mutable {
-                ref.s->invoke(std::move(error), std::move(value));
+            // the pending completion's owner travels with the handler
+            asio::dispatch(work_, [self = counted_ref<into_state>::adopt(this),
+                                   error = std::move(error), value = std::move(value)]() mutable {
+                self->invoke(std::move(error), std::move(value));
             });
         } catch (...) {
             // NOTE: only std::bad_alloc gets here; the handler then never runs.
@@ -279,13 +262,6 @@ private:
             std::move(handler)(std::move(error), value ? std::move(*value) : T());
     }
 
-    void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
-    void release() noexcept {
-        if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
-            delete this;
-    }
-
-    std::atomic<int> refs_{2}; // the pending completion and the start job
     std::atomic<bool> delivered_{false};
     std::atomic<bool> cpp_cancelled_{false};
     Handler handler_;

@@ -39,11 +39,6 @@ class task_locals;
 namespace detail {
 struct task_locals_access;
 
-/// An interned str, for method names used on hot paths (cache it, e.g. in per_interpreter).
-inline object interned(const char* name) {
-    return checked(PyUnicode_InternFromString(name));
-}
-
 /// What a weak reference points to, or an empty object once it died. Needs the GIL.
 inline object weak_target(handle weakref) {
 #if PY_VERSION_HEX >= 0x030D0000

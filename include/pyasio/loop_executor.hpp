@@ -4,6 +4,7 @@
 
 #include <pyasio/config.hpp>
 
+#include <pyasio/detail/blocking_choice.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/gil.hpp>
 #include <pyasio/loop.hpp>
@@ -50,7 +51,7 @@ template <class F> struct handler_job final : loop_job {
 /// own thread with the GIL, dispatch (blocking.possibly) runs it at once; post
 /// (blocking.never) queues it. While a handler runs, current_task_locals() is the executor's
 /// (so into_future needs no arguments in a coroutine on it). Copies need no GIL.
-class loop_executor {
+class loop_executor : public detail::blocking_choice<loop_executor> {
 public:
     /// The executor of the loop in `locals`.
     explicit loop_executor(task_locals locals) noexcept : locals_(std::move(locals)) {}
@@ -84,17 +85,7 @@ public:
     asio::execution_context& query(asio::execution::context_t) const noexcept {
         return asio::query(default_executor(), asio::execution::context);
     }
-    asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
-        if (never_)
-            return asio::execution::blocking.never;
-        return asio::execution::blocking.possibly;
-    }
-    loop_executor require(asio::execution::blocking_t::never_t) const noexcept {
-        return loop_executor(locals_, true);
-    }
-    loop_executor require(asio::execution::blocking_t::possibly_t) const noexcept {
-        return loop_executor(locals_, false);
-    }
+    using blocking_choice::query;
 
     friend bool operator==(const loop_executor& a, const loop_executor& b) noexcept {
         return a.locals_.bridge() == b.locals_.bridge() && a.never_ == b.never_;
@@ -104,11 +95,7 @@ public:
     }
 
 private:
-    loop_executor(task_locals locals, bool never) noexcept
-        : locals_(std::move(locals)), never_(never) {}
-
     task_locals locals_;
-    bool never_ = false;
 };
 
 PYASIO_NAMESPACE_END

@@ -79,6 +79,13 @@ template <class T> kwarg_t<T&&> kwarg(const char* name, T&& value) {
 }
 
 namespace detail {
+/// An interned str, for method names used on hot paths (cache it, e.g. in per_interpreter).
+inline object interned(const char* name) {
+    return checked(PyUnicode_InternFromString(name));
+}
+} // namespace detail
+
+namespace detail {
 
 template <class T> inline constexpr bool is_kwarg_v = false;
 template <class T> inline constexpr bool is_kwarg_v<kwarg_t<T>> = true;

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <variant>
@@ -237,6 +239,47 @@ PyObject* post_to_loop(PyObject*, PyObject* args) {
     });
 }
 
+/// The task locals remember_task_locals() captured, for await_with_remembered().
+std::optional<pyasio::task_locals> remembered;
+
+PyObject* remember_task_locals(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { remembered = pyasio::task_locals::capture(); });
+}
+
+/// await_with_remembered(aw): C++ work awaits aw on the remembered loop (which may be gone by
+/// now); returns what await_py_report would.
+PyObject* await_with_remembered(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg), locals = *std::exchange(remembered, std::nullopt)]() mutable
+            -> asio::awaitable<std::string> {
+                try {
+                    co_await pyasio::into_future(std::move(aw), locals);
+                    co_return "result";
+                } catch (const pyasio::event_loop_closed& e) {
+                    co_return std::string("loop closed: ") + e.what();
+                }
+            });
+    });
+}
+
+/// post_throwing(): posts a handler that throws to the loop executor.
+PyObject* post_throwing(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        asio::post(pyasio::loop_executor::current(),
+                   [] { throw std::runtime_error("a loop_executor handler failed"); });
+    });
+}
+
+/// bridge_pushes(): jobs pushed so far to the running loop's bridge (this module's).
+PyObject* bridge_pushes(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::detail::bridge_registry::instance()
+            .bridge_for(pyasio::get_running_loop())
+            ->pushes();
+    });
+}
+
 PyMethodDef methods[] = {
     {"await_py", await_py, METH_O, "C++ awaits the awaitable; returns its result"},
     {"await_py_int", await_py_int, METH_O, "into_future<std::int64_t>"},
@@ -251,6 +294,10 @@ PyMethodDef methods[] = {
     {"on_loop_after_timer", on_loop_after_timer, METH_VARARGS, "the same after a timer"},
     {"on_loop_await", on_loop_await, METH_O, "a coroutine on the loop executor awaits aw"},
     {"post_to_loop", post_to_loop, METH_VARARGS, "handlers posted to the loop executor"},
+    {"remember_task_locals", remember_task_locals, METH_NOARGS, "task_locals::capture(), kept"},
+    {"await_with_remembered", await_with_remembered, METH_O, "into_future on the kept locals"},
+    {"post_throwing", post_throwing, METH_NOARGS, "a throwing handler on the loop executor"},
+    {"bridge_pushes", bridge_pushes, METH_NOARGS, "jobs pushed to this loop's bridge"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

@@ -4,6 +4,7 @@ Each test gives C++ work (started by future_into_py) a Python awaitable to await
 import asyncio
 import contextvars
 import gc
+import sys
 import threading
 import unittest
 
@@ -236,6 +237,41 @@ class LoopExecutor:
         self.run_on_loop(main())
 
 
+    def test_resumes_from_the_done_callback_without_the_bridge(self):
+        async def main():
+            pending = asyncio.get_running_loop().create_future()
+            task = asyncio.ensure_future(m.on_loop_await(pending))
+            while not pending._callbacks:  # until C++ started awaiting it
+                await asyncio.sleep(0.001)
+            before = m.bridge_pushes()
+            pending.set_result("ready")
+            self.assertEqual(await task, "ready")
+            # one job: the C++ work's own completion; resuming it took none
+            self.assertEqual(m.bridge_pushes() - before, 1)
+
+        self.run_on_loop(main())
+
+    def test_a_throwing_handler_is_reported(self):
+        seen = []
+
+        async def main():
+            old_hook = sys.unraisablehook
+            sys.unraisablehook = seen.append
+            try:
+                m.post_throwing()
+                for _ in range(100):
+                    if seen:
+                        break
+                    await asyncio.sleep(0.01)
+            finally:
+                sys.unraisablehook = old_hook
+
+        self.run_on_loop(main())
+        self.assertEqual(len(seen), 1)
+        self.assertIsInstance(seen[0].exc_value, RuntimeError)
+        self.assertEqual(str(seen[0].exc_value), "a loop_executor handler failed")
+
+
 class OnAsyncio(IntoFuture, LoopExecutor, unittest.TestCase):
     pass
 
@@ -243,6 +279,33 @@ class OnAsyncio(IntoFuture, LoopExecutor, unittest.TestCase):
 @unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
 class OnUvloop(IntoFuture, LoopExecutor, unittest.TestCase):
     loop_factory = staticmethod(uvloop.new_event_loop if uvloop else None)
+
+
+class LoopGoneBeforeTheStart(unittest.TestCase):
+    def test_a_loop_collected_before_the_start_is_a_clear_error(self):
+        class Awaitable:  # never started: no "never awaited" warning either way
+            def __await__(self):
+                return iter(())
+
+        async def remember():
+            m.remember_task_locals()
+
+        first = asyncio.new_event_loop()
+        first.run_until_complete(remember())
+        first.close()
+        del first
+        gc.collect()  # the loop is gone: its bridge closed
+
+        async def main():
+            return await m.await_with_remembered(Awaitable())
+
+        second = asyncio.new_event_loop()
+        try:
+            text = second.run_until_complete(main())
+        finally:
+            second.close()
+        self.assertEqual(text, "loop closed: pyasio::into_future: the event loop closed before "
+                         "the awaitable started")
 
 
 class WithoutTaskLocals(unittest.TestCase):

@@ -6,6 +6,7 @@
 
 #include <pyasio/detail/object_core.hpp>
 #include <pyasio/error.hpp>
+#include <pyasio/object.hpp>
 
 #include <utility>
 
@@ -47,9 +48,11 @@ inline PyObject* done_callback_call(PyObject* self, PyObject*, PyObject*) {
     Py_RETURN_NONE;
 }
 
-/// The type, made once per interpreter.
+/// The type and the names add_done_callback uses, made once per interpreter.
 struct done_callback_type {
     PyTypeObject* type = make();
+    object add_done_callback = interned("add_done_callback");
+    object context_keyword = checked(Py_BuildValue("(s)", "context")); // kwnames: ("context",)
 
 private:
     static PyTypeObject* make() {
@@ -71,6 +74,20 @@ inline object make_done_callback(done_callback_target* target) {
         throw_error_already_set();
     reinterpret_cast<done_callback_object*>(cb.ptr())->target = target;
     return cb;
+}
+
+/// future.add_done_callback(callback, context=context): the callback runs in `context` (asyncio
+/// would otherwise copy the current one). GIL held.
+inline void add_done_callback(handle future, handle callback, handle context) {
+    const done_callback_type& names = per_interpreter<done_callback_type>();
+#if PY_VERSION_HEX >= 0x03090000
+    PyObject* args[] = {nullptr, future.ptr(), callback.ptr(), context.ptr()};
+    checked(PyObject_VectorcallMethod(names.add_done_callback.ptr(), args + 1,
+                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      names.context_keyword.ptr()));
+#else
+    call(getattr(future, names.add_done_callback), callback, kwarg("context", context));
+#endif
 }
 
 } // namespace detail
