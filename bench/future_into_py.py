@@ -5,13 +5,16 @@ Measures microseconds per operation for
   seq_noop          N sequential `await noop()`
   gather_noop       one gather of N `noop()`
   seq_echo          N sequential `await echo(i)`
-  await_seq         C++ awaits N Python coroutines in a row (into_future)
-  await_concurrent  C++ starts N Python coroutines at once and awaits them all
+  await_seq         C++ on the runtime awaits N Python coroutines in a row (into_future)
+  await_concurrent  C++ on the runtime starts N Python coroutines at once and awaits them all
+  await_seq_local, await_concurrent_local  the same, C++ on the loop executor (no thread hop)
 and the pure-Python floors, measured in the same run on the same loop:
   py_soon_gather     N x (loop.create_future() + loop.call_soon(f.set_result, None)), one gather:
                      Python's own share of gather_noop
   py_threadsafe_seq  a worker thread completes each future with call_soon_threadsafe, ping-pong
   py_executor_seq    N sequential `await loop.run_in_executor(None, f)`
+  py_seq_task        N x `await asyncio.ensure_future(coro())`
+  py_gather_tasks    `await asyncio.gather(*(coro() for _ in range(N)))`
   py_threadsafe_await_seq         a worker thread runs N coroutines on the loop in a row
                                   (run_coroutine_threadsafe(...).result()): the hand-written hop
   py_threadsafe_await_concurrent  the same, N submitted at once, then waited for
@@ -38,13 +41,15 @@ import sys
 import threading
 import time
 
-TARGETS = {  # the issue's targets, as ratios measured in the same run
+TARGETS = {  # the issues' targets, as ratios measured in the same run
     "gather_noop": ("py_soon_gather", 1.5),
     "seq_noop": ("py_threadsafe_seq", 1.0),
+    "await_seq": ("py_threadsafe_seq", 1.0),
+    "await_concurrent": ("py_gather_tasks", 1.5),
+    "await_seq_local": ("py_seq_task", 1.5),
 }
 FLOORS = {  # workloads without a target, shown against their pure-Python counterpart
-    "await_seq": "py_threadsafe_await_seq",
-    "await_concurrent": "py_threadsafe_await_concurrent",
+    "await_concurrent_local": "py_gather_tasks",
 }
 BYTES_TARGET = 1536
 BEGIN = "<!-- bench/future_into_py.py: begin -->"
@@ -143,17 +148,38 @@ async def py_noop():
     pass
 
 
-async def await_seq(m, n):
+async def await_seq(m, n, fn="await_seq"):
     t = time.perf_counter()
-    if await m.await_seq(py_noop, n) != n:
-        raise AssertionError("await_seq did not await every coroutine")
+    if await getattr(m, fn)(py_noop, n) != n:
+        raise AssertionError("%s did not await every coroutine" % fn)
     return time.perf_counter() - t
 
 
-async def await_concurrent(m, n):
+async def await_concurrent(m, n, fn="await_concurrent"):
     t = time.perf_counter()
-    if await m.await_concurrent(py_noop, n) != n:
-        raise AssertionError("await_concurrent did not await every coroutine")
+    if await getattr(m, fn)(py_noop, n) != n:
+        raise AssertionError("%s did not await every coroutine" % fn)
+    return time.perf_counter() - t
+
+
+async def await_seq_local(m, n):
+    return await await_seq(m, n, "await_seq_local")
+
+
+async def await_concurrent_local(m, n):
+    return await await_concurrent(m, n, "await_concurrent_local")
+
+
+async def py_seq_task(m, n):
+    t = time.perf_counter()
+    for _ in range(n):
+        await asyncio.ensure_future(py_noop())
+    return time.perf_counter() - t
+
+
+async def py_gather_tasks(m, n):
+    t = time.perf_counter()
+    await asyncio.gather(*(py_noop() for _ in range(n)))
     return time.perf_counter() - t
 
 
@@ -186,9 +212,9 @@ async def py_threadsafe_await_concurrent(m, n):
     return await in_worker_thread(job)
 
 
-WORKLOADS = [seq_noop, gather_noop, seq_echo, await_seq, await_concurrent, py_soon_gather,
-             py_threadsafe_seq, py_executor_seq, py_threadsafe_await_seq,
-             py_threadsafe_await_concurrent]
+WORKLOADS = [seq_noop, gather_noop, seq_echo, await_seq, await_concurrent, await_seq_local,
+             await_concurrent_local, py_soon_gather, py_threadsafe_seq, py_executor_seq,
+             py_seq_task, py_gather_tasks, py_threadsafe_await_seq, py_threadsafe_await_concurrent]
 
 
 async def check_results(m):
@@ -199,6 +225,8 @@ async def check_results(m):
     assert await m.sleep_ms(1) is None
     assert await m.await_seq(py_noop, 3) == 3
     assert await m.await_concurrent(py_noop, 3) == 3
+    assert await m.await_seq_local(py_noop, 3) == 3
+    assert await m.await_concurrent_local(py_noop, 3) == 3
     try:
         await m.fail("boom")
     except ValueError as e:

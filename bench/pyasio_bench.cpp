@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // pyasio_bench: the benchmark interface (noop, echo, sleep_ms, fail, await_seq,
-// await_concurrent), served by pyasio.
+// await_concurrent, and await_seq_local, await_concurrent_local on the loop executor), served
+// by pyasio.
 // Measured by bench/future_into_py.py; see docs/benchmarks.md.
 #include <pyasio.hpp>
 
@@ -62,48 +63,60 @@ pyasio::object call_async(const pyasio::object& fn) {
     return pyasio::call(fn);
 }
 
+/// Where await_* runs its C++ work: the default runtime, or the loop executor (the loop's
+/// thread, no hop).
+asio::any_io_executor work_executor(bool on_loop) {
+    if (on_loop)
+        return pyasio::loop_executor::current();
+    return pyasio::default_executor();
+}
+
 /// await_seq(fn, n): C++ work awaits fn() n times in a row (fn is a Python async function);
 /// completes with n.
-PyObject* await_seq(PyObject*, PyObject* args) {
+PyObject* await_seq(PyObject* args, bool on_loop) {
     return pyasio::entry_point([&] {
         auto [fn, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
-        return pyasio::future_into_py([fn = std::move(fn), n = n]() -> asio::awaitable<long> {
-            for (long i = 0; i < n; ++i)
-                co_await pyasio::into_future<void>(call_async(fn));
-            co_return n;
-        });
+        return pyasio::future_into_py(
+            [fn = std::move(fn), n = n]() -> asio::awaitable<long> {
+                for (long i = 0; i < n; ++i)
+                    co_await pyasio::into_future<void>(call_async(fn));
+                co_return n;
+            },
+            work_executor(on_loop));
     });
 }
 
 /// await_concurrent(fn, n): C++ work starts n fn() at once and awaits them all; completes with
 /// n.
-PyObject* await_concurrent(PyObject*, PyObject* args) {
+PyObject* await_concurrent(PyObject* args, bool on_loop) {
     return pyasio::entry_point([&] {
         auto [fn, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
-        return pyasio::future_into_py([fn = std::move(fn), n = n]() -> asio::awaitable<long> {
-            auto ex = co_await asio::this_coro::executor;
-            auto left = std::make_shared<long>(n);
-            auto error = std::make_shared<std::exception_ptr>();
-            asio::steady_timer done(ex, asio::steady_timer::time_point::max());
-            for (long i = 0; i < n; ++i)
-                pyasio::into_future<void>(
-                    call_async(fn),
-                    asio::bind_executor(ex, [&done, left, error](const std::exception_ptr& e) {
-                        if (e && !*error)
-                            *error = e;
-                        if (--*left == 0)
-                            done.cancel();
-                    }));
-            if (n > 0) {
-                try {
-                    co_await done.async_wait(asio::use_awaitable);
-                } catch (const std::system_error&) { // cancelled by the last completion
+        return pyasio::future_into_py(
+            [fn = std::move(fn), n = n]() -> asio::awaitable<long> {
+                auto ex = co_await asio::this_coro::executor;
+                auto left = std::make_shared<long>(n);
+                auto error = std::make_shared<std::exception_ptr>();
+                asio::steady_timer done(ex, asio::steady_timer::time_point::max());
+                for (long i = 0; i < n; ++i)
+                    pyasio::into_future<void>(
+                        call_async(fn),
+                        asio::bind_executor(ex, [&done, left, error](const std::exception_ptr& e) {
+                            if (e && !*error)
+                                *error = e;
+                            if (--*left == 0)
+                                done.cancel();
+                        }));
+                if (n > 0) {
+                    try {
+                        co_await done.async_wait(asio::use_awaitable);
+                    } catch (const std::system_error&) { // cancelled by the last completion
+                    }
                 }
-            }
-            if (*error)
-                std::rethrow_exception(*error);
-            co_return n;
-        });
+                if (*error)
+                    std::rethrow_exception(*error);
+                co_return n;
+            },
+            work_executor(on_loop));
     });
 }
 
@@ -112,9 +125,14 @@ PyMethodDef methods[] = {
     {"echo", echo, METH_O, "echo(x): completes with x on the runtime."},
     {"sleep_ms", sleep_ms, METH_O, "sleep_ms(ms): waits on an Asio steady_timer."},
     {"fail", fail, METH_O, "fail(msg): raises ValueError(msg) from C++ on the runtime."},
-    {"await_seq", await_seq, METH_VARARGS, "await_seq(fn, n): C++ awaits fn() n times in a row."},
-    {"await_concurrent", await_concurrent, METH_VARARGS,
-     "await_concurrent(fn, n): C++ awaits n fn() started at once."},
+    {"await_seq", [](PyObject*, PyObject* a) { return await_seq(a, false); }, METH_VARARGS,
+     "await_seq(fn, n): C++ on the runtime awaits fn() n times in a row."},
+    {"await_concurrent", [](PyObject*, PyObject* a) { return await_concurrent(a, false); },
+     METH_VARARGS, "await_concurrent(fn, n): C++ on the runtime awaits n fn() started at once."},
+    {"await_seq_local", [](PyObject*, PyObject* a) { return await_seq(a, true); }, METH_VARARGS,
+     "await_seq_local(fn, n): await_seq on the loop executor."},
+    {"await_concurrent_local", [](PyObject*, PyObject* a) { return await_concurrent(a, true); },
+     METH_VARARGS, "await_concurrent_local(fn, n): await_concurrent on the loop executor."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

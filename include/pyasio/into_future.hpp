@@ -19,6 +19,7 @@
 #include <asio/dispatch.hpp>
 #include <asio/error.hpp>
 #include <asio/execution.hpp>
+#include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -75,11 +76,43 @@ template <class T> T result_from_python(handle result) {
         return from_python<T>(result);
 }
 
+/// Makes `context` the current contextvars context for its lifetime (GIL held). When it is
+/// current already (into_future called from a callback running in it), nothing changes; when
+/// it is entered further up the stack, a copy is entered instead (the same variables: a task
+/// made inside copies the current context anyway).
+class context_scope {
+public:
+    explicit context_scope(handle context) {
+        if (PyThreadState_Get()->context == context.ptr())
+            return;
+        if (PyContext_Enter(context.ptr()) < 0) { // RuntimeError: already entered
+            PyErr_Clear();
+            copy_ = checked(PyContext_Copy(context.ptr()));
+            if (PyContext_Enter(copy_.ptr()) < 0)
+                throw_error_already_set();
+        }
+        entered_ = copy_ ? copy_.ptr() : context.ptr();
+    }
+    ~context_scope() {
+        if (entered_ != nullptr && PyContext_Exit(entered_) < 0)
+            PyErr_WriteUnraisable(nullptr); // only if the stack of contexts was corrupted
+    }
+    context_scope(const context_scope&) = delete;
+    context_scope& operator=(const context_scope&) = delete;
+
+private:
+    object copy_;
+    PyObject* entered_ = nullptr;
+};
+
 /// One into_future call. Owners: the pending completion (until the handler has run),
 /// the start job while it is queued, the Python done callback while it lives, and each cancel
 /// job while it is queued.
 template <class T, class Handler>
-class into_state final : public ref_counted, public loop_job, public done_callback_target {
+class into_state final : public ref_counted,
+                         public loop_job,
+                         public loop_watch,
+                         public done_callback_target {
 public:
     into_state(Handler handler, object awaitable, task_locals locals)
         : ref_counted(2), // the pending completion and the start job
@@ -90,12 +123,20 @@ public:
                              asio::execution::outstanding_work.tracked)),
           awaitable_(std::move(awaitable)), locals_(std::move(locals)) {}
 
-    /// C++ side, any thread: listens for cancellation and queues the start for the loop.
+    /// C++ side, any thread: listens for cancellation and starts the awaitable: at once on the
+    /// loop's own thread (no queue, no wake), else through the loop bridge.
     void begin() {
         auto slot = asio::get_associated_cancellation_slot(handler_);
         if (slot.is_connected())
             slot.template emplace<cancel_handler>(this);
         std::shared_ptr<loop_bridge> bridge = locals_.bridge(); // NOTE: held for the push
+        if (loop_runs_here(*bridge)) {
+            // NOTE: inside the initiating function: an early failure must be posted, not run
+            // here (Asio's rule), so deliver posts while this flag is set.
+            starting_inline_ = true;
+            run();
+            return; // `this` may be gone
+        }
         bridge->push(this);
     }
 
@@ -111,6 +152,7 @@ public:
             }
         }
         awaitable_ = object(); // released here, with the GIL
+        starting_inline_ = false;
         release();
     }
 
@@ -123,6 +165,7 @@ public:
 
     /// The task is done. Loop thread, GIL held.
     void on_done() noexcept override {
+        locals_.bridge()->unwatch(this);
         try {
             const into_future_names& names = per_interpreter<into_future_names>();
             object task = borrow(task_);
@@ -154,11 +197,20 @@ public:
     /// The done callback died: with the task done, or with a task that never finished (its
     /// loop was closed, or nothing kept it alive). Loop thread, GIL held.
     void on_gone() noexcept override {
+        locals_.bridge()->unwatch(this);
         task_ = nullptr;
         deliver(std::make_exception_ptr(event_loop_closed(
             "pyasio::into_future: the Python task was destroyed before it finished: its event "
             "loop was closed, or nothing kept the task's awaitables alive")));
         release();
+    }
+
+    /// The loop closed while the task was pending. Loop thread, GIL held. The done callback
+    /// still owns this state; it releases it when the task dies.
+    void on_loop_closed() noexcept override {
+        deliver(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_future: the event loop was closed while C++ awaited this task (the "
+            "task never finished); keep the loop running until the C++ side is done")));
     }
 
 private:
@@ -198,21 +250,23 @@ private:
             throw event_loop_closed("pyasio::into_future: the event loop is gone");
         // asyncio.ensure_future(awaitable, loop=loop), in the captured context (a task made
         // there copies it).
-        handle context = locals_.context();
-        if (PyContext_Enter(context.ptr()) < 0)
-            throw_error_already_set();
-        PyObject* args[] = {nullptr, awaitable_.ptr(), loop.ptr()};
-        object task =
-            steal(vectorcall(names.ensure_future.ptr(), args + 1,
-                             1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
-        if (PyContext_Exit(context.ptr()) < 0 || !task)
+        object task;
+        {
+            context_scope in_context(locals_.context());
+            PyObject* args[] = {nullptr, awaitable_.ptr(), loop.ptr()};
+            task = steal(vectorcall(names.ensure_future.ptr(), args + 1,
+                                    1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                    names.loop_keyword.ptr()));
+        }
+        if (!task)
             throw_error_already_set();
         object callback = make_done_callback(nullptr);
-        add_done_callback(task, callback, context);
+        add_done_callback(task, callback, locals_.context());
         // The task now holds the callback: from here on it reports to us.
         add_ref();
         task_ = task.ptr(); // borrowed: cleared when the callback dies, which the task outlives
         reinterpret_cast<done_callback_object*>(callback.ptr())->target = this;
+        locals_.bridge()->watch(this);
     }
 
     /// C++ side: the caller's cancellation slot fired. No GIL.
@@ -243,10 +297,14 @@ private:
             return;
         try {
             // the pending completion's owner travels with the handler
-            asio::dispatch(work_, [self = counted_ref<into_state>::adopt(this),
-                                   error = std::move(error), value = std::move(value)]() mutable {
+            auto f = [self = counted_ref<into_state>::adopt(this), error = std::move(error),
+                      value = std::move(value)]() mutable {
                 self->invoke(std::move(error), std::move(value));
-            });
+            };
+            if (starting_inline_)
+                asio::post(work_, std::move(f));
+            else
+                asio::dispatch(work_, std::move(f));
         } catch (...) {
             // NOTE: only std::bad_alloc gets here; the handler then never runs.
         }
@@ -264,6 +322,7 @@ private:
 
     std::atomic<bool> delivered_{false};
     std::atomic<bool> cpp_cancelled_{false};
+    bool starting_inline_ = false; // begin() runs the start job itself
     Handler handler_;
     std::decay_t<decltype(asio::prefer(
         std::declval<asio::associated_executor_t<Handler, asio::any_io_executor>>(),
@@ -307,11 +366,18 @@ template <> struct into_future_signature<void> { using type = void(std::exceptio
 /// Python exception as pyasio::python_error; pyasio::task_cancelled when Python cancelled the
 /// task; asio::error::operation_aborted (a std::system_error) when the C++ side cancelled it
 /// (through the handler's cancellation slot: the Python task is then cancelled);
-/// pyasio::event_loop_closed when the loop went away first.
+/// pyasio::event_loop_closed when the loop closed first.
 ///
 /// @par Threads and the GIL
-/// Callable on any thread, with or without the GIL. The awaitable starts on the loop thread
-/// through the loop bridge (one wake per batch); it is never touched on the calling thread.
+/// Callable on any thread, with or without the GIL. Called on the loop's own thread while the
+/// loop runs (e.g. from a coroutine on the loop_executor), it starts the awaitable at once;
+/// from any other thread, it starts it on the loop thread through the loop bridge (one wake per
+/// batch) and never touches it on the calling thread.
+///
+/// @par Closed loops
+/// A loop closed while C++ waits (loop.close(), asyncio.run's end) completes the operation with
+/// pyasio::event_loop_closed at the close. A loop that is only stopped pauses the task, as
+/// it pauses every asyncio task; it resumes when the loop runs again.
 template <class T = object, class Token = asio::use_awaitable_t<>>
 auto into_future(object awaitable, task_locals locals, Token&& token = Token()) {
     detail::check_awaitable(awaitable);

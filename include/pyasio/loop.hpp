@@ -68,6 +68,19 @@ protected:
     ~loop_job() = default;
 };
 
+/// Something waiting on the loop thread that must hear when its loop closes (an into_future
+/// whose task is pending). Linked and unlinked on the loop thread with the GIL.
+struct loop_watch {
+    loop_watch* prev = nullptr;
+    loop_watch* next = nullptr;
+    bool watched = false;
+    /// The loop was closed. Loop thread, GIL held; must not throw. Already unlinked.
+    virtual void on_loop_closed() noexcept = 0;
+
+protected:
+    ~loop_watch() = default;
+};
+
 /// One per asyncio event loop: a lock-free multi-producer queue of loop_jobs, and one wake of
 /// the loop per batch. Only the push that finds the queue empty wakes the loop; one drain on the
 /// loop thread takes the whole batch.
@@ -93,10 +106,45 @@ public:
     loop_bridge& operator=(const loop_bridge&) = delete;
 
     /// Installs the drain callback on the loop. Called once, on the loop thread, with the GIL.
+    ///
+    /// In reader mode only the loop holds `drain`; closing the loop drops its readers, so the
+    /// callback's death tells the bridge that the loop closed (see loop_closed).
     void attach(handle loop, object drain) {
-        drain_ = std::move(drain);
         if (wake_ == loop_wake::reader)
-            call_method(loop, "add_reader", efd_, drain_);
+            call_method(loop, "add_reader", efd_, drain);
+        else
+            drain_ = std::move(drain);
+    }
+
+    /// Starts telling `w` when the loop closes. Loop thread, GIL held.
+    void watch(loop_watch* w) noexcept {
+        w->prev = nullptr;
+        w->next = watches_;
+        if (watches_ != nullptr)
+            watches_->prev = w;
+        watches_ = w;
+        w->watched = true;
+    }
+
+    /// Stops telling `w` (no effect when it is not watched). Loop thread, GIL held.
+    void unwatch(loop_watch* w) noexcept {
+        if (!w->watched)
+            return;
+        (w->prev != nullptr ? w->prev->next : watches_) = w->next;
+        if (w->next != nullptr)
+            w->next->prev = w->prev;
+        w->watched = false;
+    }
+
+    /// The loop closed (its reader, our drain callback, was dropped): jobs are abandoned from
+    /// now on, and every watch hears it. Loop thread (or the thread closing it), GIL held.
+    void loop_closed() noexcept {
+        close();
+        while (watches_ != nullptr) {
+            loop_watch* w = watches_;
+            unwatch(w);
+            w->on_loop_closed();
+        }
     }
 
     /// Queues a job for the loop thread. Any thread; no GIL needed in reader mode.
@@ -141,6 +189,7 @@ public:
     void forget_python() noexcept {
         (void)loop_.release();
         (void)drain_.release();
+        watches_ = nullptr; // their states belonged to that interpreter's tasks
     }
 
 private:
@@ -172,7 +221,8 @@ private:
     loop_wake wake_;
     int efd_ = -1;
     object loop_;  // a weak reference
-    object drain_; // holds only a weak_ptr to this bridge: no cycle
+    object drain_; // call_soon_threadsafe mode only; holds only a weak_ptr to this bridge
+    loop_watch* watches_ = nullptr; // loop thread, GIL held
 };
 
 /// Process-wide settings and the registry of bridges (one per live loop).
@@ -258,9 +308,14 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
     // thread creates its bridge, so no other thread races to create the same one.
     auto bridge = std::make_shared<loop_bridge>(loop, default_wake());
     auto* weak = new std::weak_ptr<loop_bridge>(bridge);
+    // NOTE: the capsule dies with the drain callback: in reader mode, when the loop drops its
+    // readers (loop.close(), or the loop's collection).
     object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
-        delete static_cast<std::weak_ptr<loop_bridge>*>(
+        auto* w = static_cast<std::weak_ptr<loop_bridge>*>(
             PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
+        if (std::shared_ptr<loop_bridge> b = w->lock())
+            b->loop_closed();
+        delete w;
     }));
     if (!capsule) {
         delete weak;
@@ -296,6 +351,16 @@ inline object running_loop() {
     object loop = call(detail::per_interpreter<detail::loop_cache>().get_running_loop);
     return loop.is_none() ? object() : loop;
 }
+
+namespace detail {
+/// True on the thread running `bridge`'s loop, with the GIL, while it runs.
+inline bool loop_runs_here(const loop_bridge& bridge) {
+    if (!gil::held())
+        return false;
+    object running = running_loop();
+    return running && running.ptr() == bridge.loop().ptr();
+}
+} // namespace detail
 
 /// The running event loop of this thread; RuntimeError naming the fix when none runs.
 inline object get_running_loop() {

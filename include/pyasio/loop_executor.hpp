@@ -63,13 +63,7 @@ public:
     const task_locals& locals() const noexcept { return locals_; }
 
     /// True on the loop's thread, with the GIL, while the loop runs.
-    bool running_in_this_thread() const {
-        if (!gil::held())
-            return false;
-        object running = running_loop();
-        object mine = locals_.loop();
-        return running && running.ptr() == mine.ptr();
-    }
+    bool running_in_this_thread() const { return detail::loop_runs_here(*locals_.bridge()); }
 
     template <class F> void execute(F&& f) const {
         if (!never_ && running_in_this_thread()) {

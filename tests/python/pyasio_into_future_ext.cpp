@@ -3,22 +3,30 @@
 // work awaits the Python awaitable it was given); used by test_into_future.py.
 #include <pyasio.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_future.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <future>
+#include <latch>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <tuple>
 #include <variant>
 
 namespace {
@@ -150,22 +158,176 @@ PyObject* await_py_timeout(PyObject*, PyObject* args) {
     });
 }
 
-/// await_py_report(aw): what C++ caught, as text: "cancelled by python", the python_error's
-/// what(), or "result".
+/// An into_future outcome as text: "result", "cancelled by python", "aborted" (cancelled by
+/// C++), "loop closed: <what>", "python_error: <what>".
+std::string describe(const std::exception_ptr& e) {
+    if (!e)
+        return "result";
+    try {
+        std::rethrow_exception(e);
+    } catch (const pyasio::task_cancelled&) {
+        return "cancelled by python";
+    } catch (const pyasio::event_loop_closed& x) {
+        return std::string("loop closed: ") + x.what();
+    } catch (const pyasio::python_error& x) {
+        return std::string("python_error: ") + x.what();
+    } catch (const std::system_error& x) {
+        if (x.code() == asio::error::operation_aborted)
+            return "aborted";
+        throw;
+    }
+}
+
+/// await_py_report(aw): what C++ caught (see describe()).
 PyObject* await_py_report(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         return pyasio::future_into_py(
             [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<std::string> {
                 try {
-                    co_await pyasio::into_future(std::move(aw));
-                    co_return "result";
-                } catch (const pyasio::task_cancelled&) {
-                    co_return "cancelled by python";
-                } catch (const pyasio::event_loop_closed& e) {
-                    co_return std::string("loop closed: ") + e.what();
-                } catch (const pyasio::python_error& e) {
-                    co_return std::string("python_error: ") + e.what();
+                    co_await pyasio::into_future<void>(std::move(aw));
+                    co_return describe(nullptr);
+                } catch (...) {
+                    co_return describe(std::current_exception());
                 }
+            });
+    });
+}
+
+/// race(aw, us): a timer emits a cancellation_signal bound to the into_future after `us`
+/// microseconds; returns what C++ caught (see describe()).
+PyObject* race(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [aw, us] = pyasio::from_python<std::tuple<object, long>>(handle(args));
+        return pyasio::future_into_py(
+            [aw = std::move(aw), us = us]() mutable -> asio::awaitable<std::string> {
+                auto ex = co_await asio::this_coro::executor;
+                // NOTE: shared with the timer's handler, which may run after this frame is gone
+                auto signal = std::make_shared<asio::cancellation_signal>();
+                asio::steady_timer timer(ex, std::chrono::microseconds(us));
+                timer.async_wait([signal](std::error_code e) {
+                    if (!e)
+                        signal->emit(asio::cancellation_type::terminal);
+                });
+                std::exception_ptr error;
+                try {
+                    co_await pyasio::into_future<void>(
+                        std::move(aw),
+                        asio::bind_cancellation_slot(signal->slot(), asio::use_awaitable));
+                } catch (...) {
+                    error = std::current_exception();
+                }
+                timer.cancel();
+                co_return describe(error);
+            });
+    });
+}
+
+/// The outcome of the last start_await_recorded(), for recorded_outcome().
+struct recorder {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::optional<std::string> text;
+};
+recorder recorded;
+
+/// start_await_recorded(aw): C++ awaits aw on the running loop with a plain callback (on the
+/// runtime); the outcome is kept for recorded_outcome(). Returns at once.
+PyObject* start_await_recorded(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        {
+            std::lock_guard<std::mutex> lock(recorded.mutex);
+            recorded.text.reset();
+        }
+        pyasio::into_future<void>(pyasio::borrow(arg), pyasio::task_locals::capture(),
+                                  [](const std::exception_ptr& e) {
+                                      std::lock_guard<std::mutex> lock(recorded.mutex);
+                                      recorded.text = describe(e);
+                                      recorded.changed.notify_all();
+                                  });
+    });
+}
+
+/// recorded_outcome(ms): the outcome of start_await_recorded's operation, waiting up to ms
+/// milliseconds (GIL released); "still waiting" if it has not completed.
+PyObject* recorded_outcome(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto ms = std::chrono::milliseconds(pyasio::from_python<long>(handle(arg)));
+        std::string text = "still waiting";
+        {
+            pyasio::gil_release nogil;
+            std::unique_lock<std::mutex> lock(recorded.mutex);
+            if (recorded.changed.wait_for(lock, ms, [] { return recorded.text.has_value(); }))
+                text = *recorded.text;
+        }
+        return text;
+    });
+}
+
+/// A runtime of its own with 4 threads, for await_from_threads.
+pyasio::runtime& four_threads() {
+    static pyasio::runtime rt(4);
+    return rt;
+}
+
+/// await_from_threads(fn, threads, per_thread): C++ work starts `threads` jobs at once on a
+/// 4-thread runtime; each calls fn(i) per_thread times and awaits every coroutine at once
+/// (into_future with a callback on the work's executor). Returns (sum of the results, number of
+/// distinct threads that called into_future).
+PyObject* await_from_threads(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [f, threads, per_thread] =
+            pyasio::from_python<std::tuple<object, int, int>>(handle(args));
+        if (threads > 4)
+            throw std::invalid_argument("await_from_threads: at most 4 threads");
+        auto fn = std::make_shared<const object>(std::move(f));
+        return pyasio::future_into_py(
+            [fn, threads = threads,
+             per_thread = per_thread]() -> asio::awaitable<std::tuple<std::int64_t, int>> {
+                auto ex = co_await asio::this_coro::executor;
+                pyasio::task_locals locals = *pyasio::current_task_locals();
+                struct tally {
+                    tally(const asio::any_io_executor& ex, long n) : left(n), done(ex) {}
+                    std::int64_t sum = 0;
+                    long left;
+                    std::exception_ptr error;
+                    asio::steady_timer done;
+                    std::mutex mutex; // for ids
+                    std::set<std::thread::id> ids;
+                };
+                auto t = std::make_shared<tally>(ex, long(threads) * per_thread);
+                t->done.expires_at(asio::steady_timer::time_point::max());
+                auto all_started = std::make_shared<std::latch>(threads);
+                for (int k = 0; k < threads; ++k)
+                    asio::post(four_threads().get_executor(), [=] {
+                        all_started->arrive_and_wait(); // every job on its own thread
+                        {
+                            std::lock_guard<std::mutex> lock(t->mutex);
+                            t->ids.insert(std::this_thread::get_id());
+                        }
+                        for (int i = 0; i < per_thread; ++i) {
+                            object coro;
+                            {
+                                pyasio::gil_acquire gil;
+                                coro = pyasio::call(*fn, k * per_thread + i);
+                            }
+                            pyasio::into_future<std::int64_t>(
+                                std::move(coro), locals,
+                                asio::bind_executor(ex, [t](const std::exception_ptr& e,
+                                                            std::int64_t v) {
+                                    if (e && !t->error)
+                                        t->error = e;
+                                    t->sum += v;
+                                    if (--t->left == 0)
+                                        t->done.cancel();
+                                }));
+                        }
+                    });
+                std::error_code ignored; // cancelled by the last completion
+                co_await t->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+                if (t->error)
+                    std::rethrow_exception(t->error);
+                std::lock_guard<std::mutex> lock(t->mutex);
+                co_return std::tuple<std::int64_t, int>(t->sum, int(t->ids.size()));
             });
     });
 }
@@ -219,6 +381,35 @@ PyObject* on_loop_await(PyObject*, PyObject* arg) {
     });
 }
 
+/// on_loop_await_each(fn, n): a coroutine on the loop executor awaits fn(i) for i < n, one
+/// after the other (each resumes it inside the previous task's done callback); sums the results.
+PyObject* on_loop_await_each(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [fn, n] = pyasio::from_python<std::tuple<object, int>>(handle(args));
+        return pyasio::future_into_py(
+            [fn = std::move(fn), n = n]() -> asio::awaitable<std::int64_t> {
+                std::int64_t sum = 0;
+                for (int i = 0; i < n; ++i) // the GIL is held here: call fn directly
+                    sum += co_await pyasio::into_future<std::int64_t>(pyasio::call(fn, i));
+                co_return sum;
+            },
+            pyasio::loop_executor::current());
+    });
+}
+
+/// completes_inside_the_call(aw): into_future on the loop thread, with a handler on the loop
+/// executor; True if the handler ran before into_future returned (Asio forbids that).
+PyObject* completes_inside_the_call(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto done = std::make_shared<bool>(false);
+        pyasio::into_future<void>(
+            pyasio::borrow(arg), pyasio::task_locals::capture(),
+            asio::bind_executor(pyasio::loop_executor::current(),
+                                [done](const std::exception_ptr&) { *done = true; }));
+        return *done;
+    });
+}
+
 /// post_to_loop(fn, n): from C++ work on the runtime, posts n handlers to the loop executor
 /// (and through a strand of it); each calls fn(i) on the loop thread. Completes when all ran.
 PyObject* post_to_loop(PyObject*, PyObject* args) {
@@ -247,17 +438,17 @@ PyObject* remember_task_locals(PyObject*, PyObject*) {
 }
 
 /// await_with_remembered(aw): C++ work awaits aw on the remembered loop (which may be gone by
-/// now); returns what await_py_report would.
+/// now); returns what C++ caught (see describe()).
 PyObject* await_with_remembered(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         return pyasio::future_into_py(
             [aw = pyasio::borrow(arg), locals = *std::exchange(remembered, std::nullopt)]() mutable
             -> asio::awaitable<std::string> {
                 try {
-                    co_await pyasio::into_future(std::move(aw), locals);
-                    co_return "result";
-                } catch (const pyasio::event_loop_closed& e) {
-                    co_return std::string("loop closed: ") + e.what();
+                    co_await pyasio::into_future<void>(std::move(aw), locals);
+                    co_return describe(nullptr);
+                } catch (...) {
+                    co_return describe(std::current_exception());
                 }
             });
     });
@@ -289,10 +480,16 @@ PyMethodDef methods[] = {
     {"await_py_each", await_py_each, METH_VARARGS, "calls the async function for each use"},
     {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
     {"await_py_report", await_py_report, METH_O, "what C++ caught"},
+    {"race", race, METH_VARARGS, "into_future cancelled by a signal after a timer"},
+    {"start_await_recorded", start_await_recorded, METH_O, "into_future with a callback, kept"},
+    {"recorded_outcome", recorded_outcome, METH_O, "the kept outcome, waited for"},
+    {"await_from_threads", await_from_threads, METH_VARARGS, "into_future from 4 threads"},
     {"into_future_here", into_future_here, METH_O, "into_future without task locals"},
     {"on_loop", on_loop, METH_O, "a coroutine on the loop executor calls fn"},
     {"on_loop_after_timer", on_loop_after_timer, METH_VARARGS, "the same after a timer"},
     {"on_loop_await", on_loop_await, METH_O, "a coroutine on the loop executor awaits aw"},
+    {"on_loop_await_each", on_loop_await_each, METH_VARARGS, "awaits in a row on the loop"},
+    {"completes_inside_the_call", completes_inside_the_call, METH_O, "handler run inside?"},
     {"post_to_loop", post_to_loop, METH_VARARGS, "handlers posted to the loop executor"},
     {"remember_task_locals", remember_task_locals, METH_NOARGS, "task_locals::capture(), kept"},
     {"await_with_remembered", await_with_remembered, METH_O, "into_future on the kept locals"},

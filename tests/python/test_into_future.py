@@ -4,6 +4,7 @@ Each test gives C++ work (started by future_into_py) a Python awaitable to await
 import asyncio
 import contextvars
 import gc
+import random
 import sys
 import threading
 import unittest
@@ -187,6 +188,85 @@ class IntoFuture:
 
         self.run_on_loop(main())
 
+    def test_from_four_runtime_threads_at_once(self):
+        async def echo(i):
+            await asyncio.sleep(0)
+            return i
+
+        async def main():
+            total, threads = await m.await_from_threads(echo, 4, 2500)
+            self.assertEqual(total, sum(range(10_000)))
+            self.assertEqual(threads, 4)
+
+        self.run_on_loop(main())
+
+    def test_cancellation_both_ways_at_random_moments(self):
+        rng = random.Random(4)  # a fixed seed: a failure can be replayed
+        n = 1000
+        finished, saw_cancel, cancelled_by_python = set(), set(), set()
+        tasks = {}
+
+        async def work(i):
+            tasks[i] = asyncio.current_task()
+            try:
+                await asyncio.sleep(rng.uniform(0, 0.020))
+            except asyncio.CancelledError:
+                saw_cancel.add(i)
+                raise
+            finished.add(i)
+
+        async def python_cancels(outcomes):
+            chosen = set(rng.sample(range(n), n // 2))
+            while chosen and not outcomes.done():
+                await asyncio.sleep(0)  # one loop iteration: C++ and the tasks move on
+                for i in sorted(chosen):
+                    if i in tasks and rng.random() < 0.3:  # started: cancel it now or later
+                        chosen.discard(i)
+                        if tasks[i].cancel():
+                            cancelled_by_python.add(i)
+
+        async def main():
+            outcomes = asyncio.gather(*[m.race(work(i), rng.randrange(0, 40_000)) for i in range(n)])
+            await python_cancels(outcomes)
+            return await outcomes
+
+        outcomes = self.run_on_loop(main())
+        self.assertEqual(len(outcomes), n)
+        kinds = set()
+        for i, outcome in enumerate(outcomes):
+            kinds.add(outcome)
+            if outcome == "result":
+                self.assertIn(i, finished)
+            elif outcome == "cancelled by python":
+                self.assertIn(i, cancelled_by_python)
+                self.assertNotIn(i, finished)
+            elif outcome == "aborted":  # the C++ signal fired first
+                pass
+            else:
+                self.fail("unexpected outcome %r for %d" % (outcome, i))
+            if i in saw_cancel:
+                self.assertIn(outcome, ("aborted", "cancelled by python"))
+        self.assertEqual(kinds, {"result", "aborted", "cancelled by python"})
+        self.assertTrue(all(t.done() for t in tasks.values()))
+
+    def test_loop_closed_while_cpp_waits(self):
+        async def wait_long():
+            await asyncio.sleep(3600)
+
+        async def main():
+            m.start_await_recorded(wait_long())
+            await asyncio.sleep(0.01)  # the task has started
+
+        loop = self.loop_factory()
+        loop.set_exception_handler(lambda loop, ctx: None)  # "Task was destroyed..." later
+        loop.run_until_complete(main())
+        self.assertEqual(m.recorded_outcome(0), "still waiting")
+        loop.close()  # no collection needed: the close itself tells C++
+        self.assertRegex(m.recorded_outcome(5000),
+                         r"^loop closed: .*closed while C\+\+ awaited this task")
+        del loop
+        gc.collect()
+
     def test_task_destroyed_before_it_finished(self):
         async def wait_forever():
             await asyncio.get_running_loop().create_future()  # nothing else holds it
@@ -222,6 +302,17 @@ class LoopExecutor:
 
         self.run_on_loop(main())
 
+    def test_awaits_in_a_row_in_the_context_of_the_call(self):
+        async def read_var(i):
+            await asyncio.sleep(0)
+            return i if var.get() == "set before the call" else -10_000
+
+        async def main():
+            var.set("set before the call")
+            self.assertEqual(await m.on_loop_await_each(read_var, 50), sum(range(50)))
+
+        self.run_on_loop(main())
+
     def test_post_from_the_runtime(self):
         main_thread = threading.current_thread()
         seen = []
@@ -240,9 +331,13 @@ class LoopExecutor:
     def test_resumes_from_the_done_callback_without_the_bridge(self):
         async def main():
             pending = asyncio.get_running_loop().create_future()
+            at_call = m.bridge_pushes()
             task = asyncio.ensure_future(m.on_loop_await(pending))
             while not pending._callbacks:  # until C++ started awaiting it
                 await asyncio.sleep(0.001)
+            # one job: the coroutine's first step, sent from the runtime to the loop; into_future
+            # called on the loop thread started the awaitable at once (no job)
+            self.assertEqual(m.bridge_pushes() - at_call, 1)
             before = m.bridge_pushes()
             pending.set_result("ready")
             self.assertEqual(await task, "ready")
@@ -250,6 +345,23 @@ class LoopExecutor:
             self.assertEqual(m.bridge_pushes() - before, 1)
 
         self.run_on_loop(main())
+
+    def test_a_future_of_another_loop_fails_from_the_loop_thread(self):
+        # into_future starts at once on the loop thread; ensure_future's error is then posted
+        # to the coroutine (Asio's rule: no completion inside the initiating call)
+        other = asyncio.new_event_loop()
+        try:
+            async def main():
+                with self.assertRaisesRegex(ValueError, "different loop"):
+                    await m.on_loop_await(other.create_future())
+                with self.assertRaisesRegex(ValueError, "different loop"):
+                    await m.await_py(other.create_future())  # from the runtime: the same
+                self.assertFalse(m.completes_inside_the_call(other.create_future()))
+                await asyncio.sleep(0.01)  # the posted handler runs
+
+            self.run_on_loop(main())
+        finally:
+            other.close()
 
     def test_a_throwing_handler_is_reported(self):
         seen = []
