@@ -57,12 +57,6 @@ PyObject* fail(PyObject*, PyObject* arg) {
     });
 }
 
-/// fn() called with the GIL, on whichever thread the C++ work runs.
-pyasio::object call_async(const pyasio::object& fn) {
-    pyasio::gil_acquire gil;
-    return pyasio::call(fn);
-}
-
 /// Where await_* runs its C++ work: the default runtime, or the loop executor (the loop's
 /// thread, no hop).
 asio::any_io_executor work_executor(bool on_loop) {
@@ -77,9 +71,9 @@ PyObject* await_seq(PyObject* args, bool on_loop) {
     return pyasio::entry_point([&] {
         auto [fn, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
         return pyasio::future_into_py(
-            [fn = std::move(fn), n = n]() -> asio::awaitable<long> {
-                for (long i = 0; i < n; ++i)
-                    co_await pyasio::into_future<void>(call_async(fn));
+            [fn = pyasio::async_function(std::move(fn)), n = n]() -> asio::awaitable<long> {
+                for (long i = 0; i < n; ++i) // fn() is called on the loop thread: no GIL here
+                    co_await pyasio::into_future<void>(fn());
                 co_return n;
             },
             work_executor(on_loop));
@@ -92,14 +86,14 @@ PyObject* await_concurrent(PyObject* args, bool on_loop) {
     return pyasio::entry_point([&] {
         auto [fn, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
         return pyasio::future_into_py(
-            [fn = std::move(fn), n = n]() -> asio::awaitable<long> {
+            [fn = pyasio::async_function(std::move(fn)), n = n]() -> asio::awaitable<long> {
                 auto ex = co_await asio::this_coro::executor;
                 auto left = std::make_shared<long>(n);
                 auto error = std::make_shared<std::exception_ptr>();
                 asio::steady_timer done(ex, asio::steady_timer::time_point::max());
-                for (long i = 0; i < n; ++i)
+                for (long i = 0; i < n; ++i) // fn() is called on the loop thread: no GIL here
                     pyasio::into_future<void>(
-                        call_async(fn),
+                        fn(),
                         asio::bind_executor(ex, [&done, left, error](const std::exception_ptr& e) {
                             if (e && !*error)
                                 *error = e;

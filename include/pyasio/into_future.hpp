@@ -25,9 +25,11 @@
 
 #include <atomic>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -76,52 +78,51 @@ template <class T> T result_from_python(handle result) {
         return from_python<T>(result);
 }
 
-/// Makes `context` the current contextvars context for its lifetime (GIL held). When it is
-/// current already (into_future called from a callback running in it), nothing changes; when
-/// it is entered further up the stack, a copy is entered instead (the same variables: a task
-/// made inside copies the current context anyway).
-class context_scope {
-public:
-    explicit context_scope(handle context) {
-        if (PyThreadState_Get()->context == context.ptr())
-            return;
-        if (PyContext_Enter(context.ptr()) < 0) { // RuntimeError: already entered
-            PyErr_Clear();
-            copy_ = checked(PyContext_Copy(context.ptr()));
-            if (PyContext_Enter(copy_.ptr()) < 0)
-                throw_error_already_set();
-        }
-        entered_ = copy_ ? copy_.ptr() : context.ptr();
-    }
-    ~context_scope() {
-        if (entered_ != nullptr && PyContext_Exit(entered_) < 0)
-            PyErr_WriteUnraisable(nullptr); // only if the stack of contexts was corrupted
-    }
-    context_scope(const context_scope&) = delete;
-    context_scope& operator=(const context_scope&) = delete;
-
-private:
-    object copy_;
-    PyObject* entered_ = nullptr;
+/// A call of a Python callable, made on the loop thread by into_future (see async_function).
+template <class... Args> struct async_call {
+    std::shared_ptr<const object> fn;
+    std::tuple<Args...> args;
 };
+
+template <class S> struct is_async_call : std::false_type {};
+template <class... Args> struct is_async_call<async_call<Args...>> : std::true_type {};
+
+/// What into_future can start: an awaitable, or an async_call.
+template <class S>
+concept into_future_source = std::is_same_v<S, object> || is_async_call<S>::value;
+
+/// The awaitable to start, on the loop thread with the GIL (the context entered).
+inline object awaitable_from(object& awaitable) {
+    return std::move(awaitable);
+}
+template <class... Args> object awaitable_from(async_call<Args...>& c) {
+    object result = std::apply([&](Args&... a) { return call(*c.fn, a...); }, c.args);
+    PyTypeObject* type = Py_TYPE(result.ptr());
+    if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
+        throw type_error(std::string("pyasio::async_function: the call returned a ") +
+                         type->tp_name +
+                         ", not an awaitable; give an async function (async def), or a callable "
+                         "that returns a coroutine, Task or Future");
+    return result;
+}
 
 /// One into_future call. Owners: the pending completion (until the handler has run),
 /// the start job while it is queued, the Python done callback while it lives, and each cancel
 /// job while it is queued.
-template <class T, class Handler>
+template <class T, class Handler, class Source>
 class into_state final : public ref_counted,
                          public loop_job,
                          public loop_watch,
                          public done_callback_target {
 public:
-    into_state(Handler handler, object awaitable, task_locals locals)
+    into_state(Handler handler, Source source, task_locals locals)
         : ref_counted(2), // the pending completion and the start job
           handler_(std::move(handler)),
           // NOTE: a handler with no executor of its own runs on the default runtime, never on
           // the loop thread (Asio's fallback, the system executor, would run it there inline).
           work_(asio::prefer(asio::get_associated_executor(handler_, default_executor()),
                              asio::execution::outstanding_work.tracked)),
-          awaitable_(std::move(awaitable)), locals_(std::move(locals)) {}
+          source_(std::move(source)), locals_(std::move(locals)) {}
 
     /// C++ side, any thread: listens for cancellation and starts the awaitable: at once on the
     /// loop's own thread (no queue, no wake), else through the loop bridge.
@@ -151,7 +152,7 @@ public:
                 deliver(std::current_exception());
             }
         }
-        awaitable_ = object(); // released here, with the GIL
+        source_.reset(); // released here, with the GIL
         starting_inline_ = false;
         release();
     }
@@ -253,10 +254,10 @@ private:
         object task;
         {
             context_scope in_context(locals_.context());
-            PyObject* args[] = {nullptr, awaitable_.ptr(), loop.ptr()};
+            object awaitable = awaitable_from(*source_);
+            PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
             task = steal(vectorcall(names.ensure_future.ptr(), args + 1,
-                                    1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    names.loop_keyword.ptr()));
+                                    1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
         }
         if (!task)
             throw_error_already_set();
@@ -328,16 +329,16 @@ private:
         std::declval<asio::associated_executor_t<Handler, asio::any_io_executor>>(),
         asio::execution::outstanding_work.tracked))>
         work_;
-    object awaitable_;
+    std::optional<Source> source_;
     task_locals locals_;
     PyObject* task_ = nullptr;
 };
 
 template <class T> struct initiate_into_future {
-    template <class Handler>
-    void operator()(Handler&& handler, object awaitable, task_locals locals) const {
-        auto* state = new into_state<T, std::decay_t<Handler>>(
-            std::forward<Handler>(handler), std::move(awaitable), std::move(locals));
+    template <class Handler, class Source>
+    void operator()(Handler&& handler, Source source, task_locals locals) const {
+        auto* state = new into_state<T, std::decay_t<Handler>, Source>(
+            std::forward<Handler>(handler), std::move(source), std::move(locals));
         state->begin();
     }
 };
@@ -391,6 +392,60 @@ requires(!std::is_same_v<std::decay_t<Token>, task_locals>) auto into_future(
     object awaitable, Token&& token = Token()) {
     detail::check_awaitable(awaitable);
     return into_future<T>(std::move(awaitable), detail::locals_for_into_future(),
+                          std::forward<Token>(token));
+}
+
+/// A Python callable that C++ code on any thread can hand to into_future, to be called on the
+/// loop thread: `into_future(fn(args...))` calls `fn(*args)` there, in the captured context,
+/// and awaits what it returns. The C++ caller never takes the GIL: the arguments are converted
+/// to Python on the loop thread too. This is the way to "pass the async function and call it
+/// for each use" without a GIL acquisition per call on a runtime thread.
+///
+/// Copies share one reference and need no GIL; the last one releases the callable with the GIL
+/// (at once when held, else the next time pyasio holds it).
+class async_function {
+public:
+    /// `fn` must be callable (type_error otherwise). Make it with the GIL, or move `fn` in.
+    explicit async_function(object fn) {
+        if (!fn || Py_TYPE(fn.ptr())->tp_call == nullptr)
+            throw type_error(std::string("pyasio::async_function: expected a callable (an "
+                                         "async def function), got ") +
+                             (fn ? Py_TYPE(fn.ptr())->tp_name : "no object"));
+        fn_ = std::make_shared<const object>(std::move(fn));
+    }
+
+    /// The call fn(args...), for into_future. The arguments are C++ values converted with
+    /// pyasio::to_python on the loop thread (a pyasio::object argument must be moved in
+    /// without the GIL, or copied with it).
+    template <class... Args>
+    detail::async_call<std::decay_t<Args>...> operator()(Args&&... args) const {
+        return {fn_, std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)};
+    }
+
+    /// The callable. Use with the GIL.
+    handle get() const noexcept { return *fn_; }
+
+private:
+    std::shared_ptr<const object> fn_;
+};
+
+/// into_future of `fn(args...)` (see async_function), on `locals`' loop and context. The call
+/// is made on the loop thread; an exception from it, or a result that is not awaitable
+/// (type_error), completes the operation with that error.
+template <class T = object, class Call, class Token = asio::use_awaitable_t<>>
+requires detail::is_async_call<Call>::value auto into_future(Call call, task_locals locals,
+                                                             Token&& token = Token()) {
+    return asio::async_initiate<Token, typename detail::into_future_signature<T>::type>(
+        detail::initiate_into_future<T>{}, token, std::move(call), std::move(locals));
+}
+
+/// into_future of `fn(args...)` on the loop and context of the C++ work that calls it.
+template <class T = object, class Call, class Token = asio::use_awaitable_t<>>
+requires(
+    detail::is_async_call<Call>::value &&
+    !std::is_same_v<std::decay_t<Token>, task_locals>) auto into_future(Call call,
+                                                                        Token&& token = Token()) {
+    return into_future<T>(std::move(call), detail::locals_for_into_future(),
                           std::forward<Token>(token));
 }
 

@@ -311,8 +311,8 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
     // NOTE: the capsule dies with the drain callback: in reader mode, when the loop drops its
     // readers (loop.close(), or the loop's collection).
     object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
-        auto* w = static_cast<std::weak_ptr<loop_bridge>*>(
-            PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
+        auto* w =
+            static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
         if (std::shared_ptr<loop_bridge> b = w->lock())
             b->loop_closed();
         delete w;
@@ -418,6 +418,35 @@ private:
 namespace detail {
 struct task_locals_access {
     static task_locals capture(handle running_loop) { return task_locals(running_loop); }
+};
+
+/// Makes `context` the current contextvars context for its lifetime (GIL held). When it is
+/// current already (e.g. code running in a done callback made with it), nothing changes; when
+/// it is entered further up the stack, a copy is entered instead (the same variables; a task
+/// made inside copies the current context anyway).
+class context_scope {
+public:
+    explicit context_scope(handle context) {
+        if (PyThreadState_Get()->context == context.ptr())
+            return;
+        if (PyContext_Enter(context.ptr()) < 0) { // RuntimeError: already entered
+            PyErr_Clear();
+            copy_ = checked(PyContext_Copy(context.ptr()));
+            if (PyContext_Enter(copy_.ptr()) < 0)
+                throw_error_already_set();
+        }
+        entered_ = copy_ ? copy_.ptr() : context.ptr();
+    }
+    ~context_scope() {
+        if (entered_ != nullptr && PyContext_Exit(entered_) < 0)
+            PyErr_WriteUnraisable(nullptr); // only if the stack of contexts was corrupted
+    }
+    context_scope(const context_scope&) = delete;
+    context_scope& operator=(const context_scope&) = delete;
+
+private:
+    object copy_;
+    PyObject* entered_ = nullptr;
 };
 
 /// The task locals of the C++ work running on this thread (set by the work's executor).

@@ -28,6 +28,7 @@ template <class F> struct handler_job final : loop_job {
     void run() noexcept override {
         try {
             task_locals_scope scope(&locals);
+            context_scope in_context(locals.context());
             f();
         } catch (...) { // a handler must not throw: report it like an error in a callback
             translate_exception(std::current_exception());
@@ -50,7 +51,8 @@ template <class F> struct handler_job final : loop_job {
 /// From any thread, a handler is queued on the loop bridge (one wake per batch). On the loop's
 /// own thread with the GIL, dispatch (blocking.possibly) runs it at once; post
 /// (blocking.never) queues it. While a handler runs, current_task_locals() is the executor's
-/// (so into_future needs no arguments in a coroutine on it). Copies need no GIL.
+/// (so into_future needs no arguments in a coroutine on it), and so is the contextvars context
+/// Python code called from it sees. Copies need no GIL.
 class loop_executor : public detail::blocking_choice<loop_executor> {
 public:
     /// The executor of the loop in `locals`.
@@ -68,6 +70,7 @@ public:
     template <class F> void execute(F&& f) const {
         if (!never_ && running_in_this_thread()) {
             detail::task_locals_scope scope(&locals_);
+            detail::context_scope in_context(locals_.context());
             std::forward<F>(f)();
             return;
         }

@@ -141,6 +141,25 @@ PyObject* await_py_each(PyObject*, PyObject* args) {
     });
 }
 
+/// await_call(fn, i, s): C++ work awaits fn(i, s), called on the loop thread through
+/// pyasio::async_function (the C++ side passes C++ values and never takes the GIL).
+PyObject* await_call(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [f, i, text] =
+            pyasio::from_python<std::tuple<object, std::int64_t, std::string>>(handle(args));
+        pyasio::async_function fn(std::move(f));
+        return pyasio::future_into_py(
+            [fn, i = i, text = std::move(text)]() -> asio::awaitable<object> {
+                co_return co_await pyasio::into_future(fn(i, text));
+            });
+    });
+}
+
+/// async_function_of(x): pyasio::async_function(x); TypeError unless x is callable.
+PyObject* async_function_of(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] { pyasio::async_function fn(pyasio::borrow(arg)); });
+}
+
 /// await_py_timeout(aw, ms): "result" or "timeout", whichever comes first; the C++ side
 /// cancels the other (the Python task, when the timer wins).
 PyObject* await_py_timeout(PyObject*, PyObject* args) {
@@ -280,55 +299,54 @@ PyObject* await_from_threads(PyObject*, PyObject* args) {
         if (threads > 4)
             throw std::invalid_argument("await_from_threads: at most 4 threads");
         auto fn = std::make_shared<const object>(std::move(f));
-        return pyasio::future_into_py(
-            [fn, threads = threads,
-             per_thread = per_thread]() -> asio::awaitable<std::tuple<std::int64_t, int>> {
-                auto ex = co_await asio::this_coro::executor;
-                pyasio::task_locals locals = *pyasio::current_task_locals();
-                struct tally {
-                    tally(const asio::any_io_executor& ex, long n) : left(n), done(ex) {}
-                    std::int64_t sum = 0;
-                    long left;
-                    std::exception_ptr error;
-                    asio::steady_timer done;
-                    std::mutex mutex; // for ids
-                    std::set<std::thread::id> ids;
-                };
-                auto t = std::make_shared<tally>(ex, long(threads) * per_thread);
-                t->done.expires_at(asio::steady_timer::time_point::max());
-                auto all_started = std::make_shared<std::latch>(threads);
-                for (int k = 0; k < threads; ++k)
-                    asio::post(four_threads().get_executor(), [=] {
-                        all_started->arrive_and_wait(); // every job on its own thread
+        return pyasio::future_into_py([fn, threads = threads, per_thread = per_thread]()
+                                          -> asio::awaitable<std::tuple<std::int64_t, int>> {
+            auto ex = co_await asio::this_coro::executor;
+            pyasio::task_locals locals = *pyasio::current_task_locals();
+            struct tally {
+                tally(const asio::any_io_executor& ex, long n) : left(n), done(ex) {}
+                std::int64_t sum = 0;
+                long left;
+                std::exception_ptr error;
+                asio::steady_timer done;
+                std::mutex mutex; // for ids
+                std::set<std::thread::id> ids;
+            };
+            auto t = std::make_shared<tally>(ex, long(threads) * per_thread);
+            t->done.expires_at(asio::steady_timer::time_point::max());
+            auto all_started = std::make_shared<std::latch>(threads);
+            for (int k = 0; k < threads; ++k)
+                asio::post(four_threads().get_executor(), [=] {
+                    all_started->arrive_and_wait(); // every job on its own thread
+                    {
+                        std::lock_guard<std::mutex> lock(t->mutex);
+                        t->ids.insert(std::this_thread::get_id());
+                    }
+                    for (int i = 0; i < per_thread; ++i) {
+                        object coro;
                         {
-                            std::lock_guard<std::mutex> lock(t->mutex);
-                            t->ids.insert(std::this_thread::get_id());
+                            pyasio::gil_acquire gil;
+                            coro = pyasio::call(*fn, k * per_thread + i);
                         }
-                        for (int i = 0; i < per_thread; ++i) {
-                            object coro;
-                            {
-                                pyasio::gil_acquire gil;
-                                coro = pyasio::call(*fn, k * per_thread + i);
-                            }
-                            pyasio::into_future<std::int64_t>(
-                                std::move(coro), locals,
-                                asio::bind_executor(ex, [t](const std::exception_ptr& e,
-                                                            std::int64_t v) {
-                                    if (e && !t->error)
-                                        t->error = e;
-                                    t->sum += v;
-                                    if (--t->left == 0)
-                                        t->done.cancel();
-                                }));
-                        }
-                    });
-                std::error_code ignored; // cancelled by the last completion
-                co_await t->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-                if (t->error)
-                    std::rethrow_exception(t->error);
-                std::lock_guard<std::mutex> lock(t->mutex);
-                co_return std::tuple<std::int64_t, int>(t->sum, int(t->ids.size()));
-            });
+                        pyasio::into_future<std::int64_t>(
+                            std::move(coro), locals,
+                            asio::bind_executor(ex,
+                                                [t](const std::exception_ptr& e, std::int64_t v) {
+                                                    if (e && !t->error)
+                                                        t->error = e;
+                                                    t->sum += v;
+                                                    if (--t->left == 0)
+                                                        t->done.cancel();
+                                                }));
+                    }
+                });
+            std::error_code ignored; // cancelled by the last completion
+            co_await t->done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+            if (t->error)
+                std::rethrow_exception(t->error);
+            std::lock_guard<std::mutex> lock(t->mutex);
+            co_return std::tuple<std::int64_t, int>(t->sum, int(t->ids.size()));
+        });
     });
 }
 
@@ -478,6 +496,8 @@ PyMethodDef methods[] = {
     {"await_py_tokens", await_py_tokens, METH_VARARGS, "callback, use_future, deferred"},
     {"await_py_twice", await_py_twice, METH_O, "awaits one awaitable twice"},
     {"await_py_each", await_py_each, METH_VARARGS, "calls the async function for each use"},
+    {"await_call", await_call, METH_VARARGS, "into_future(async_function(fn)(i, s))"},
+    {"async_function_of", async_function_of, METH_O, "pyasio::async_function(x)"},
     {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
     {"await_py_report", await_py_report, METH_O, "what C++ caught"},
     {"race", race, METH_VARARGS, "into_future cancelled by a signal after a timer"},

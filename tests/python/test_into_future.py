@@ -127,6 +127,35 @@ class IntoFuture:
 
         self.run_on_loop(main())
 
+    def test_async_function_is_called_on_the_loop_thread(self):
+        main_thread = threading.current_thread()
+        calls = []
+
+        async def body(i, s):
+            await asyncio.sleep(0.001)
+            return (i, s)
+
+        def fn(i, s):  # the synchronous part: where and in which context it is called
+            calls.append((threading.current_thread() is main_thread, var.get()))
+            return body(i, s)
+
+        async def main():
+            var.set("set before the call")
+            self.assertEqual(await m.await_call(fn, 7, "seven"), (7, "seven"))
+            self.assertEqual(calls, [(True, "set before the call")])
+            with self.assertRaisesRegex(TypeError, "returned a int, not an awaitable"):
+                await m.await_call(lambda i, s: 42, 1, "")
+
+            def fails(i, s):
+                raise KeyError(s)
+
+            with self.assertRaisesRegex(KeyError, "from the call"):
+                await m.await_call(fails, 1, "from the call")
+            with self.assertRaisesRegex(TypeError, "expected a callable .*got int"):
+                m.async_function_of(42)
+
+        self.run_on_loop(main())
+
     def test_runs_in_the_context_of_the_call(self):
         async def read_var():
             return var.get()
@@ -319,11 +348,14 @@ class LoopExecutor:
 
         def record(i):
             self.assertIs(threading.current_thread(), main_thread)
-            seen.append(i)
+            seen.append((i, var.get()))
 
         async def main():
+            await m.on_loop(lambda gil_held: None)  # the loop's bridge is made: var unset
+            var.set("set before the call")
             self.assertEqual(await m.post_to_loop(record, 1000), 1000)
-            self.assertEqual(sorted(seen), list(range(1000)))
+            # every handler ran in the context captured with the executor
+            self.assertEqual(sorted(seen), [(i, "set before the call") for i in range(1000)])
 
         self.run_on_loop(main())
 
