@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <future>
 #include <latch>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -212,21 +213,27 @@ PyObject* await_py_report(PyObject*, PyObject* arg) {
     });
 }
 
-/// race(aw, us): a timer emits a cancellation_signal bound to the into_future after `us`
-/// microseconds; returns what C++ caught (see describe()).
+/// The cancellation signals of the race() calls in flight, by key, with the executor each
+/// must be emitted on (Asio signals are not thread-safe).
+struct race_signals {
+    std::mutex mutex;
+    std::map<long, std::pair<asio::any_io_executor, std::shared_ptr<asio::cancellation_signal>>>
+        by_key;
+};
+race_signals races;
+
+/// race(aw, key): C++ awaits aw with a cancellation_signal bound to the into_future, which
+/// cancel_from_cpp(key) emits; returns what C++ caught (see describe()).
 PyObject* race(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        auto [aw, us] = pyasio::from_python<std::tuple<object, long>>(handle(args));
+        auto [aw, key] = pyasio::from_python<std::tuple<object, long>>(handle(args));
         return pyasio::future_into_py(
-            [aw = std::move(aw), us = us]() mutable -> asio::awaitable<std::string> {
-                auto ex = co_await asio::this_coro::executor;
-                // NOTE: shared with the timer's handler, which may run after this frame is gone
+            [aw = std::move(aw), key = key]() mutable -> asio::awaitable<std::string> {
                 auto signal = std::make_shared<asio::cancellation_signal>();
-                asio::steady_timer timer(ex, std::chrono::microseconds(us));
-                timer.async_wait([signal](std::error_code e) {
-                    if (!e)
-                        signal->emit(asio::cancellation_type::terminal);
-                });
+                {
+                    std::lock_guard<std::mutex> lock(races.mutex);
+                    races.by_key[key] = {co_await asio::this_coro::executor, signal};
+                }
                 std::exception_ptr error;
                 try {
                     co_await pyasio::into_future<void>(
@@ -235,9 +242,27 @@ PyObject* race(PyObject*, PyObject* args) {
                 } catch (...) {
                     error = std::current_exception();
                 }
-                timer.cancel();
+                {
+                    std::lock_guard<std::mutex> lock(races.mutex);
+                    races.by_key.erase(key);
+                }
                 co_return describe(error);
             });
+    });
+}
+
+/// cancel_from_cpp(key): emits race(_, key)'s signal (terminal) on its executor.
+PyObject* cancel_from_cpp(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long key = pyasio::from_python<long>(handle(arg));
+        std::lock_guard<std::mutex> lock(races.mutex);
+        auto it = races.by_key.find(key);
+        if (it == races.by_key.end())
+            return false;
+        asio::post(it->second.first, [signal = it->second.second] {
+            signal->emit(asio::cancellation_type::terminal);
+        });
+        return true;
     });
 }
 
@@ -500,7 +525,8 @@ PyMethodDef methods[] = {
     {"async_function_of", async_function_of, METH_O, "pyasio::async_function(x)"},
     {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
     {"await_py_report", await_py_report, METH_O, "what C++ caught"},
-    {"race", race, METH_VARARGS, "into_future cancelled by a signal after a timer"},
+    {"race", race, METH_VARARGS, "into_future with a cancellation signal"},
+    {"cancel_from_cpp", cancel_from_cpp, METH_O, "emits race()'s signal"},
     {"start_await_recorded", start_await_recorded, METH_O, "into_future with a callback, kept"},
     {"recorded_outcome", recorded_outcome, METH_O, "the kept outcome, waited for"},
     {"await_from_threads", await_from_threads, METH_VARARGS, "into_future from 4 threads"},
