@@ -15,6 +15,7 @@
 #include <pyasio/loop.hpp>
 #include <pyasio/loop_executor.hpp>
 #include <pyasio/object.hpp>
+#include <pyasio/run.hpp>
 #include <pyasio/runtime.hpp>
 
 #endif // PYASIO_HPP

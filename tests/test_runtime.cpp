@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "support.hpp"
 
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
 TEST_CASE("a runtime runs work on its own threads and joins them when destroyed", "[runtime]") {
@@ -34,4 +37,39 @@ TEST_CASE("a runtime runs work on its own threads and joins them when destroyed"
     CHECK(ran.load() == n);
     CHECK(threads.count(std::this_thread::get_id()) == 0);
     CHECK(threads.size() <= 3);
+}
+
+TEST_CASE("the default runtime: configured, installed, shut down, set up again", "[runtime]") {
+    pyasio::shutdown_runtime(std::chrono::seconds(1)); // whatever earlier tests started
+    CHECK_THROWS_AS(pyasio::default_executor(), pyasio::runtime_stopped);
+    CHECK(pyasio::runtime_thread_count() == 0);
+
+    pyasio::configure_runtime(3); // sets it up again
+    std::promise<std::thread::id> ran_on;
+    asio::post(pyasio::default_executor(), [&] { ran_on.set_value(std::this_thread::get_id()); });
+    CHECK(ran_on.get_future().get() != std::this_thread::get_id());
+    CHECK(pyasio::runtime_thread_count() == 3);
+    CHECK_THROWS_AS(pyasio::configure_runtime(2), std::logic_error);
+    asio::io_context io;
+    CHECK_THROWS_AS(pyasio::install_runtime(io), std::logic_error);
+
+    pyasio::shutdown_runtime(std::chrono::seconds(1));
+    pyasio::install_runtime(io); // the user's own io_context
+    CHECK(pyasio::default_executor() == asio::any_io_executor(io.get_executor()));
+    CHECK(pyasio::runtime_thread_count() == 0);
+    bool ran = false;
+    asio::post(pyasio::default_executor(), [&] { ran = true; });
+    io.run(); // the user runs it
+    CHECK(ran);
+    pyasio::shutdown_runtime(std::chrono::seconds(1));
+    try {
+        pyasio::default_executor();
+        FAIL("default_executor() after shutdown_runtime() did not throw");
+    } catch (const pyasio::runtime_stopped& e) {
+        std::string what = e.what();
+        CHECK(what.find("runtime was shut down") != std::string::npos);
+        CHECK(what.find("configure_runtime") != std::string::npos); // says how to fix it
+    }
+    CHECK_THROWS_AS(pyasio::install_runtime(asio::any_io_executor()), std::invalid_argument);
+    pyasio::configure_runtime(0); // back to the default, for the tests after this one
 }

@@ -200,6 +200,13 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/// Ctrl-C (SIGINT) stopped pyasio::run or pyasio::block_on: the C++ work was cancelled. Raised
+/// in Python as KeyboardInterrupt.
+class interrupted : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
 /// The event loop that an operation needed is gone (closed and collected) or could not take it.
 /// Raised in Python as RuntimeError.
 class event_loop_closed : public std::runtime_error {
@@ -209,7 +216,8 @@ public:
 
 /// Sets the Python error indicator from any C++ exception, with the mapping every pyasio entry
 /// point uses: python_error -> the original exception object; type_error -> TypeError;
-/// task_cancelled -> asyncio.CancelledError; std::bad_alloc -> MemoryError;
+/// task_cancelled -> asyncio.CancelledError; interrupted -> KeyboardInterrupt;
+/// std::bad_alloc -> MemoryError;
 /// std::system_error -> OSError (errno kept for system and generic categories);
 /// std::invalid_argument, std::domain_error -> ValueError; std::out_of_range -> IndexError;
 /// std::overflow_error -> OverflowError; other std::exception -> RuntimeError(what());
@@ -244,6 +252,8 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         }
     } catch (const type_error& err) {
         set(PyExc_TypeError, err.what());
+    } catch (const interrupted& err) {
+        set(PyExc_KeyboardInterrupt, err.what());
     } catch (const task_cancelled& err) {
         object asyncio = steal(PyImport_ImportModule("asyncio"));
         object cancelled =

@@ -54,7 +54,10 @@ struct future_names {
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
 /// future. Two owners: the C++ side (the completion handler, then the bridge's queue) and the
 /// Python side (the pyasio._DoneCallback registered with the future).
-class future_state : public ref_counted, public loop_job, public done_callback_target {
+class future_state : public ref_counted,
+                     public loop_job,
+                     public done_callback_target,
+                     public inflight_operation {
 public:
     future_state(task_locals locals, const asio::any_io_executor& ex)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
@@ -64,21 +67,29 @@ public:
         // to take it, which put a second thread wake on every operation's path.
         : ref_counted(2), locals_(std::move(locals)),
           strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked,
-                                                 asio::execution::relationship.continuation))) {}
+                                                 asio::execution::relationship.continuation))) {
+        inflight_registry::instance().add(this);
+    }
+
+    ~future_state() override { inflight_registry::instance().remove(this); }
+    future_state(const future_state&) = delete;
+    future_state& operator=(const future_state&) = delete;
 
     /// C++ side: the work finished; hand the outcome to the loop. Runtime thread, no GIL.
     void finish(std::exception_ptr error) noexcept {
         error_ = std::move(error);
         finished_.store(true, std::memory_order_release);
+        inflight_registry::instance().remove(this);
         // NOTE: once pushed, the loop thread may run and free this state, which may hold the
         // last reference to the bridge, before push() returns: hold the bridge for the push.
         std::shared_ptr<loop_bridge> bridge = locals_.bridge();
         bridge->push(this); // the C++ reference travels with the job
     }
 
-    /// Python side: the future was cancelled, completed by someone else, or collected. Loop
-    /// thread, GIL held. Emits a terminal cancellation on the work's own strand (where the work
-    /// also starts, so the two never race); work not yet started then never starts.
+    /// Python side: the future was cancelled, completed by someone else, or collected (loop
+    /// thread, GIL held); or runtime shutdown (any thread). Emits a terminal cancellation on the
+    /// work's own strand (where the work also starts, so the two never race); work not yet
+    /// started then never starts.
     void request_cancel() noexcept {
         if (finished_.load(std::memory_order_acquire))
             return;
@@ -89,6 +100,14 @@ public:
             });
         } catch (...) { // std::bad_alloc: the work runs on; its completion is dropped quietly
         }
+    }
+
+    /// Runtime shutdown (any thread): the work is cancelled, and its future ends cancelled.
+    bool hold() noexcept override { return try_add_ref(); }
+    void cancel_for_shutdown() noexcept override {
+        shutdown_.store(true, std::memory_order_release);
+        request_cancel();
+        release();
     }
 
     /// Python side: the future is done (completed by us, cancelled, or completed by someone
@@ -164,7 +183,9 @@ private:
             // is still there to remove exactly when the future is not done.
             if (PyLong_AsLong(call_method(fut, names.remove_done_callback, op).ptr()) == 0)
                 return;
-            if (error_) {
+            if (error_ && shutdown_.load(std::memory_order_acquire)) {
+                cancel_for_runtime_shutdown(fut);
+            } else if (error_) {
                 translate_exception(error_);
                 python_error e = python_error::fetch();
                 call_method(fut, names.set_exception, e.value());
@@ -189,6 +210,18 @@ private:
         call_method(fut, names.set_result, value);
     }
 
+    /// The work ended with an error after shutdown_runtime() cancelled it: the future is
+    /// cancelled, with a message that says why.
+    static void cancel_for_runtime_shutdown(handle fut) {
+#if PY_VERSION_HEX >= 0x03090000
+        call_method(fut, "cancel",
+                    "pyasio: the runtime was shut down (pyasio::shutdown_runtime() or interpreter "
+                    "exit) while this C++ work ran");
+#else
+        call_method(fut, "cancel");
+#endif
+    }
+
     static void report(std::exception_ptr e) noexcept {
         translate_exception(std::move(e));
         PyErr_WriteUnraisable(nullptr);
@@ -196,6 +229,7 @@ private:
 
     std::atomic<bool> finished_{false};
     std::atomic<bool> cancel_requested_{false};
+    std::atomic<bool> shutdown_{false};
     task_locals locals_; // the loop (and its bridge) and the context captured at the call
     asio::strand<asio::any_io_executor> strand_;
     asio::cancellation_signal signal_;

@@ -65,10 +65,13 @@ inline void check_awaitable(handle o) {
 inline task_locals locals_for_into_future() {
     if (std::optional<task_locals> locals = current_task_locals())
         return *std::move(locals);
+    if (std::optional<task_locals> locals = default_task_locals())
+        return *std::move(locals);
     throw std::logic_error(
         "pyasio::into_future: no event loop to run the awaitable on. Call it from C++ work "
-        "started by pyasio::future_into_py (which captures the loop and context), or pass "
-        "pyasio::task_locals (pyasio::task_locals::capture() on the loop's thread)");
+        "started by pyasio::future_into_py (which captures the loop and context) or inside "
+        "pyasio::run (its loop is the default), or pass pyasio::task_locals "
+        "(pyasio::task_locals::capture() on the loop's thread)");
 }
 
 template <class T> T result_from_python(handle result) {
@@ -220,9 +223,11 @@ private:
         into_state* s;
         explicit cancel_handler(into_state* state) noexcept : s(state) {}
         void operator()(asio::cancellation_type type) const {
-            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
-                         asio::cancellation_type::total)) != asio::cancellation_type::none)
-                s->cancel_from_cpp();
+            if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none)
+                s->cancel_from_cpp(true);
+            else if ((type & (asio::cancellation_type::partial |
+                              asio::cancellation_type::total)) != asio::cancellation_type::none)
+                s->cancel_from_cpp(false);
         }
     };
 
@@ -270,13 +275,19 @@ private:
         locals_.bridge()->watch(this);
     }
 
-    /// C++ side: the caller's cancellation slot fired. No GIL.
-    void cancel_from_cpp() noexcept {
+    /// C++ side: the caller's cancellation slot fired (on the handler's executor). No GIL.
+    /// The Python task is cancelled on the loop thread. A terminal cancellation also completes
+    /// the operation at once (posted) with operation_aborted, without waiting for the task to
+    /// end: the loop may not even run (runtime shutdown). Partial and total cancellation wait
+    /// for it, so a task that finished first reports its result.
+    void cancel_from_cpp(bool terminal) noexcept {
         cpp_cancelled_.store(true, std::memory_order_release);
         try {
             locals_.bridge()->push(new cancel_job(this));
-        } catch (...) { // std::bad_alloc: the task keeps running; the C++ side still waits
+        } catch (...) { // std::bad_alloc: the task keeps running
         }
+        if (terminal)
+            deliver(aborted(), std::nullopt, true);
     }
 
     /// Loop thread, GIL held: cancels the task if it runs.
@@ -291,9 +302,10 @@ private:
         }
     }
 
-    /// Hands the outcome to the handler, on the handler's executor: once.
-    void deliver(std::exception_ptr error,
-                 std::optional<value_type> value = std::nullopt) noexcept {
+    /// Hands the outcome to the handler, on the handler's executor: once. Posted (never run
+    /// inline) when `post`, or while the operation is being started.
+    void deliver(std::exception_ptr error, std::optional<value_type> value = std::nullopt,
+                 bool post = false) noexcept {
         if (delivered_.exchange(true, std::memory_order_acq_rel))
             return;
         try {
@@ -302,7 +314,7 @@ private:
                       value = std::move(value)]() mutable {
                 self->invoke(std::move(error), std::move(value));
             };
-            if (starting_inline_)
+            if (post || starting_inline_)
                 asio::post(work_, std::move(f));
             else
                 asio::dispatch(work_, std::move(f));
@@ -357,8 +369,9 @@ template <> struct into_future_signature<void> { using type = void(std::exceptio
 /// awaited coroutine"; to await a Python async function several times, call it for each use.
 ///
 /// It runs on the loop and in the contextvars context of `locals`; without them, those of the
-/// C++ work started by future_into_py that calls it (current_task_locals()); otherwise it throws
-/// std::logic_error naming both ways to give them.
+/// C++ code that calls it (current_task_locals(): work started by future_into_py, a
+/// loop_executor handler, a task_locals_scope), else default_task_locals() (pyasio::run's loop);
+/// otherwise it throws std::logic_error naming the ways to give them.
 ///
 /// The completion signature is void(std::exception_ptr, T), so every completion token works:
 /// `co_await into_future(aw)` (asio::use_awaitable, the default), a callback, asio::use_future,

@@ -387,6 +387,20 @@ public:
     /// new task). GIL held; RuntimeError when no loop runs in this thread.
     static task_locals capture() { return task_locals(get_running_loop()); }
 
+    /// The locals of `loop` with a copy of the current context, for a loop that does not run
+    /// yet (or runs in this thread). GIL held. A loop running in another thread must be captured
+    /// on its own thread (capture()): std::logic_error says so.
+    static task_locals of(handle loop) {
+        if (call_method(loop, "is_running").ptr() == Py_True) {
+            object running = running_loop();
+            if (!running || running.ptr() != loop.ptr())
+                throw std::logic_error(
+                    "pyasio::task_locals::of: the loop runs in another thread; capture its task "
+                    "locals on that thread (pyasio::task_locals::capture()) and pass them on");
+        }
+        return task_locals(loop);
+    }
+
     /// The event loop, or an empty object once it is gone. GIL held.
     object loop() const { return d_->bridge->loop(); }
     /// The contextvars.Context.
@@ -402,7 +416,7 @@ public:
 private:
     friend struct detail::task_locals_access;
 
-    /// `running` must be the loop running in this thread. GIL held.
+    /// `running` must be the loop running in this thread, or a loop that does not run. GIL held.
     explicit task_locals(handle running)
         : d_(std::make_shared<const data>(
               data{detail::bridge_registry::instance().bridge_for(running),
@@ -466,14 +480,58 @@ private:
 };
 } // namespace detail
 
-/// The task locals of the C++ work running on this thread: inside work started by
+namespace detail {
+/// The default task locals (set by pyasio::run for the loop it runs).
+struct default_locals_slot {
+    std::mutex mutex;
+    std::optional<task_locals> locals;
+    static default_locals_slot& instance() {
+        static default_locals_slot* s = new default_locals_slot; // NOTE: never destroyed
+        return *s;
+    }
+};
+} // namespace detail
+
+/// Sets the task locals that into_future uses when the C++ code calling it has none of its own
+/// (see current_task_locals()): pyasio::run sets them to its loop for the whole run. Pass
+/// std::nullopt to clear them. Any thread; no GIL needed.
+inline void set_default_task_locals(std::optional<task_locals> locals) {
+    auto& slot = detail::default_locals_slot::instance();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    slot.locals = std::move(locals);
+}
+
+/// The task locals set with set_default_task_locals(), if any.
+inline std::optional<task_locals> default_task_locals() {
+    auto& slot = detail::default_locals_slot::instance();
+    std::lock_guard<std::mutex> lock(slot.mutex);
+    return slot.locals;
+}
+
+/// The task locals of the C++ code running on this thread: inside work started by
 /// future_into_py (any of its handlers, on any runtime thread), the loop and context captured at
-/// the future_into_py call; elsewhere, nothing. No GIL needed.
+/// the future_into_py call; inside a handler of a loop_executor, its loop's; inside a
+/// task_locals_scope, that scope's; elsewhere, nothing (into_future then falls back to
+/// default_task_locals()). No GIL needed.
 inline std::optional<task_locals> current_task_locals() {
     if (detail::current_locals == nullptr)
         return std::nullopt;
     return *detail::current_locals;
 }
+
+/// Makes `locals` the current task locals of this thread for its lifetime, for C++ code that
+/// must name its loop: into_future called inside the scope runs there. No GIL needed.
+class task_locals_scope {
+public:
+    explicit task_locals_scope(task_locals locals) noexcept
+        : locals_(std::move(locals)), scope_(&locals_) {}
+    task_locals_scope(const task_locals_scope&) = delete;
+    task_locals_scope& operator=(const task_locals_scope&) = delete;
+
+private:
+    task_locals locals_;
+    detail::task_locals_scope scope_;
+};
 
 template <> struct converter<task_locals> {
     static object to_python(const task_locals& locals) {

@@ -80,7 +80,7 @@ public:
 
     /// Its I/O objects run on the default runtime's io_context.
     asio::execution_context& query(asio::execution::context_t) const noexcept {
-        return asio::query(default_executor(), asio::execution::context);
+        return detail::runtime_slot::instance().context();
     }
     using blocking_choice::query;
 

@@ -18,6 +18,14 @@ public:
     ref_counted& operator=(const ref_counted&) = delete;
 
     void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+    /// Adds an owner unless the last one is gone (the object is being destroyed).
+    bool try_add_ref() noexcept {
+        int n = refs_.load(std::memory_order_relaxed);
+        while (n > 0)
+            if (refs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed))
+                return true;
+        return false;
+    }
     void release() noexcept {
         if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)
             delete this;

@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_RUN_HPP
+#define PYASIO_RUN_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/error.hpp>
+#include <pyasio/future_into_py.hpp>
+#include <pyasio/gil.hpp>
+#include <pyasio/into_future.hpp>
+#include <pyasio/loop.hpp>
+#include <pyasio/object.hpp>
+#include <pyasio/runtime.hpp>
+
+#include <asio/awaitable.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_future.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <exception>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+PYASIO_NAMESPACE_BEGIN
+
+/// How pyasio::run sets up Python and its event loop.
+struct run_options {
+    /// The program's arguments, Python's sys.argv (give main's argc/argv to run's other
+    /// overload to fill it).
+    std::vector<std::string> argv;
+    /// Run on uvloop's event loop (pyasio::run throws a clear error if uvloop is not
+    /// installed; Debian: python3-uvloop).
+    bool uvloop = false;
+    /// Makes the event loop instead (called with the GIL once the interpreter runs).
+    std::function<object()> loop_factory;
+    /// Threads of the default runtime (0: runtime::default_thread_count()).
+    std::size_t runtime_threads = 0;
+    /// Built-in modules of the program, importable from Python (PyImport_AppendInittab; only
+    /// when pyasio::run starts the interpreter): {"name", PyInit_function}.
+    std::vector<std::pair<std::string, PyObject* (*)()>> modules;
+    /// Ctrl-C cancels the main coroutine; run then throws pyasio::interrupted.
+    bool handle_sigint = true;
+    /// How long shutdown waits for cancelled C++ work to finish.
+    std::chrono::milliseconds shutdown_grace{5000};
+    /// Finalize the interpreter that run started, at its end. Set it to false if the program
+    /// will call run again: a later run then uses the same interpreter. (CPython cannot
+    /// reliably start asyncio in a second interpreter after finalizing the first: 3.11's
+    /// _asyncio keeps objects of the first, and 3.13 crashes.)
+    bool finalize = true;
+};
+
+namespace detail {
+
+/// The thread runs a Python event loop's run_until_complete/run_forever: blocking here would
+/// stop that loop.
+inline void check_not_on_a_running_loop(const char* what) {
+    if (gil_held() && running_loop())
+        throw std::logic_error(std::string(what) +
+                               ": called on a thread whose event loop is running; waiting here "
+                               "would block that loop for ever (deadlock). Await the work "
+                               "instead (pyasio::future_into_py)");
+}
+
+template <class F> auto as_main(F&& f) {
+    using D = std::decay_t<F>;
+    if constexpr (std::is_invocable_v<D&>)
+        return D(std::forward<F>(f));
+    else
+        return [a = std::make_shared<D>(std::forward<F>(f))]() { return std::move(*a); };
+}
+
+/// A C++ coroutine's result or exception, kept in C++.
+template <class T> struct outcome {
+    std::optional<std::conditional_t<std::is_void_v<T>, char, T>> value;
+    std::exception_ptr error;
+
+    T take() {
+        if (error)
+            std::rethrow_exception(error);
+        if constexpr (!std::is_void_v<T>)
+            return std::move(*value);
+    }
+};
+
+/// Runs C++ work (a callable returning asio::awaitable<T>) on `loop`, which does not run yet,
+/// until it completes: its result or exception, kept in C++ (never converted to Python). With
+/// `sigint`, Ctrl-C cancels it: interrupted. GIL held.
+template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
+    using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
+    auto out = std::make_shared<outcome<T>>();
+    object lazy = future_into_py([make = std::move(make), out]() mutable -> asio::awaitable<void> {
+        try {
+            if constexpr (std::is_void_v<T>) {
+                co_await make();
+                out->value.emplace();
+            } else {
+                out->value.emplace(co_await make());
+            }
+        } catch (...) {
+            out->error = std::current_exception();
+        }
+    });
+    object task = call_method(loop, "create_task", lazy);
+    bool handler = false;
+    if (sigint) {
+        try { // NOTE: only on the main thread, and only loops that support it
+            call_method(loop, "add_signal_handler", int(SIGINT), getattr(task, "cancel"));
+            handler = true;
+        } catch (const python_error&) {
+        }
+    }
+    bool stopped_by_sigint = false;
+    try {
+        call_method(loop, "run_until_complete", task);
+    } catch (const python_error& e) {
+        // the task cancelled by our SIGINT handler, or KeyboardInterrupt from Python's own
+        if (!(handler && call_method(task, "cancelled").ptr() == Py_True) &&
+            !e.matches(handle(PyExc_KeyboardInterrupt)))
+            throw;
+        stopped_by_sigint = true;
+    }
+    if (handler)
+        call_method(loop, "remove_signal_handler", int(SIGINT));
+    if (stopped_by_sigint)
+        throw interrupted("pyasio: interrupted by Ctrl-C (SIGINT); the main coroutine was "
+                          "cancelled");
+    return out->take();
+}
+
+/// asyncio.run's ending for `loop`: cancels the tasks left and waits for them, finishes async
+/// generators and the default executor, then closes the loop. GIL held.
+inline void finish_loop(handle loop) {
+    object asyncio = import("asyncio");
+    object tasks = steal(PySequence_Tuple(call(getattr(asyncio, "all_tasks"), loop).ptr()));
+    if (!tasks)
+        throw_error_already_set();
+    if (PyTuple_GET_SIZE(tasks.ptr()) > 0) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks.ptr()); ++i)
+            call_method(handle(PyTuple_GET_ITEM(tasks.ptr(), i)), "cancel");
+        object keywords = checked(PyDict_New());
+        if (PyDict_SetItemString(keywords.ptr(), "return_exceptions", Py_True) < 0)
+            throw_error_already_set();
+        object gather = checked(
+            PyObject_Call(getattr(asyncio, "gather").ptr(), tasks.ptr(), keywords.ptr()));
+        call_method(loop, "run_until_complete", gather);
+    }
+    call_method(loop, "run_until_complete", call_method(loop, "shutdown_asyncgens"));
+#if PY_VERSION_HEX >= 0x03090000
+    call_method(loop, "run_until_complete", call_method(loop, "shutdown_default_executor"));
+#endif
+    call(getattr(asyncio, "set_event_loop"), handle(Py_None));
+    call_method(loop, "close");
+}
+
+/// Makes a python_error in `e` render its message now (GIL held), before the interpreter goes.
+inline void render_message(const std::exception_ptr& e) noexcept {
+    if (!e)
+        return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const python_error& err) {
+        (void)err.what();
+    } catch (...) {
+    }
+}
+
+/// The event loop `options` ask for. GIL held.
+inline object make_loop(const run_options& options) {
+    if (options.loop_factory)
+        return options.loop_factory();
+    if (options.uvloop) {
+        object uvloop = steal(PyImport_ImportModule("uvloop"));
+        if (!uvloop) {
+            PyErr_Clear();
+            throw std::runtime_error("pyasio::run: run_options::uvloop is set, but uvloop is not "
+                                     "installed for this Python (Debian: apt-get install "
+                                     "python3-uvloop)");
+        }
+        return call(getattr(uvloop, "new_event_loop"));
+    }
+    return call(getattr(import("asyncio"), "new_event_loop"));
+}
+
+/// Whether the running interpreter was started by an earlier pyasio::run (which kept it).
+inline bool& interpreter_started_by_run() {
+    static bool started = false;
+    return started;
+}
+
+/// Starts the interpreter for pyasio::run. Returns whether run owns it: it started it now, or
+/// an earlier run did and kept it; false for an interpreter the program started.
+inline bool start_interpreter(const run_options& options) {
+    if (Py_IsInitialized())
+        return interpreter_started_by_run();
+    // NOTE: PyImport_AppendInittab keeps the name pointer: the strings live for the process.
+    static std::vector<std::unique_ptr<std::string>> names;
+    for (const auto& [name, init] : options.modules) {
+        names.push_back(std::make_unique<std::string>(name));
+        if (PyImport_AppendInittab(names.back()->c_str(), init) != 0)
+            throw std::runtime_error("pyasio::run: could not add the built-in module " + name);
+    }
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.parse_argv = 0; // argv is the program's: sys.argv as given, not Python's options
+    std::vector<char*> argv;
+    for (const std::string& a : options.argv)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    PyStatus status = argv.empty() ? PyStatus_Ok()
+                                   : PyConfig_SetBytesArgv(&config, Py_ssize_t(argv.size()),
+                                                           argv.data());
+    if (!PyStatus_Exception(status))
+        status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status))
+        throw std::runtime_error(
+            std::string("pyasio::run: Python did not start: ") +
+            (status.err_msg != nullptr ? status.err_msg
+                                       : "exit status " + std::to_string(status.exitcode)));
+    interpreter_started_by_run() = true;
+    return true;
+}
+
+} // namespace detail
+
+/// Runs C++ work on `loop`, an event loop that is not running (asyncio's run_until_complete for
+/// C++ code), and returns its result T or rethrows its exception, in C++. `work` is a callable
+/// returning asio::awaitable<T>, or an asio::awaitable<T>; it runs on the default runtime, with
+/// `loop` as its task locals' loop (into_future inside it needs no loop argument). The loop is
+/// left open. GIL held, on the thread that will run the loop.
+template <class Work>
+requires(!std::is_convertible_v<Work, object>) auto run_until_complete(handle loop, Work&& work) {
+    detail::check_not_on_a_running_loop("pyasio::run_until_complete");
+    return detail::run_cpp(loop, detail::as_main(std::forward<Work>(work)), false);
+}
+
+/// loop.run_until_complete(awaitable) for a Python awaitable: its result. GIL held.
+inline object run_until_complete(handle loop, const object& awaitable) {
+    detail::check_not_on_a_running_loop("pyasio::run_until_complete");
+    return call_method(loop, "run_until_complete", awaitable);
+}
+
+/// The main of a C++ program that embeds Python: starts the interpreter (argv, built-in
+/// modules), makes the event loop (asyncio's, uvloop, or options.loop_factory) and runs it on
+/// this thread while `main` (a callable returning asio::awaitable<T>) runs on the Asio runtime;
+/// returns main's result or rethrows its exception. While it runs, the loop is the default for
+/// into_future (default_task_locals()), so C++ code anywhere can await Python.
+///
+/// Then it shuts down in order: cancels the tasks left, shuts down async generators and the
+/// default executor, closes the loop, shuts down the runtime (cancelling C++ work in flight),
+/// and finalizes the interpreter it started (unless options.finalize is false). Ctrl-C cancels
+/// main and throws pyasio::interrupted after the same shutdown.
+///
+/// If the program started Python itself, run uses that interpreter and leaves it running (it
+/// never starts a second one, nor finalizes one it did not start). It may be called again after
+/// it returned, with a fresh loop and runtime each time; to keep the interpreter for the next
+/// call, set options.finalize = false. Call it on the main thread (for Ctrl-C), without a loop
+/// running there.
+template <class Main> auto run(Main&& main, run_options options = {}) {
+    bool owned = detail::start_interpreter(options);
+    using T = typename detail::awaitable_value<
+        std::invoke_result_t<decltype(detail::as_main(std::forward<Main>(main)))&>>::type;
+    std::optional<detail::outcome<T>> out;
+    std::exception_ptr failure;
+    {
+        gil_acquire gil; // NOTE: the interpreter we started is held by this thread already
+        try {
+            detail::check_not_on_a_running_loop("pyasio::run");
+            detail::runtime_slot::instance().rearm(); // an earlier run shut it down
+            if (options.runtime_threads != 0)
+                configure_runtime(options.runtime_threads);
+            object loop = detail::make_loop(options);
+            call(getattr(import("asyncio"), "set_event_loop"), loop);
+            set_default_task_locals(task_locals::of(loop));
+            try {
+                out.emplace();
+                if constexpr (std::is_void_v<T>)
+                    detail::run_cpp(loop, detail::as_main(std::forward<Main>(main)),
+                                    options.handle_sigint);
+                else
+                    out->value.emplace(detail::run_cpp(
+                        loop, detail::as_main(std::forward<Main>(main)), options.handle_sigint));
+            } catch (...) {
+                out->error = std::current_exception();
+            }
+            set_default_task_locals(std::nullopt);
+            detail::finish_loop(loop);
+            shutdown_runtime(options.shutdown_grace);
+        } catch (...) {
+            failure = std::current_exception();
+            set_default_task_locals(std::nullopt);
+        }
+        // NOTE: a python_error renders its message on first what(): do it while Python lives
+        for (const std::exception_ptr& e : {failure, out ? out->error : nullptr})
+            detail::render_message(e);
+        release_pending();
+    }
+    if (owned && options.finalize) { // this thread holds the GIL of the interpreter it started
+        detail::interpreter_started_by_run() = false;
+        Py_FinalizeEx();
+    }
+    if (failure)
+        std::rethrow_exception(failure);
+    return out->take();
+}
+
+/// run() with main's argc/argv as Python's sys.argv.
+template <class Main> auto run(int argc, char** argv, Main&& main, run_options options = {}) {
+    options.argv.assign(argv, argv + argc);
+    return run(std::forward<Main>(main), std::move(options));
+}
+
+/// Runs C++ work to completion from synchronous code (an ordinary extension function, a plain
+/// C++ thread) and returns its result T or rethrows its exception. `work` is a callable returning
+/// asio::awaitable<T>, or an asio::awaitable<T>; it runs on the default runtime. The GIL, if
+/// held, is released while waiting, so other Python threads run; on the main thread Ctrl-C
+/// cancels the work, waits for it to end, and throws pyasio::interrupted (KeyboardInterrupt).
+///
+/// Throws std::logic_error where waiting would deadlock: on a thread whose event loop is running,
+/// or on a runtime thread.
+template <class Work>
+requires(!std::is_convertible_v<Work, object>) auto block_on(Work&& work) {
+    detail::check_not_on_a_running_loop("pyasio::block_on");
+    if (detail::on_runtime_thread())
+        throw std::logic_error("pyasio::block_on: called on a runtime thread; waiting there "
+                               "can starve the runtime of the thread the work needs (deadlock). "
+                               "co_await the work instead");
+    auto make = detail::as_main(std::forward<Work>(work));
+    using T = typename detail::awaitable_value<std::invoke_result_t<decltype(make)&>>::type;
+    struct shared {
+        std::mutex mutex;
+        std::condition_variable changed;
+        bool done = false;
+        detail::outcome<T> out;
+        asio::cancellation_signal signal;
+    };
+    auto s = std::make_shared<shared>();
+    auto strand = asio::make_strand(default_executor());
+    asio::co_spawn(strand, std::move(make),
+                   asio::bind_cancellation_slot(s->signal.slot(), [s](std::exception_ptr e,
+                                                                      auto... value) {
+                       std::lock_guard<std::mutex> lock(s->mutex);
+                       s->out.error = e;
+                       if constexpr (sizeof...(value) > 0)
+                           s->out.value.emplace(std::move(value)...);
+                       s->done = true;
+                       s->changed.notify_all();
+                   }));
+    bool interrupted_here = false;
+    bool python = gil::held();
+    for (;;) {
+        {
+            std::optional<gil_release> nogil;
+            if (python)
+                nogil.emplace();
+            std::unique_lock<std::mutex> lock(s->mutex);
+            // NOTE: in slices, so that Ctrl-C is seen while waiting
+            if (s->changed.wait_for(lock, std::chrono::milliseconds(50), [&] { return s->done; }))
+                break;
+        }
+        if (python && !interrupted_here && PyErr_CheckSignals() < 0) {
+            PyErr_Clear(); // KeyboardInterrupt: cancel the work, then report it
+            interrupted_here = true;
+            asio::post(strand, [s] { s->signal.emit(asio::cancellation_type::terminal); });
+        }
+    }
+    if (interrupted_here)
+        throw interrupted("pyasio::block_on: interrupted by Ctrl-C (SIGINT); the C++ work was "
+                          "cancelled");
+    return s->out.take();
+}
+
+/// Waits for a Python awaitable from synchronous C++ code on a thread that is not the loop's
+/// (asyncio.run_coroutine_threadsafe(...).result()): runs it on `locals`' loop and returns its
+/// result converted to T, or throws what into_future would. The GIL, if held, is released while
+/// waiting. Throws std::logic_error on the loop's own thread while it runs, where waiting would
+/// deadlock (the loop must be running on its thread: a stopped loop never runs the awaitable).
+template <class T = object> T block_on(object awaitable, task_locals locals) {
+    if (detail::loop_runs_here(*locals.bridge()))
+        throw std::logic_error("pyasio::block_on: called on the thread of the loop the awaitable "
+                               "runs on; waiting here would stop that loop (deadlock). Await it "
+                               "instead");
+    std::future<std::conditional_t<std::is_void_v<T>, void, T>> result =
+        into_future<T>(std::move(awaitable), std::move(locals), asio::use_future);
+    if (gil::held()) {
+        gil_release nogil;
+        result.wait();
+    }
+    return result.get();
+}
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_RUN_HPP

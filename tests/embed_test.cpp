@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: BSL-1.0
+// pyasio::run in a program that embeds Python, one scenario per run (argv[1]); driven by
+// tests/python/test_embedding.py, which checks the output and the exit status.
+#include <pyasio.hpp>
+
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <future>
+#include <string>
+#include <thread>
+
+namespace {
+
+/// Python code run in __main__ (GIL held).
+void exec(const char* code) {
+    pyasio::object main = pyasio::import("__main__");
+    pyasio::object ns = pyasio::borrow(PyModule_GetDict(main.ptr()));
+    if (!pyasio::steal(PyRun_String(code, Py_file_input, ns.ptr(), ns.ptr())))
+        throw pyasio::python_error::fetch();
+}
+
+pyasio::object main_attr(const char* name) {
+    return pyasio::getattr(pyasio::import("__main__"), name);
+}
+
+asio::awaitable<void> sleep(std::chrono::milliseconds ms) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, ms);
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// Defines `async def twice(x)` in __main__ and awaits it from C++.
+asio::awaitable<long> await_python_twice(long x) {
+    pyasio::object fn;
+    {
+        pyasio::gil_acquire gil;
+        exec("import asyncio\n"
+             "async def twice(x):\n"
+             "    await asyncio.sleep(0.001)\n"
+             "    return 2 * x\n");
+        fn = main_attr("twice");
+    }
+    pyasio::async_function twice(std::move(fn));
+    co_return co_await pyasio::into_future<long>(twice(x));
+}
+
+int run_twice() {
+    for (long i = 1; i <= 2; ++i) {
+        pyasio::run_options options;
+        options.finalize = i == 2; // the first run keeps the interpreter for the second
+        long r = pyasio::run([i] { return await_python_twice(i * 10); }, options);
+        std::printf("run %ld: %ld (interpreter finalized: %s)\n", i, r,
+                    Py_IsInitialized() ? "no" : "yes");
+    }
+    return 0;
+}
+
+int sigint() {
+    try {
+        pyasio::run([]() -> asio::awaitable<void> {
+            std::printf("waiting for Ctrl-C\n");
+            std::fflush(stdout);
+            co_await sleep(std::chrono::seconds(60));
+            std::printf("the timer was not cancelled\n");
+        });
+    } catch (const pyasio::interrupted& e) {
+        std::printf("%s\n", e.what());
+        return 130;
+    }
+    return 0;
+}
+
+int own_interpreter() {
+    Py_InitializeEx(0); // the program starts Python itself
+    long r = pyasio::run([] { return await_python_twice(21); });
+    std::printf("result %ld; still initialized: %s\n", r, Py_IsInitialized() ? "yes" : "no");
+    std::fflush(stdout);
+    {
+        pyasio::gil_acquire gil;
+        exec("import sys; print('same interpreter:', 'twice' in dir(sys.modules['__main__']))");
+    }
+    return Py_FinalizeEx() == 0 ? 0 : 1;
+}
+
+int exception_from_main() {
+    try {
+        pyasio::run([]() -> asio::awaitable<int> {
+            co_await sleep(std::chrono::milliseconds(1));
+            throw std::out_of_range("thrown by main");
+        });
+    } catch (const std::out_of_range& e) {
+        std::printf("caught: %s\n", e.what());
+        return 0;
+    }
+    return 1;
+}
+
+/// A plain C++ thread (neither the loop's nor the runtime's) waits for a Python awaitable on
+/// the loop run by pyasio::run; and block_on on the loop thread is refused.
+int from_a_plain_thread() {
+    return pyasio::run([]() -> asio::awaitable<int> {
+        pyasio::task_locals locals = *pyasio::default_task_locals();
+        std::future<std::string> text = std::async(std::launch::async, [locals] {
+            pyasio::object coro;
+            {
+                pyasio::gil_acquire gil;
+                exec("import asyncio\n"
+                     "async def hello():\n"
+                     "    await asyncio.sleep(0.001)\n"
+                     "    return 'hello from the loop'\n");
+                coro = pyasio::call(main_attr("hello"));
+            }
+            return pyasio::block_on<std::string>(std::move(coro), locals);
+        });
+        co_await sleep(std::chrono::milliseconds(50));
+        std::printf("plain thread got: %s\n", text.get().c_str());
+
+        // into_future with no task locals of its own: the default loop, pyasio::run's
+        std::future<long> sum = std::async(std::launch::async, [] {
+            pyasio::object coro;
+            {
+                pyasio::gil_acquire gil;
+                exec("import asyncio\n"
+                     "async def add(a, b):\n"
+                     "    return a + b\n");
+                coro = pyasio::call(main_attr("add"), 2, 3);
+            }
+            return pyasio::into_future<long>(std::move(coro), asio::use_future).get();
+        });
+        co_await sleep(std::chrono::milliseconds(50));
+        std::printf("default loop: %ld\n", sum.get());
+        co_return 0;
+    });
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string mode = argc > 1 ? argv[1] : "";
+    try {
+        if (mode == "twice")
+            return run_twice();
+        if (mode == "sigint")
+            return sigint();
+        if (mode == "own-interpreter")
+            return own_interpreter();
+        if (mode == "exception")
+            return exception_from_main();
+        if (mode == "plain-thread")
+            return from_a_plain_thread();
+    } catch (const std::exception& e) {
+        std::printf("error: %s\n", e.what());
+        return 1;
+    }
+    std::printf("usage: %s twice|sigint|own-interpreter|exception|plain-thread\n", argv[0]);
+    return 2;
+}

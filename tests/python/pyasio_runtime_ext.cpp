@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: BSL-1.0
+// The runtime: configure it, install your own io_context, shut it down with work in flight;
+// used by test_runtime.py.
+#include <pyasio.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+namespace {
+using pyasio::handle;
+
+/// sleep_ms(ms): waits on an Asio timer on the runtime.
+PyObject* sleep_ms(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto ms = std::chrono::milliseconds(pyasio::from_python<long>(handle(arg)));
+        auto timer = std::make_shared<asio::steady_timer>(pyasio::default_executor(), ms);
+        return pyasio::future_into_py([timer](auto&& token) {
+            return timer->async_wait(std::forward<decltype(token)>(token));
+        });
+    });
+}
+
+/// shutdown_runtime(grace_ms)
+PyObject* shutdown_runtime(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        pyasio::shutdown_runtime(std::chrono::milliseconds(pyasio::from_python<long>(handle(arg))));
+    });
+}
+
+/// configure_runtime(threads)
+PyObject* configure_runtime(PyObject*, PyObject* arg) {
+    return pyasio::entry_point(
+        [&] { pyasio::configure_runtime(pyasio::from_python<std::size_t>(handle(arg))); });
+}
+
+/// runtime_thread_count()
+PyObject* runtime_thread_count(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { return pyasio::runtime_thread_count(); });
+}
+
+/// A user's own io_context, run by a thread of the user's.
+struct own_context {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+    std::thread thread{[this] { io.run(); }};
+    ~own_context() {
+        work.reset();
+        io.stop();
+        thread.join();
+    }
+};
+std::unique_ptr<own_context> own;
+
+/// install_own_io_context(): install_runtime with an io_context this module runs.
+PyObject* install_own_io_context(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        if (!own)
+            own = std::make_unique<own_context>();
+        pyasio::install_runtime(own->io);
+    });
+}
+
+/// on_own_io_context(): future_into_py work reports whether it runs on the own io_context's
+/// thread.
+PyObject* on_own_io_context(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py([]() -> asio::awaitable<bool> {
+            asio::steady_timer timer(co_await asio::this_coro::executor,
+                                     std::chrono::milliseconds(1));
+            co_await timer.async_wait(asio::use_awaitable);
+            co_return own && std::this_thread::get_id() == own->thread.get_id();
+        });
+    });
+}
+
+/// own_io_context_stopped(): whether the own io_context was stopped (pyasio never stops it).
+PyObject* own_io_context_stopped(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { return own && own->io.stopped(); });
+}
+
+/// block_on_sleep(ms): synchronous: runs a C++ coroutine (a timer wait) to completion with
+/// pyasio::block_on; returns ms.
+PyObject* block_on_sleep(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto ms = std::chrono::milliseconds(pyasio::from_python<long>(handle(arg)));
+        return pyasio::block_on([ms]() -> asio::awaitable<long> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, ms);
+            co_await timer.async_wait(asio::use_awaitable);
+            co_return static_cast<long>(ms.count());
+        });
+    });
+}
+
+PyMethodDef methods[] = {
+    {"block_on_sleep", block_on_sleep, METH_O, "pyasio::block_on(a timer wait)"},
+    {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
+    {"shutdown_runtime", shutdown_runtime, METH_O, "pyasio::shutdown_runtime(grace)"},
+    {"configure_runtime", configure_runtime, METH_O, "pyasio::configure_runtime(threads)"},
+    {"runtime_thread_count", runtime_thread_count, METH_NOARGS, "threads of the runtime"},
+    {"install_own_io_context", install_own_io_context, METH_NOARGS, "install_runtime(io)"},
+    {"on_own_io_context", on_own_io_context, METH_NOARGS, "where work runs"},
+    {"own_io_context_stopped", own_io_context_stopped, METH_NOARGS, "io.stopped()"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT,
+                      "_pyasio_runtime_test",
+                      "pyasio's runtime test module",
+                      -1,
+                      methods,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr};
+} // namespace
+
+PYASIO_MODULE_INIT(_pyasio_runtime_test) {
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,114 @@
+# SPDX-License-Identifier: BSL-1.0
+"""pyasio::run in a C++ program that embeds Python (tests/embed_test.cpp), and pyasio::block_on
+from synchronous Python code (test module: pyasio_runtime_ext.cpp)."""
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import unittest
+
+import _pyasio_runtime_test as m
+
+EMBED = os.environ.get("PYASIO_EMBED_TEST")
+
+
+def embed(mode, **kwargs):
+    return subprocess.run([EMBED, mode], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+@unittest.skipIf(EMBED is None, "PYASIO_EMBED_TEST is not set (run through ctest)")
+class Run(unittest.TestCase):
+    def test_called_twice_in_one_process(self):
+        done = embed("twice")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "run 1: 20 (interpreter finalized: no)\n"
+                                      "run 2: 40 (interpreter finalized: yes)\n")
+
+    def test_in_an_interpreter_the_program_started(self):
+        done = embed("own-interpreter")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "result 42; still initialized: yes\n"
+                                      "same interpreter: True\n")
+
+    def test_an_exception_from_main_is_rethrown(self):
+        done = embed("exception")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "caught: thrown by main\n")
+
+    def test_a_plain_thread_waits_for_python_and_into_future_uses_the_default_loop(self):
+        done = embed("plain-thread")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "plain thread got: hello from the loop\n"
+                                      "default loop: 5\n")
+
+    def test_ctrl_c_cancels_main_and_exits_cleanly(self):
+        p = subprocess.Popen([EMBED, "sigint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "waiting for Ctrl-C\n")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            p.kill()
+        self.assertEqual(p.returncode, 130, err)
+        self.assertEqual(out, "pyasio: interrupted by Ctrl-C (SIGINT); the main coroutine was "
+                              "cancelled\n")
+
+
+class BlockOn(unittest.TestCase):
+    def test_from_synchronous_code_with_the_gil_released(self):
+        ticks = []
+        stop = threading.Event()
+
+        def python_thread():
+            while not stop.is_set():
+                ticks.append(1)
+                time.sleep(0.001)
+
+        t = threading.Thread(target=python_thread)
+        t.start()
+        try:
+            before = len(ticks)
+            self.assertEqual(m.block_on_sleep(200), 200)
+            ran = len(ticks) - before
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreater(ran, 10)  # the Python thread ran while C++ waited
+
+    def test_on_the_loop_thread_is_a_clear_error(self):
+        async def main():
+            with self.assertRaisesRegex(RuntimeError, "event loop is running.*deadlock"):
+                m.block_on_sleep(1)
+
+        asyncio.run(main())
+
+    def test_ctrl_c_interrupts_the_wait(self):
+        script = textwrap.dedent("""
+            import _pyasio_runtime_test as m
+            print("waiting", flush=True)
+            try:
+                m.block_on_sleep(60_000)
+            except KeyboardInterrupt as e:
+                print("interrupted:", e)
+        """)
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "waiting\n")
+            time.sleep(0.1)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            p.kill()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertEqual(out, "interrupted: pyasio::block_on: interrupted by Ctrl-C (SIGINT); "
+                              "the C++ work was cancelled\n")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: BSL-1.0
+"""The runtime: configuration, a user's own io_context, shutdown with work in flight, and
+interpreter exit with work in flight in both directions (test module: pyasio_runtime_ext.cpp)."""
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import unittest
+
+import _pyasio_runtime_test as m
+
+
+class Shutdown(unittest.TestCase):
+    def tearDown(self):
+        m.shutdown_runtime(1000)
+        m.configure_runtime(0)  # the default thread count; the runtime may start again
+
+    def test_configured_thread_count(self):
+        m.shutdown_runtime(1000)
+        m.configure_runtime(3)
+        asyncio.run(m.sleep_ms(1))
+        self.assertEqual(m.runtime_thread_count(), 3)
+        with self.assertRaisesRegex(RuntimeError, "already runs; configure it before"):
+            m.configure_runtime(2)
+
+    def test_work_in_flight_ends_cancelled_then_new_work_is_a_clear_error(self):
+        async def main():
+            futures = [m.sleep_ms(600_000) for _ in range(1000)]
+            await asyncio.sleep(0.05)  # the work runs
+            m.shutdown_runtime(5000)
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            self.assertTrue(all(isinstance(o, asyncio.CancelledError) for o in outcomes))
+            if sys.version_info >= (3, 9):
+                self.assertIn("the runtime was shut down", str(outcomes[0]))
+            with self.assertRaisesRegex(RuntimeError, "runtime was shut down .*configure_runtime"):
+                m.sleep_ms(1)
+            m.configure_runtime(2)  # set up again: work runs
+            await m.sleep_ms(1)
+
+        asyncio.run(main())
+
+    def test_own_io_context(self):
+        m.shutdown_runtime(1000)
+        m.install_own_io_context()
+        self.assertTrue(asyncio.run(m.on_own_io_context()))
+        with self.assertRaisesRegex(RuntimeError, "already runs; install yours before"):
+            m.install_own_io_context()
+        m.shutdown_runtime(1000)
+        self.assertFalse(m.own_io_context_stopped())  # pyasio lets go of it, never stops it
+
+
+class ExitWithWorkInFlight(unittest.TestCase):
+    def test_exit_with_10k_operations_in_flight_each_way(self):
+        script = textwrap.dedent("""
+            import asyncio
+            import atexit
+            import _pyasio_runtime_test as r
+            import _pyasio_into_future_test as f
+
+            # registered before pyasio's own hook, so it runs after it (atexit is LIFO)
+            atexit.register(lambda: print("threads at exit:", r.runtime_thread_count()))
+
+            async def start():
+                global keep
+                keep = [r.sleep_ms(600_000) for _ in range(10_000)]  # Python awaits C++
+                keep += [asyncio.ensure_future(f.await_py(asyncio.sleep(3600)))  # C++ awaits Python
+                         for _ in range(10_000)]
+                await asyncio.sleep(0.2)
+
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(start())
+            print("exiting with work in flight; threads:", r.runtime_thread_count())
+            # no close, no cancel: the interpreter exits with everything in flight
+        """)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=120, env=os.environ)
+        self.assertEqual(done.returncode, 0, done.stderr[-3000:])
+        # pyasio's atexit hook stopped and joined the runtime before finalization
+        self.assertEqual(done.stdout, "exiting with work in flight; threads: %d\nthreads at exit: 0\n"
+                         % max(os.cpu_count(), 2))
+        self.assertNotIn("Fatal", done.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
