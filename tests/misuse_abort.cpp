@@ -3,8 +3,14 @@
 // aborts the process, so each runs as its own test: misuse_abort <case>.
 #include <pyasio.hpp>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <thread>
 
 namespace {
@@ -20,6 +26,19 @@ void misuse(const char* which) {
     } else if (std::strcmp(which, "call-without-gil") == 0) {
         pyasio::gil_release nogil;
         std::thread([&] { (void)pyasio::call(list); }).join();
+    } else if (std::strcmp(which, "gil-across-await") == 0) {
+        pyasio::gil_release nogil;
+        std::promise<void> never;
+        asio::co_spawn(
+            pyasio::default_executor(),
+            []() -> asio::awaitable<void> {
+                pyasio::gil_acquire gil; // the misuse: a plain GIL scope across a co_await
+                asio::steady_timer timer(co_await asio::this_coro::executor,
+                                         std::chrono::milliseconds(1));
+                co_await timer.async_wait(asio::use_awaitable);
+            },
+            asio::detached);
+        never.get_future().wait_for(std::chrono::seconds(10)); // the runtime aborts first
     }
 }
 } // namespace

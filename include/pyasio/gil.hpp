@@ -6,7 +6,12 @@
 
 #include <pyasio/detail/object_core.hpp>
 
+#include <asio/awaitable.hpp>
+
+#include <exception>
 #include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 PYASIO_NAMESPACE_BEGIN
 
@@ -108,6 +113,69 @@ public:
 private:
     PyGILState_STATE outer_;
     PyThreadState* tstate_ = nullptr;
+};
+
+/// Holds the GIL in a C++ coroutine that must also co_await: the GIL is released for each wait
+/// and taken again when the coroutine resumes, on whichever thread resumes it.
+///
+///     pyasio::async_gil gil;                   // taken here
+///     pyasio::call(fn, 1);                     // Python, with the GIL
+///     co_await gil.release_during(timer.async_wait(asio::use_awaitable));
+///     pyasio::call(fn, 2);                     // the GIL again, maybe on another thread
+///
+/// A plain co_await while it holds the GIL breaks the rule (never hold the GIL across a
+/// suspension): in debug builds pyasio's runtime threads stop the program with a message naming
+/// the rule when a handler returns still holding the GIL. Not copyable or movable; keep it in
+/// the coroutine's frame.
+class async_gil {
+public:
+    async_gil() { acquire(); }
+    ~async_gil() {
+        if (held_)
+            PyGILState_Release(state_);
+    }
+    async_gil(const async_gil&) = delete;
+    async_gil& operator=(const async_gil&) = delete;
+
+    /// Awaits `op` without the GIL, then takes the GIL again (also when `op` throws).
+    template <class T, class Executor>
+    asio::awaitable<T, Executor> release_during(asio::awaitable<T, Executor> op) {
+        release();
+        try {
+            if constexpr (std::is_void_v<T>) {
+                co_await std::move(op);
+                acquire();
+            } else {
+                T result = co_await std::move(op);
+                acquire();
+                co_return result;
+            }
+        } catch (...) {
+            if (!held_)
+                acquire();
+            throw;
+        }
+    }
+
+    /// Whether it holds the GIL now (false only while a release_during waits).
+    bool held() const noexcept { return held_; }
+
+private:
+    void acquire() {
+        if (!detail::gil_held() && !detail::interpreter_alive())
+            throw std::logic_error("pyasio::async_gil: the Python interpreter is not running; "
+                                   "nothing may touch Python now");
+        state_ = PyGILState_Ensure();
+        held_ = true;
+        detail::release_pending();
+    }
+    void release() noexcept {
+        held_ = false;
+        PyGILState_Release(state_);
+    }
+
+    PyGILState_STATE state_{};
+    bool held_ = false;
 };
 
 PYASIO_NAMESPACE_END

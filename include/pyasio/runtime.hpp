@@ -54,7 +54,19 @@ public:
         for (std::size_t i = 0; i < threads; ++i)
             threads_.emplace_back([this] {
                 detail::runtime_thread = true;
+#if PYASIO_DETAIL_DEBUG
+                // NOTE: one handler at a time, so that a handler that returns holding the GIL
+                // (a GIL scope kept across a co_await) is caught here instead of deadlocking
+                while (io_.run_one() != 0)
+                    if (detail::gil_held())
+                        detail::fatal(
+                            "a runtime thread still holds the GIL after a handler returned: a "
+                            "GIL scope (pyasio::gil_acquire) was kept across a co_await (rule: "
+                            "never hold the GIL across a suspension; in a coroutine use "
+                            "pyasio::async_gil and co_await gil.release_during(op))");
+#else
                 io_.run();
+#endif
             });
     }
 

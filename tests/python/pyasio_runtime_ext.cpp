@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
+#include <tuple>
 #include <thread>
 
 namespace {
@@ -95,7 +97,29 @@ PyObject* block_on_sleep(PyObject*, PyObject* arg) {
     });
 }
 
+/// gil_timers(fn, n): a coroutine holds the GIL with pyasio::async_gil, calls fn(i) and awaits
+/// a timer n times, the GIL released for each wait; returns n.
+PyObject* gil_timers(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [f, n] = pyasio::from_python<std::tuple<pyasio::object, long>>(handle(args));
+        auto fn = std::make_shared<const pyasio::object>(std::move(f));
+        return pyasio::future_into_py([fn, n = n]() -> asio::awaitable<long> {
+            asio::steady_timer timer(co_await asio::this_coro::executor);
+            pyasio::async_gil gil;
+            for (long i = 0; i < n; ++i) {
+                pyasio::call(*fn, i); // Python, with the GIL
+                timer.expires_after(std::chrono::microseconds(0));
+                co_await gil.release_during(timer.async_wait(asio::use_awaitable));
+                if (!pyasio::gil::held())
+                    throw std::logic_error("resumed without the GIL");
+            }
+            co_return n;
+        });
+    });
+}
+
 PyMethodDef methods[] = {
+    {"gil_timers", gil_timers, METH_VARARGS, "async_gil across n timer waits"},
     {"block_on_sleep", block_on_sleep, METH_O, "pyasio::block_on(a timer wait)"},
     {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
     {"shutdown_runtime", shutdown_runtime, METH_O, "pyasio::shutdown_runtime(grace)"},

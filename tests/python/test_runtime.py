@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import unittest
 
 import _pyasio_runtime_test as m
@@ -48,6 +50,30 @@ class Shutdown(unittest.TestCase):
             m.install_own_io_context()
         m.shutdown_runtime(1000)
         self.assertFalse(m.own_io_context_stopped())  # pyasio lets go of it, never stops it
+
+
+class AsyncGil(unittest.TestCase):
+    def test_holds_the_gil_across_10k_timer_waits_while_python_threads_run(self):
+        seen = []
+        ticks = []
+        stop = threading.Event()
+
+        def python_thread():
+            while not stop.is_set():
+                ticks.append(1)
+                time.sleep(0.0005)
+
+        threads = [threading.Thread(target=python_thread) for _ in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            self.assertEqual(asyncio.run(m.gil_timers(seen.append, 10_000)), 10_000)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(seen, list(range(10_000)))
+        self.assertGreater(len(ticks), 0)
 
 
 class ExitWithWorkInFlight(unittest.TestCase):
