@@ -30,8 +30,15 @@ PyObject* sleep_ms(PyObject*, PyObject* arg) {
 
 PyMethodDef native_methods[] = {{"sleep_ms", sleep_ms, METH_O, "Waits on an Asio timer."},
                                 {nullptr, nullptr, 0, nullptr}};
-PyModuleDef native_module = {PyModuleDef_HEAD_INIT, "native", "C++ for the embedded Python", -1,
-                             native_methods, nullptr, nullptr, nullptr, nullptr};
+PyModuleDef native_module = {PyModuleDef_HEAD_INIT,
+                             "native",
+                             "C++ for the embedded Python",
+                             -1,
+                             native_methods,
+                             nullptr,
+                             nullptr,
+                             nullptr,
+                             nullptr};
 PyObject* init_native() {
     return PyModule_Create(&native_module);
 }

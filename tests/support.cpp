@@ -1,24 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "support.hpp"
 
-#include <cstdio>
-
-int pyasio_test_start(int, char**) {
-    Py_InitializeEx(0); // no signal handlers: Ctrl-C stops the test binary
-    if (!Py_IsInitialized()) {
-        std::fprintf(stderr, "could not initialize Python\n");
-        return 1;
-    }
-    return 0;
-}
-
-int pyasio_test_stop(int status) {
-    pyasio::release_pending();
-    if (Py_FinalizeEx() != 0 && status == 0)
-        return 120; // as Python does when flushing stdout fails at exit
-    return status;
-}
-
 namespace test {
 
 namespace {

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
-// Helpers shared by the C++ tests. The interpreter runs for the whole test run; the main thread
-// holds the GIL while a test case runs.
+// Helpers shared by the C++ tests. The interpreter runs for the whole test run (started by the
+// harness, pyasio::testing::catch2_main); the Catch2 thread holds the GIL while a plain test case
+// runs, and releases it while a PYASIO_TEST_CASE's coroutine runs on the runtime.
 #pragma once
-#include <pyasio.hpp>
-
-#include "catch.hpp"
+#include <pyasio/testing/catch2.hpp>
 
 #include <string>
 

@@ -170,10 +170,38 @@ public:
     /// The task is done. Loop thread, GIL held.
     void on_done() noexcept override {
         locals_.bridge()->unwatch(this);
+        report_outcome();
+        // NOTE: last: dropping the task may free the done callback, and with it this state
+        object task = std::move(task_);
+    }
+
+    /// The done callback died without the task being done: the interpreter is clearing
+    /// garbage at exit, or the task was dropped after the loop closed. Loop thread, GIL held.
+    void on_gone() noexcept override {
+        locals_.bridge()->unwatch(this);
+        deliver(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_future: the Python task was destroyed before it finished (its event "
+            "loop closed)")));
+        object task = std::move(task_);
+        release();
+    }
+
+    /// The loop closed while the task was pending. Loop thread, GIL held.
+    void on_loop_closed() noexcept override {
+        deliver(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_future: the event loop was closed while C++ awaited this task (the "
+            "task never finished); keep the loop running until the C++ side is done")));
+        // NOTE: last: the task, pending for ever, is let go of (its callback then releases
+        // this state, which may free it)
+        object task = std::move(task_);
+    }
+
+private:
+    /// Reads the done task's outcome and delivers it. Loop thread, GIL held.
+    void report_outcome() noexcept {
         try {
             const into_future_names& names = per_interpreter<into_future_names>();
-            object task = borrow(task_);
-            if (call_method(task, names.cancelled).ptr() == Py_True) {
+            if (call_method(task_, names.cancelled).ptr() == Py_True) {
                 if (cpp_cancelled_.load(std::memory_order_acquire))
                     deliver(aborted());
                 else
@@ -183,12 +211,12 @@ public:
                                        "down); catch pyasio::task_cancelled to handle it")));
                 return;
             }
-            object error = call_method(task, names.exception);
+            object error = call_method(task_, names.exception);
             if (!error.is_none()) {
                 deliver(std::make_exception_ptr(python_error(error)));
                 return;
             }
-            object result = call_method(task, names.result);
+            object result = call_method(task_, names.result);
             if constexpr (std::is_void_v<T>)
                 deliver(nullptr);
             else
@@ -198,26 +226,6 @@ public:
         }
     }
 
-    /// The done callback died: with the task done, or with a task that never finished (its
-    /// loop was closed, or nothing kept it alive). Loop thread, GIL held.
-    void on_gone() noexcept override {
-        locals_.bridge()->unwatch(this);
-        task_ = nullptr;
-        deliver(std::make_exception_ptr(event_loop_closed(
-            "pyasio::into_future: the Python task was destroyed before it finished: its event "
-            "loop was closed, or nothing kept the task's awaitables alive")));
-        release();
-    }
-
-    /// The loop closed while the task was pending. Loop thread, GIL held. The done callback
-    /// still owns this state; it releases it when the task dies.
-    void on_loop_closed() noexcept override {
-        deliver(std::make_exception_ptr(event_loop_closed(
-            "pyasio::into_future: the event loop was closed while C++ awaited this task (the "
-            "task never finished); keep the loop running until the C++ side is done")));
-    }
-
-private:
     /// Installed in the handler's cancellation slot; runs where the C++ side emits.
     struct cancel_handler {
         into_state* s;
@@ -225,8 +233,8 @@ private:
         void operator()(asio::cancellation_type type) const {
             if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none)
                 s->cancel_from_cpp(true);
-            else if ((type & (asio::cancellation_type::partial |
-                              asio::cancellation_type::total)) != asio::cancellation_type::none)
+            else if ((type & (asio::cancellation_type::partial | asio::cancellation_type::total)) !=
+                     asio::cancellation_type::none)
                 s->cancel_from_cpp(false);
         }
     };
@@ -270,7 +278,9 @@ private:
         add_done_callback(task, callback, locals_.context());
         // The task now holds the callback: from here on it reports to us.
         add_ref();
-        task_ = task.ptr(); // borrowed: cleared when the callback dies, which the task outlives
+        // NOTE: held until it is done (or its loop closes), as an await holds what it awaits:
+        // a bare Future that only C++ refers to must not be collected while C++ waits.
+        task_ = task;
         reinterpret_cast<done_callback_object*>(callback.ptr())->target = this;
         locals_.bridge()->watch(this);
     }
@@ -292,10 +302,10 @@ private:
 
     /// Loop thread, GIL held: cancels the task if it runs.
     void cancel_task() noexcept {
-        if (task_ == nullptr)
+        if (!task_)
             return;
         try {
-            call_method(handle(task_), per_interpreter<into_future_names>().cancel);
+            call_method(task_, per_interpreter<into_future_names>().cancel);
         } catch (...) {
             translate_exception(std::current_exception());
             PyErr_WriteUnraisable(nullptr);
@@ -343,7 +353,7 @@ private:
         work_;
     std::optional<Source> source_;
     task_locals locals_;
-    PyObject* task_ = nullptr;
+    object task_; // the started task (or Future) while it runs; loop thread, GIL held
 };
 
 template <class T> struct initiate_into_future {

@@ -52,7 +52,8 @@ struct run_options {
     /// Built-in modules of the program, importable from Python (PyImport_AppendInittab; only
     /// when pyasio::run starts the interpreter): {"name", PyInit_function}.
     std::vector<std::pair<std::string, PyObject* (*)()>> modules;
-    /// Ctrl-C cancels the main coroutine; run then throws pyasio::interrupted.
+    /// Ctrl-C cancels the main coroutine; run then throws pyasio::interrupted. When false (and
+    /// run starts the interpreter), Python installs no signal handlers: Ctrl-C ends the program.
     bool handle_sigint = true;
     /// How long shutdown waits for cancelled C++ work to finish.
     std::chrono::milliseconds shutdown_grace{5000};
@@ -154,8 +155,8 @@ inline void finish_loop(handle loop) {
         object keywords = checked(PyDict_New());
         if (PyDict_SetItemString(keywords.ptr(), "return_exceptions", Py_True) < 0)
             throw_error_already_set();
-        object gather = checked(
-            PyObject_Call(getattr(asyncio, "gather").ptr(), tasks.ptr(), keywords.ptr()));
+        object gather =
+            checked(PyObject_Call(getattr(asyncio, "gather").ptr(), tasks.ptr(), keywords.ptr()));
         call_method(loop, "run_until_complete", gather);
     }
     call_method(loop, "run_until_complete", call_method(loop, "shutdown_asyncgens"));
@@ -216,22 +217,78 @@ inline bool start_interpreter(const run_options& options) {
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.parse_argv = 0; // argv is the program's: sys.argv as given, not Python's options
+    config.install_signal_handlers = options.handle_sigint ? 1 : 0;
     std::vector<char*> argv;
     for (const std::string& a : options.argv)
         argv.push_back(const_cast<char*>(a.c_str()));
-    PyStatus status = argv.empty() ? PyStatus_Ok()
-                                   : PyConfig_SetBytesArgv(&config, Py_ssize_t(argv.size()),
-                                                           argv.data());
+    PyStatus status = argv.empty()
+                          ? PyStatus_Ok()
+                          : PyConfig_SetBytesArgv(&config, Py_ssize_t(argv.size()), argv.data());
     if (!PyStatus_Exception(status))
         status = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(status))
-        throw std::runtime_error(
-            std::string("pyasio::run: Python did not start: ") +
-            (status.err_msg != nullptr ? status.err_msg
-                                       : "exit status " + std::to_string(status.exitcode)));
+        throw std::runtime_error(std::string("pyasio::run: Python did not start: ") +
+                                 (status.err_msg != nullptr
+                                      ? status.err_msg
+                                      : "exit status " + std::to_string(status.exitcode)));
     interpreter_started_by_run() = true;
     return true;
+}
+
+} // namespace detail
+
+namespace detail {
+
+/// pyasio::run's frame: starts the interpreter, makes the loop (the default for into_future),
+/// calls `body(loop)` with the GIL on this thread, then shuts down in order (the tasks left, async
+/// generators, the default executor, the loop, the runtime, the interpreter it started).
+/// Returns body's result or rethrows its exception.
+template <class Body> auto run_with(const run_options& options, Body body) {
+    using T = std::invoke_result_t<Body&, handle>;
+    bool owned = start_interpreter(options);
+    std::optional<outcome<T>> out;
+    std::exception_ptr failure;
+    {
+        gil_acquire gil; // NOTE: the interpreter we started is held by this thread already
+        try {
+            check_not_on_a_running_loop("pyasio::run");
+            runtime_slot::instance().rearm(); // an earlier run shut it down
+            if (options.runtime_threads != 0)
+                configure_runtime(options.runtime_threads);
+            object loop = make_loop(options);
+            call(getattr(import("asyncio"), "set_event_loop"), loop);
+            set_default_task_locals(task_locals::of(loop));
+            out.emplace();
+            try {
+                if constexpr (std::is_void_v<T>) {
+                    body(handle(loop));
+                    out->value.emplace();
+                } else {
+                    out->value.emplace(body(handle(loop)));
+                }
+            } catch (...) {
+                out->error = std::current_exception();
+            }
+            set_default_task_locals(std::nullopt);
+            finish_loop(loop);
+            shutdown_runtime(options.shutdown_grace);
+        } catch (...) {
+            failure = std::current_exception();
+            set_default_task_locals(std::nullopt);
+        }
+        // NOTE: a python_error renders its message on first what(): do it while Python lives
+        for (const std::exception_ptr& e : {failure, out ? out->error : nullptr})
+            render_message(e);
+        release_pending();
+    }
+    if (owned && options.finalize) { // this thread holds the GIL of the interpreter it started
+        interpreter_started_by_run() = false;
+        Py_FinalizeEx();
+    }
+    if (failure)
+        std::rethrow_exception(failure);
+    return out->take();
 }
 
 } // namespace detail
@@ -270,51 +327,10 @@ inline object run_until_complete(handle loop, const object& awaitable) {
 /// call, set options.finalize = false. Call it on the main thread (for Ctrl-C), without a loop
 /// running there.
 template <class Main> auto run(Main&& main, run_options options = {}) {
-    bool owned = detail::start_interpreter(options);
-    using T = typename detail::awaitable_value<
-        std::invoke_result_t<decltype(detail::as_main(std::forward<Main>(main)))&>>::type;
-    std::optional<detail::outcome<T>> out;
-    std::exception_ptr failure;
-    {
-        gil_acquire gil; // NOTE: the interpreter we started is held by this thread already
-        try {
-            detail::check_not_on_a_running_loop("pyasio::run");
-            detail::runtime_slot::instance().rearm(); // an earlier run shut it down
-            if (options.runtime_threads != 0)
-                configure_runtime(options.runtime_threads);
-            object loop = detail::make_loop(options);
-            call(getattr(import("asyncio"), "set_event_loop"), loop);
-            set_default_task_locals(task_locals::of(loop));
-            try {
-                out.emplace();
-                if constexpr (std::is_void_v<T>)
-                    detail::run_cpp(loop, detail::as_main(std::forward<Main>(main)),
-                                    options.handle_sigint);
-                else
-                    out->value.emplace(detail::run_cpp(
-                        loop, detail::as_main(std::forward<Main>(main)), options.handle_sigint));
-            } catch (...) {
-                out->error = std::current_exception();
-            }
-            set_default_task_locals(std::nullopt);
-            detail::finish_loop(loop);
-            shutdown_runtime(options.shutdown_grace);
-        } catch (...) {
-            failure = std::current_exception();
-            set_default_task_locals(std::nullopt);
-        }
-        // NOTE: a python_error renders its message on first what(): do it while Python lives
-        for (const std::exception_ptr& e : {failure, out ? out->error : nullptr})
-            detail::render_message(e);
-        release_pending();
-    }
-    if (owned && options.finalize) { // this thread holds the GIL of the interpreter it started
-        detail::interpreter_started_by_run() = false;
-        Py_FinalizeEx();
-    }
-    if (failure)
-        std::rethrow_exception(failure);
-    return out->take();
+    auto make = detail::as_main(std::forward<Main>(main));
+    bool sigint = options.handle_sigint;
+    return detail::run_with(
+        options, [&](handle loop) { return detail::run_cpp(loop, std::move(make), sigint); });
 }
 
 /// run() with main's argc/argv as Python's sys.argv.
@@ -322,6 +338,85 @@ template <class Main> auto run(int argc, char** argv, Main&& main, run_options o
     options.argv.assign(argv, argv + argc);
     return run(std::forward<Main>(main), std::move(options));
 }
+
+namespace detail {
+
+/// C++ work run on the default runtime while a synchronous caller waits for it.
+template <class T> struct waited_work {
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool done = false;
+    outcome<T> out;
+    asio::cancellation_signal signal;
+};
+
+/// How a wait_for_work ended.
+enum class wait_end { done, interrupted, timed_out };
+
+/// Runs `make` (a callable returning asio::awaitable<T>) on a strand of the default runtime
+/// and waits for it with the GIL (if held) released. On the main thread Ctrl-C, or `timeout`,
+/// cancels the work (terminal), which is then waited for up to `grace` more. Refuses to wait
+/// where it would deadlock.
+template <class Make>
+auto wait_for_work(const char* what, Make make, std::optional<std::chrono::milliseconds> timeout,
+                   std::chrono::milliseconds grace) {
+    check_not_on_a_running_loop(what);
+    if (on_runtime_thread())
+        throw std::logic_error(std::string(what) +
+                               ": called on a runtime thread; waiting there can starve the "
+                               "runtime of the thread the work needs (deadlock). co_await the "
+                               "work instead");
+    using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
+    auto s = std::make_shared<waited_work<T>>();
+    auto strand = asio::make_strand(default_executor());
+    asio::co_spawn(
+        strand, std::move(make),
+        asio::bind_cancellation_slot(s->signal.slot(), [s](std::exception_ptr e, auto... value) {
+            std::lock_guard<std::mutex> lock(s->mutex);
+            s->out.error = e;
+            if constexpr (sizeof...(value) > 0)
+                s->out.value.emplace(std::move(value)...);
+            s->done = true;
+            s->changed.notify_all();
+        }));
+    const bool python = gil::held();
+    const auto start = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> give_up; // once cancelled
+    wait_end end = wait_end::done;
+    for (;;) {
+        bool done;
+        {
+            std::optional<gil_release> nogil;
+            if (python)
+                nogil.emplace();
+            std::unique_lock<std::mutex> lock(s->mutex);
+            // NOTE: in slices, so that Ctrl-C and the timeout are seen while waiting
+            done =
+                s->changed.wait_for(lock, std::chrono::milliseconds(20), [&] { return s->done; });
+        }
+        if (done)
+            break;
+        auto now = std::chrono::steady_clock::now();
+        if (give_up) {
+            if (now >= *give_up)
+                break; // cancelled, and still not done: abandoned (it keeps its own state)
+            continue;
+        }
+        if (python && PyErr_CheckSignals() < 0) {
+            PyErr_Clear(); // KeyboardInterrupt: cancel the work, then report it
+            end = wait_end::interrupted;
+        } else if (timeout && now - start >= *timeout) {
+            end = wait_end::timed_out;
+        } else {
+            continue;
+        }
+        give_up = now + grace;
+        asio::post(strand, [s] { s->signal.emit(asio::cancellation_type::terminal); });
+    }
+    return std::pair<wait_end, std::shared_ptr<waited_work<T>>>(end, s);
+}
+
+} // namespace detail
 
 /// Runs C++ work to completion from synchronous code (an ordinary extension function, a plain
 /// C++ thread) and returns its result T or rethrows its exception. `work` is a callable returning
@@ -333,53 +428,13 @@ template <class Main> auto run(int argc, char** argv, Main&& main, run_options o
 /// or on a runtime thread.
 template <class Work>
 requires(!std::is_convertible_v<Work, object>) auto block_on(Work&& work) {
-    detail::check_not_on_a_running_loop("pyasio::block_on");
-    if (detail::on_runtime_thread())
-        throw std::logic_error("pyasio::block_on: called on a runtime thread; waiting there "
-                               "can starve the runtime of the thread the work needs (deadlock). "
-                               "co_await the work instead");
-    auto make = detail::as_main(std::forward<Work>(work));
-    using T = typename detail::awaitable_value<std::invoke_result_t<decltype(make)&>>::type;
-    struct shared {
-        std::mutex mutex;
-        std::condition_variable changed;
-        bool done = false;
-        detail::outcome<T> out;
-        asio::cancellation_signal signal;
-    };
-    auto s = std::make_shared<shared>();
-    auto strand = asio::make_strand(default_executor());
-    asio::co_spawn(strand, std::move(make),
-                   asio::bind_cancellation_slot(s->signal.slot(), [s](std::exception_ptr e,
-                                                                      auto... value) {
-                       std::lock_guard<std::mutex> lock(s->mutex);
-                       s->out.error = e;
-                       if constexpr (sizeof...(value) > 0)
-                           s->out.value.emplace(std::move(value)...);
-                       s->done = true;
-                       s->changed.notify_all();
-                   }));
-    bool interrupted_here = false;
-    bool python = gil::held();
-    for (;;) {
-        {
-            std::optional<gil_release> nogil;
-            if (python)
-                nogil.emplace();
-            std::unique_lock<std::mutex> lock(s->mutex);
-            // NOTE: in slices, so that Ctrl-C is seen while waiting
-            if (s->changed.wait_for(lock, std::chrono::milliseconds(50), [&] { return s->done; }))
-                break;
-        }
-        if (python && !interrupted_here && PyErr_CheckSignals() < 0) {
-            PyErr_Clear(); // KeyboardInterrupt: cancel the work, then report it
-            interrupted_here = true;
-            asio::post(strand, [s] { s->signal.emit(asio::cancellation_type::terminal); });
-        }
-    }
-    if (interrupted_here)
+    auto [end, s] =
+        detail::wait_for_work("pyasio::block_on", detail::as_main(std::forward<Work>(work)),
+                              std::nullopt, std::chrono::seconds(5));
+    if (end == detail::wait_end::interrupted)
         throw interrupted("pyasio::block_on: interrupted by Ctrl-C (SIGINT); the C++ work was "
                           "cancelled");
+    std::lock_guard<std::mutex> lock(s->mutex);
     return s->out.take();
 }
 

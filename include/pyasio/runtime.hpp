@@ -70,7 +70,9 @@ public:
             });
     }
 
-    ~runtime() { stop(); }
+    ~runtime() {
+        stop();
+    }
 
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
@@ -86,9 +88,13 @@ public:
     }
 
     /// The executor on which work runs.
-    asio::io_context::executor_type get_executor() noexcept { return io_.get_executor(); }
+    asio::io_context::executor_type get_executor() noexcept {
+        return io_.get_executor();
+    }
     /// How many threads serve it.
-    std::size_t thread_count() const noexcept { return threads_.size(); }
+    std::size_t thread_count() const noexcept {
+        return threads_.size();
+    }
 
     /// The default thread count: the hardware's concurrency, at least 2.
     static std::size_t default_thread_count() noexcept {
@@ -343,7 +349,7 @@ private:
     std::optional<asio::any_io_executor> installed_;
     bool stopped_ = false;
     unsigned stopped_generation_ = 0;
-    std::deque<record> retired_; // NOTE: a deque: push_back never moves the records
+    std::deque<record> retired_;               // NOTE: a deque: push_back never moves the records
     std::atomic<unsigned> hook_generation_{0}; // interpreter generation + 1 once registered
 };
 

@@ -440,6 +440,25 @@ PyObject* on_loop_await_each(PyObject*, PyObject* args) {
     });
 }
 
+/// loop_awaits_cpp(ms): a coroutine on the loop executor makes a future_into_py future (a
+/// timer on the runtime) that only C++ refers to, and awaits it with into_future; returns ms.
+PyObject* loop_awaits_cpp(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long ms = pyasio::from_python<long>(handle(arg));
+        return pyasio::future_into_py(
+            [ms]() -> asio::awaitable<long> {
+                object future = pyasio::future_into_py([ms]() -> asio::awaitable<long> {
+                    asio::steady_timer timer(co_await asio::this_coro::executor,
+                                             std::chrono::milliseconds(ms));
+                    co_await timer.async_wait(asio::use_awaitable);
+                    co_return ms;
+                });
+                co_return co_await pyasio::into_future<long>(std::move(future));
+            },
+            pyasio::loop_executor::current());
+    });
+}
+
 /// completes_inside_the_call(aw): into_future on the loop thread, with a handler on the loop
 /// executor; True if the handler ran before into_future returned (Asio forbids that).
 PyObject* completes_inside_the_call(PyObject*, PyObject* arg) {
@@ -535,6 +554,7 @@ PyMethodDef methods[] = {
     {"on_loop_after_timer", on_loop_after_timer, METH_VARARGS, "the same after a timer"},
     {"on_loop_await", on_loop_await, METH_O, "a coroutine on the loop executor awaits aw"},
     {"on_loop_await_each", on_loop_await_each, METH_VARARGS, "awaits in a row on the loop"},
+    {"loop_awaits_cpp", loop_awaits_cpp, METH_O, "into_future of a future only C++ holds"},
     {"completes_inside_the_call", completes_inside_the_call, METH_O, "handler run inside?"},
     {"post_to_loop", post_to_loop, METH_VARARGS, "handlers posted to the loop executor"},
     {"remember_task_locals", remember_task_locals, METH_NOARGS, "task_locals::capture(), kept"},

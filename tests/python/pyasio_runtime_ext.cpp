@@ -9,8 +9,8 @@
 #include <chrono>
 #include <memory>
 #include <stdexcept>
-#include <tuple>
 #include <thread>
+#include <tuple>
 
 namespace {
 using pyasio::handle;
@@ -74,7 +74,7 @@ PyObject* on_own_io_context(PyObject*, PyObject*) {
             asio::steady_timer timer(co_await asio::this_coro::executor,
                                      std::chrono::milliseconds(1));
             co_await timer.async_wait(asio::use_awaitable);
-            co_return own && std::this_thread::get_id() == own->thread.get_id();
+            co_return own&& std::this_thread::get_id() == own->thread.get_id();
         });
     });
 }

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_TESTING_CATCH2_MAIN_HPP
+#define PYASIO_TESTING_CATCH2_MAIN_HPP
+
+// Include in exactly one file of a Catch2 test program: it defines main() as
+// pyasio::testing::catch2_main (and, with Catch2 2.13, Catch2's own implementation). Link
+// Catch2 without its main (Catch2::Catch2, not Catch2::Catch2WithMain).
+
+#if !__has_include(<catch2/catch_all.hpp>)
+#define CATCH_CONFIG_RUNNER // Catch2 2.13: this file holds the implementation
+#endif
+#include <pyasio/testing/catch2.hpp>
+
+#include <thread>
+
+PYASIO_NAMESPACE_BEGIN
+namespace testing {
+
+/// The main of a Catch2 test program: starts Python with pyasio::run (its event loop on this,
+/// the main thread; the loop is the default for into_future), runs the Catch2 session on a
+/// second thread that holds the GIL while plain test cases run, and returns the session's exit
+/// status. Ctrl-C stops the program (Python installs no signal handlers).
+inline int catch2_main(int argc, char** argv, run_options options = {}) {
+    options.argv.assign(argv, argv + argc);
+    options.handle_sigint = false;
+    return detail::run_with(options, [argc, argv](handle loop) {
+        // the loop runs until the session's thread completes this future with its status
+        object ended = call_method(loop, "create_future");
+        std::thread session([&] {
+            int status = 1;
+            gil_acquire gil; // plain test cases may use Python directly
+            try {
+                status = Catch::Session().run(argc, argv);
+            } catch (...) {
+                status = 1;
+            }
+            call_method(loop, "call_soon_threadsafe", getattr(ended, "set_result"), status);
+        });
+        object status;
+        {
+            struct joiner { // NOTE: joined on every path: the thread refers to this frame
+                std::thread& t;
+                ~joiner() {
+                    gil_release nogil;
+                    t.join();
+                }
+            } join{session};
+            status = call_method(loop, "run_until_complete", ended);
+        }
+        return from_python<int>(status);
+    });
+}
+
+} // namespace testing
+PYASIO_NAMESPACE_END
+
+/// Defines main() as pyasio::testing::catch2_main. catch2_main.hpp uses it; a program that
+/// needs its own main calls pyasio::testing::catch2_main from it instead.
+#define PYASIO_CATCH2_MAIN()                                                                       \
+    int main(int argc, char** argv) {                                                              \
+        return ::pyasio::testing::catch2_main(argc, argv);                                         \
+    }
+
+#ifndef PYASIO_CATCH2_NO_MAIN
+PYASIO_CATCH2_MAIN()
+#endif
+
+#endif // PYASIO_TESTING_CATCH2_MAIN_HPP

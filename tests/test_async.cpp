@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: BSL-1.0
+// Async test cases (PYASIO_TEST_CASE): C++ coroutines on the runtime, with the harness's event
+// loop running on the main thread.
+#include "support.hpp"
+
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <variant>
+
+namespace {
+/// Defines Python code in __main__ and returns one of its names. Takes the GIL briefly.
+pyasio::object define(const std::string& code, const std::string& name) {
+    pyasio::gil_acquire gil;
+    test::exec(code);
+    return test::eval(name);
+}
+
+asio::awaitable<void> sleep_ms(int ms) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+    co_await timer.async_wait(asio::use_awaitable);
+}
+} // namespace
+
+static_assert(asio::execution::is_executor<pyasio::loop_executor>::value,
+              "loop_executor passes Asio's executor concept");
+static_assert(
+    asio::can_require<pyasio::loop_executor, asio::execution::blocking_t::never_t>::value);
+static_assert(asio::can_query<pyasio::loop_executor, asio::execution::context_t>::value);
+static_assert(std::is_constructible_v<asio::any_io_executor, pyasio::loop_executor>);
+
+PYASIO_TEST_CASE("an async test case runs on the runtime, not the Catch2 thread", "[harness]") {
+    CHECK(pyasio::detail::on_runtime_thread());
+    CHECK_FALSE(pyasio::gil::held());
+    co_await sleep_ms(1);
+    CHECK(pyasio::detail::on_runtime_thread());
+}
+
+PYASIO_TEST_CASE("into_future: C++ awaits a Python coroutine on the harness's loop",
+                 "[into_future][harness]") {
+    pyasio::async_function twice(define("import asyncio\n"
+                                        "async def twice(x):\n"
+                                        "    await asyncio.sleep(0.001)\n"
+                                        "    return 2 * x\n",
+                                        "twice"));
+    CHECK(co_await pyasio::into_future<std::int64_t>(twice(21)) == 42);
+    std::string text = co_await pyasio::into_future<std::string>(
+        pyasio::async_function(define("async def hello(): return 'hello'", "hello"))());
+    CHECK(text == "hello");
+}
+
+PYASIO_TEST_CASE("into_future: a Python exception, and C++ cancelling the task",
+                 "[into_future][harness]") {
+    using namespace asio::experimental::awaitable_operators;
+    pyasio::async_function fail(define("async def fail():\n"
+                                       "    raise KeyError('missing')\n",
+                                       "fail"));
+    try {
+        co_await pyasio::into_future(fail());
+        FAIL("no exception");
+    } catch (const pyasio::python_error& e) {
+        CHECK(std::string(e.what()) == "KeyError: 'missing'");
+    }
+    pyasio::async_function forever(define("import asyncio\n"
+                                          "async def forever():\n"
+                                          "    await asyncio.sleep(3600)\n",
+                                          "forever"));
+    std::variant<pyasio::object, std::monostate> r =
+        co_await (pyasio::into_future(forever()) || sleep_ms(10));
+    CHECK(r.index() == 1); // the timer won; the Python task was cancelled
+}
+
+PYASIO_TEST_CASE("Python awaits C++ inside an async test case", "[future_into_py][harness]") {
+    // a coroutine on the loop executor makes a future_into_py future and awaits it through Python
+    pyasio::loop_executor loop(*pyasio::default_task_locals());
+    std::int64_t answer = co_await asio::co_spawn(
+        loop,
+        []() -> asio::awaitable<std::int64_t> {
+            pyasio::object fut = pyasio::future_into_py([]() -> asio::awaitable<std::int64_t> {
+                co_await sleep_ms(1);
+                co_return 7;
+            });
+            co_return co_await pyasio::into_future<std::int64_t>(std::move(fut));
+        },
+        asio::use_awaitable);
+    CHECK(answer == 7);
+}
