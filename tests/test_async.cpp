@@ -89,3 +89,10 @@ PYASIO_TEST_CASE("Python awaits C++ inside an async test case", "[future_into_py
         asio::use_awaitable);
     CHECK(answer == 7);
 }
+
+// Hidden (not run by default): the harness must fail it after its timeout. ctest runs it with
+// PYASIO_TEST_TIMEOUT_MS=200 and expects the failure ("harness: a hanging async test case ...").
+PYASIO_TEST_CASE("an async test case that never ends", "[.hangs]") {
+    asio::steady_timer forever(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await forever.async_wait(asio::use_awaitable);
+}

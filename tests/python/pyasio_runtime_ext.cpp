@@ -118,7 +118,28 @@ PyObject* gil_timers(PyObject*, PyObject* args) {
     });
 }
 
+/// task_locals_of(loop): pyasio::task_locals::of(loop), converted to (loop, context).
+PyObject* task_locals_of(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] { return pyasio::task_locals::of(handle(arg)); });
+}
+
+/// run_cpp_until_complete(loop, fn): pyasio::run_until_complete with C++ work that awaits
+/// fn() (an async function) on that loop; returns its result.
+PyObject* run_cpp_until_complete(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [loop, f] =
+            pyasio::from_python<std::tuple<pyasio::object, pyasio::object>>(handle(args));
+        pyasio::async_function fn(std::move(f));
+        return pyasio::run_until_complete(loop, [fn]() -> asio::awaitable<pyasio::object> {
+            co_return co_await pyasio::into_future(fn()); // the loop given, no argument needed
+        });
+    });
+}
+
 PyMethodDef methods[] = {
+    {"run_cpp_until_complete", run_cpp_until_complete, METH_VARARGS,
+     "pyasio::run_until_complete(loop, C++ work)"},
+    {"task_locals_of", task_locals_of, METH_O, "pyasio::task_locals::of(loop)"},
     {"gil_timers", gil_timers, METH_VARARGS, "async_gil across n timer waits"},
     {"block_on_sleep", block_on_sleep, METH_O, "pyasio::block_on(a timer wait)"},
     {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},

@@ -59,6 +59,46 @@ class Run(unittest.TestCase):
                               "cancelled\n")
 
 
+class RunUntilComplete(unittest.TestCase):
+    def test_cpp_work_on_a_loop_that_exists(self):
+        async def answer():
+            await asyncio.sleep(0.001)
+            return asyncio.get_running_loop()
+
+        loop = asyncio.new_event_loop()
+        try:
+            self.assertIs(m.run_cpp_until_complete(loop, answer), loop)
+            self.assertFalse(loop.is_closed())  # left open
+
+            async def inside():
+                m.run_cpp_until_complete(loop, answer)
+
+            with self.assertRaisesRegex(RuntimeError, "event loop is running.*deadlock"):
+                loop.run_until_complete(inside())
+        finally:
+            loop.close()
+
+
+class TaskLocalsOf(unittest.TestCase):
+    def test_a_loop_that_does_not_run_and_one_that_runs_elsewhere(self):
+        loop = asyncio.new_event_loop()
+        try:
+            self.assertIs(m.task_locals_of(loop)[0], loop)
+            started = threading.Event()
+            loop.call_soon(started.set)
+            t = threading.Thread(target=loop.run_forever)
+            t.start()
+            try:
+                started.wait(10)
+                with self.assertRaisesRegex(RuntimeError, "runs in another thread; capture"):
+                    m.task_locals_of(loop)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                t.join()
+        finally:
+            loop.close()
+
+
 class BlockOn(unittest.TestCase):
     def test_from_synchronous_code_with_the_gil_released(self):
         ticks = []

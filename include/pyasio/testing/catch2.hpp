@@ -20,15 +20,25 @@
 #include <asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 
 PYASIO_NAMESPACE_BEGIN
 namespace testing {
 
-/// The harness's settings; change them in your own main before catch2_main, or in a test.
+/// PYASIO_TEST_TIMEOUT_MS if set to a positive number, else 60 s.
+inline std::chrono::milliseconds timeout_from_environment() {
+    const char* text = std::getenv("PYASIO_TEST_TIMEOUT_MS");
+    long ms = text != nullptr ? std::strtol(text, nullptr, 10) : 0;
+    return std::chrono::milliseconds(ms > 0 ? ms : 60'000);
+}
+
+/// The harness's settings; change them in your own main before catch2_main, or in a plain test
+/// case (they apply to the async test cases that start after the change).
 struct settings {
-    /// How long an async test case may run before it is cancelled and fails.
-    std::chrono::milliseconds timeout{60'000};
+    /// How long an async test case may run before it is cancelled and fails: 60 s, or the
+    /// environment variable PYASIO_TEST_TIMEOUT_MS.
+    std::chrono::milliseconds timeout{timeout_from_environment()};
     /// How long a timed-out test case's coroutine gets to end after its cancellation.
     std::chrono::milliseconds grace{5'000};
 };
