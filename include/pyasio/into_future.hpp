@@ -120,12 +120,8 @@ class into_state final : public ref_counted,
 public:
     into_state(Handler handler, Source source, task_locals locals)
         : ref_counted(2), // the pending completion and the start job
-          handler_(std::move(handler)),
-          // NOTE: a handler with no executor of its own runs on the default runtime, never on
-          // the loop thread (Asio's fallback, the system executor, would run it there inline).
-          work_(asio::prefer(asio::get_associated_executor(handler_, default_executor()),
-                             asio::execution::outstanding_work.tracked)),
-          source_(std::move(source)), locals_(std::move(locals)) {}
+          handler_(std::move(handler)), work_(work_for(handler_)), source_(std::move(source)),
+          locals_(std::move(locals)) {}
 
     /// C++ side, any thread: listens for cancellation and starts the awaitable: at once on the
     /// loop's own thread (no queue, no wake), else through the loop bridge.
@@ -253,6 +249,17 @@ private:
 
     using value_type = std::conditional_t<std::is_void_v<T>, char, T>;
 
+    /// The handler's executor, tracked. NOTE: a handler with no executor of its own runs on the
+    /// default runtime, never on the loop thread (Asio's fallback, the system executor, would
+    /// run it there inline); the runtime is looked up only then.
+    static auto work_for(const Handler& handler) {
+        auto ex = asio::get_associated_executor(handler, asio::any_io_executor());
+        if constexpr (std::is_same_v<decltype(ex), asio::any_io_executor>)
+            if (!ex)
+                ex = default_executor();
+        return asio::prefer(std::move(ex), asio::execution::outstanding_work.tracked);
+    }
+
     static std::exception_ptr aborted() {
         return std::make_exception_ptr(std::system_error(asio::error::operation_aborted));
     }
@@ -347,10 +354,7 @@ private:
     std::atomic<bool> cpp_cancelled_{false};
     bool starting_inline_ = false; // begin() runs the start job itself
     Handler handler_;
-    std::decay_t<decltype(asio::prefer(
-        std::declval<asio::associated_executor_t<Handler, asio::any_io_executor>>(),
-        asio::execution::outstanding_work.tracked))>
-        work_;
+    std::decay_t<decltype(work_for(std::declval<const Handler&>()))> work_;
     std::optional<Source> source_;
     task_locals locals_;
     object task_; // the started task (or Future) while it runs; loop thread, GIL held

@@ -369,16 +369,16 @@ auto wait_for_work(const char* what, Make make, std::optional<std::chrono::milli
     using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
     auto s = std::make_shared<waited_work<T>>();
     auto strand = asio::make_strand(default_executor());
-    asio::co_spawn(
-        strand, std::move(make),
-        asio::bind_cancellation_slot(s->signal.slot(), [s](std::exception_ptr e, auto... value) {
-            std::lock_guard<std::mutex> lock(s->mutex);
-            s->out.error = e;
-            if constexpr (sizeof...(value) > 0)
-                s->out.value.emplace(std::move(value)...);
-            s->done = true;
-            s->changed.notify_all();
-        }));
+    asio::co_spawn(strand, std::move(make),
+                   asio::bind_cancellation_slot(s->signal.slot(),
+                                                [s](const std::exception_ptr& e, auto... value) {
+                                                    std::lock_guard<std::mutex> lock(s->mutex);
+                                                    s->out.error = e;
+                                                    if constexpr (sizeof...(value) > 0)
+                                                        s->out.value.emplace(std::move(value)...);
+                                                    s->done = true;
+                                                    s->changed.notify_all();
+                                                }));
     const bool python = gil::held();
     const auto start = std::chrono::steady_clock::now();
     std::optional<std::chrono::steady_clock::time_point> give_up; // once cancelled

@@ -23,6 +23,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -134,8 +135,10 @@ protected:
 class inflight_registry {
 public:
     static inflight_registry& instance() noexcept {
-        // NOTE: never destroyed: operations may be destroyed at process exit, after statics
-        static inflight_registry* r = new inflight_registry;
+        // NOTE: never destroyed (placement in static storage, no destructor call): operations
+        // may be destroyed at process exit, after the statics
+        alignas(inflight_registry) static unsigned char storage[sizeof(inflight_registry)];
+        static inflight_registry* r = ::new (static_cast<void*>(storage)) inflight_registry;
         return *r;
     }
 

@@ -12,6 +12,8 @@
 #include <thread>
 #include <tuple>
 
+#include <unistd.h>
+
 namespace {
 using pyasio::handle;
 
@@ -84,12 +86,19 @@ PyObject* own_io_context_stopped(PyObject*, PyObject*) {
     return pyasio::entry_point([] { return own && own->io.stopped(); });
 }
 
-/// block_on_sleep(ms): synchronous: runs a C++ coroutine (a timer wait) to completion with
-/// pyasio::block_on; returns ms.
-PyObject* block_on_sleep(PyObject*, PyObject* arg) {
+/// block_on_sleep(ms[, announce]): synchronous: runs a C++ coroutine (a timer wait) to
+/// completion with pyasio::block_on; returns ms. With announce, the coroutine first writes
+/// "started" to stdout (fd 1, no GIL): block_on is then waiting.
+PyObject* block_on_sleep(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        auto ms = std::chrono::milliseconds(pyasio::from_python<long>(handle(arg)));
-        return pyasio::block_on([ms]() -> asio::awaitable<long> {
+        long ms_count = 0;
+        int announce = 0;
+        if (!PyArg_ParseTuple(args, "l|p", &ms_count, &announce))
+            throw pyasio::python_error::fetch();
+        auto ms = std::chrono::milliseconds(ms_count);
+        return pyasio::block_on([ms, announce]() -> asio::awaitable<long> {
+            if (announce != 0)
+                (void)!::write(1, "started\n", 8);
             asio::steady_timer timer(co_await asio::this_coro::executor, ms);
             co_await timer.async_wait(asio::use_awaitable);
             co_return static_cast<long>(ms.count());
@@ -141,7 +150,7 @@ PyMethodDef methods[] = {
      "pyasio::run_until_complete(loop, C++ work)"},
     {"task_locals_of", task_locals_of, METH_O, "pyasio::task_locals::of(loop)"},
     {"gil_timers", gil_timers, METH_VARARGS, "async_gil across n timer waits"},
-    {"block_on_sleep", block_on_sleep, METH_O, "pyasio::block_on(a timer wait)"},
+    {"block_on_sleep", block_on_sleep, METH_VARARGS, "pyasio::block_on(a timer wait)"},
     {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
     {"shutdown_runtime", shutdown_runtime, METH_O, "pyasio::shutdown_runtime(grace)"},
     {"configure_runtime", configure_runtime, METH_O, "pyasio::configure_runtime(threads)"},

@@ -132,7 +132,7 @@ class BlockOn(unittest.TestCase):
             import _pyasio_runtime_test as m
             print("waiting", flush=True)
             try:
-                m.block_on_sleep(60_000)
+                m.block_on_sleep(60_000, True)  # writes "started" once block_on waits
             except KeyboardInterrupt as e:
                 print("interrupted:", e)
         """)
@@ -140,7 +140,7 @@ class BlockOn(unittest.TestCase):
                              stderr=subprocess.PIPE, text=True)
         try:
             self.assertEqual(p.stdout.readline(), "waiting\n")
-            time.sleep(0.1)
+            self.assertEqual(p.stdout.readline(), "started\n")  # from C++: block_on waits
             p.send_signal(signal.SIGINT)
             out, err = p.communicate(timeout=30)
         finally:

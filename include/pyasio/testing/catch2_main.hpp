@@ -11,6 +11,8 @@
 #endif
 #include <pyasio/testing/catch2.hpp>
 
+#include <cstdio>
+#include <exception>
 #include <thread>
 
 PYASIO_NAMESPACE_BEGIN
@@ -41,8 +43,9 @@ inline int catch2_main(int argc, char** argv, run_options options = {}) {
             struct joiner { // NOTE: joined on every path: the thread refers to this frame
                 std::thread& t;
                 ~joiner() {
-                    gil_release nogil;
+                    PyThreadState* saved = PyEval_SaveThread(); // it may need the GIL to end
                     t.join();
+                    PyEval_RestoreThread(saved);
                 }
             } join{session};
             status = call_method(loop, "run_until_complete", ended);
@@ -58,10 +61,19 @@ PYASIO_NAMESPACE_END
 /// needs its own main calls pyasio::testing::catch2_main from it instead.
 #define PYASIO_CATCH2_MAIN()                                                                       \
     int main(int argc, char** argv) {                                                              \
-        return ::pyasio::testing::catch2_main(argc, argv);                                         \
+        try {                                                                                      \
+            return ::pyasio::testing::catch2_main(argc, argv);                                     \
+        } catch (const std::exception& e) {                                                        \
+            std::fprintf(stderr, "pyasio: the test program could not run: %s\n", e.what());        \
+            return 1;                                                                              \
+        } catch (...) {                                                                            \
+            std::fprintf(stderr, "pyasio: the test program could not run\n");                      \
+            return 1;                                                                              \
+        }                                                                                          \
     }
 
 #ifndef PYASIO_CATCH2_NO_MAIN
+// NOLINTNEXTLINE(misc-definitions-in-headers): this header is included by main's file only
 PYASIO_CATCH2_MAIN()
 #endif
 
