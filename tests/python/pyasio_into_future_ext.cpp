@@ -251,17 +251,20 @@ PyObject* race(PyObject*, PyObject* args) {
     });
 }
 
-/// cancel_from_cpp(key): emits race(_, key)'s signal (terminal) on its executor.
-PyObject* cancel_from_cpp(PyObject*, PyObject* arg) {
+/// cancel_from_cpp(key[, total]): emits race(_, key)'s signal on its executor: a terminal
+/// cancellation, or a total one.
+PyObject* cancel_from_cpp(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        long key = pyasio::from_python<long>(handle(arg));
+        long key = 0;
+        int total = 0;
+        if (!PyArg_ParseTuple(args, "l|p", &key, &total))
+            throw pyasio::python_error::fetch();
+        auto type = total != 0 ? asio::cancellation_type::total : asio::cancellation_type::terminal;
         std::lock_guard<std::mutex> lock(races.mutex);
         auto it = races.by_key.find(key);
         if (it == races.by_key.end())
             return false;
-        asio::post(it->second.first, [signal = it->second.second] {
-            signal->emit(asio::cancellation_type::terminal);
-        });
+        asio::post(it->second.first, [signal = it->second.second, type] { signal->emit(type); });
         return true;
     });
 }
@@ -545,7 +548,7 @@ PyMethodDef methods[] = {
     {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
     {"await_py_report", await_py_report, METH_O, "what C++ caught"},
     {"race", race, METH_VARARGS, "into_future with a cancellation signal"},
-    {"cancel_from_cpp", cancel_from_cpp, METH_O, "emits race()'s signal"},
+    {"cancel_from_cpp", cancel_from_cpp, METH_VARARGS, "emits race()'s signal"},
     {"start_await_recorded", start_await_recorded, METH_O, "into_future with a callback, kept"},
     {"recorded_outcome", recorded_outcome, METH_O, "the kept outcome, waited for"},
     {"await_from_threads", await_from_threads, METH_VARARGS, "into_future from 4 threads"},

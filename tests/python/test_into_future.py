@@ -286,6 +286,32 @@ class IntoFuture:
         self.assertEqual(set(outcomes), {"result", "aborted", "cancelled by python"})
         self.assertTrue(all(t.done() for t in tasks.values()))
 
+    def test_terminal_cancellation_completes_at_once_total_waits_for_the_task(self):
+        # the coroutine swallows its cancellation and returns: only a total cancellation, which
+        # waits for the task's outcome, reports that result
+        started = {}
+
+        async def stubborn(key):
+            started[key] = True
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.01)  # cleaning up takes a while
+                return "cleaned up"
+
+        async def outcome(key, total):
+            race = asyncio.ensure_future(m.race(stubborn(key), key))
+            while key not in started:
+                await asyncio.sleep(0.001)
+            self.assertTrue(m.cancel_from_cpp(key, total))
+            return await race
+
+        async def main():
+            self.assertEqual(await outcome(1, False), "aborted")  # terminal: at once
+            self.assertEqual(await outcome(2, True), "result")  # total: the task's outcome
+
+        self.run_on_loop(main())
+
     def test_loop_closed_while_cpp_waits(self):
         async def wait_long():
             await asyncio.sleep(3600)
