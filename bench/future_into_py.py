@@ -336,15 +336,16 @@ def report(args, results):
     return "\n".join(lines)
 
 
-def write_section(path, text):
+def write_section(path, text, begin=BEGIN, end=END):
+    """Replaces the text between the markers begin and end in the page at path."""
     with open(path) as f:
         page = f.read()
-    if BEGIN not in page or END not in page:
-        raise SystemExit("%s has no '%s' ... '%s' section to replace" % (path, BEGIN, END))
-    head, rest = page.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
+    if begin not in page or end not in page:
+        raise SystemExit("%s has no '%s' ... '%s' section to replace" % (path, begin, end))
+    head, rest = page.split(begin, 1)
+    tail = rest.split(end, 1)[1]
     with open(path, "w") as f:
-        f.write(head + BEGIN + "\n" + text + "\n" + END + tail)
+        f.write(head + begin + "\n" + text + "\n" + end + tail)
 
 
 def main():

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // pyasio_bench: the benchmark interface (noop, echo, sleep_ms, fail, await_seq,
-// await_concurrent, and await_seq_local, await_concurrent_local on the loop executor), served
-// by pyasio.
+// await_concurrent, and await_seq_local, await_concurrent_local on the loop executor; streams:
+// count_stream, sum_stream), served by pyasio.
 // Measured by bench/future_into_py.py; see docs/benchmarks.md.
 #include <pyasio.hpp>
 
@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -114,6 +115,37 @@ PyObject* await_concurrent(PyObject* args, bool on_loop) {
     });
 }
 
+/// count_stream(n, capacity): Python reads 0..n-1 written by a C++ producer on the runtime.
+PyObject* count_stream(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [n, capacity] = pyasio::from_python<std::tuple<long, std::size_t>>(handle(args));
+        return pyasio::stream_into_py<long>(
+            [n = n](pyasio::stream_writer<long> out) -> asio::awaitable<void> {
+                for (long i = 0; i < n; ++i)
+                    co_await out.write(i);
+            },
+            capacity);
+    });
+}
+
+/// sum_stream(aiterable, window, on_loop): C++ work reads the async iterable's ints
+/// (into_stream<long>); completes with their sum.
+PyObject* sum_stream(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [iterable, window, on_loop] =
+            pyasio::from_python<std::tuple<pyasio::object, std::size_t, bool>>(handle(args));
+        return pyasio::future_into_py(
+            [s = pyasio::into_stream<long>(std::move(iterable),
+                                           window)]() mutable -> asio::awaitable<long> {
+                long sum = 0;
+                while (std::optional<long> item = co_await s.next())
+                    sum += *item;
+                co_return sum;
+            },
+            work_executor(on_loop));
+    });
+}
+
 PyMethodDef methods[] = {
     {"noop", noop, METH_NOARGS, "noop(): completes with None on the runtime."},
     {"echo", echo, METH_O, "echo(x): completes with x on the runtime."},
@@ -127,6 +159,10 @@ PyMethodDef methods[] = {
      "await_seq_local(fn, n): await_seq on the loop executor."},
     {"await_concurrent_local", [](PyObject*, PyObject* a) { return await_concurrent(a, true); },
      METH_VARARGS, "await_concurrent_local(fn, n): await_concurrent on the loop executor."},
+    {"count_stream", count_stream, METH_VARARGS,
+     "count_stream(n, capacity): a C++ producer of 0..n-1 for async for."},
+    {"sum_stream", sum_stream, METH_VARARGS,
+     "sum_stream(aiterable, window, on_loop): C++ sums an async iterable's ints."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

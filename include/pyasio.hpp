@@ -17,5 +17,6 @@
 #include <pyasio/object.hpp>
 #include <pyasio/run.hpp>
 #include <pyasio/runtime.hpp>
+#include <pyasio/stream.hpp>
 
 #endif // PYASIO_HPP

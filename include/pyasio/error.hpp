@@ -28,19 +28,35 @@ inline object message_to_python(std::string_view text) noexcept {
         PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace"));
 }
 
+/// Sets the pending Python error (if any) aside for its lifetime and restores it at its end,
+/// dropping any error raised meanwhile: for code that calls Python while an exception may be
+/// propagating (a dealloc, a finalizer, a message being built). Needs the GIL.
+class error_kept {
+public:
+    error_kept() noexcept { PyErr_Fetch(&type_, &value_, &trace_); }
+    ~error_kept() {
+        PyErr_Clear();
+        PyErr_Restore(type_, value_, trace_);
+    }
+    error_kept(const error_kept&) = delete;
+    error_kept& operator=(const error_kept&) = delete;
+
+private:
+    PyObject* type_ = nullptr;
+    PyObject* value_ = nullptr;
+    PyObject* trace_ = nullptr;
+};
+
 /// str(o) as UTF-8, or fallback when that fails; the error indicator is left as it was.
 /// Needs the GIL.
 inline std::string str_or(handle o, std::string_view fallback) {
-    PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
-    PyErr_Fetch(&type, &value, &trace); // NOTE: keep a pending error intact across the calls
+    error_kept kept; // NOTE: keep a pending error intact across the calls
     std::string out(fallback);
     if (object s = steal(PyObject_Str(o.ptr()))) {
         Py_ssize_t size = 0;
         if (const char* utf8 = PyUnicode_AsUTF8AndSize(s.ptr(), &size))
             out.assign(utf8, static_cast<std::size_t>(size));
     }
-    PyErr_Clear();
-    PyErr_Restore(type, value, trace);
     return out;
 }
 
@@ -53,8 +69,7 @@ inline std::string exception_type_name(handle type) {
     std::string name = t->tp_name;
     if ((t->tp_flags & Py_TPFLAGS_HEAPTYPE) == 0) // static types spell their module in tp_name
         return name;
-    PyObject *et = nullptr, *ev = nullptr, *etb = nullptr;
-    PyErr_Fetch(&et, &ev, &etb);
+    error_kept kept;
     if (object q = steal(PyObject_GetAttrString(type.ptr(), "__qualname__")))
         if (const char* s = PyUnicode_AsUTF8(q.ptr()))
             name = s;
@@ -62,8 +77,6 @@ inline std::string exception_type_name(handle type) {
         if (const char* s = PyUnicode_AsUTF8(m.ptr()))
             if (std::string_view(s) != "builtins" && std::string_view(s) != "__main__")
                 name = std::string(s) + "." + name;
-    PyErr_Clear();
-    PyErr_Restore(et, ev, etb);
     return name;
 }
 

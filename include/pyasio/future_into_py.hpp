@@ -493,13 +493,11 @@ inline void lazy_finalize(PyObject* o) {
     auto* self = reinterpret_cast<lazy_object*>(o);
     if (self->stage != 0)
         return;
-    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-    PyErr_Fetch(&type, &value, &tb);
+    error_kept kept;
     // NOTE: the same warning, category and wording as a coroutine that was never awaited.
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "coroutine 'pyasio.future_into_py' was never awaited") < 0)
         PyErr_WriteUnraisable(o);
-    PyErr_Restore(type, value, tb);
 }
 
 inline void lazy_dealloc(PyObject* o) {

@@ -60,16 +60,21 @@ inline void check_awaitable(handle o) {
                          type->tp_name);
 }
 
-/// The task locals into_future uses when none are given; logic_error naming the ways to give
-/// them when there are none.
-inline task_locals locals_for_into_future() {
+/// The task locals into_future (or `what`) uses when none are given: those of the C++ work that
+/// calls it, else the loop running in this thread (GIL held), else the default ones;
+/// logic_error naming the ways to give them when there are none.
+inline task_locals locals_for_into_future(const char* what = "pyasio::into_future") {
     if (std::optional<task_locals> locals = current_task_locals())
         return *std::move(locals);
+    if (gil::held())
+        if (object loop = running_loop())
+            return task_locals_access::capture(loop);
     if (std::optional<task_locals> locals = default_task_locals())
         return *std::move(locals);
     throw std::logic_error(
-        "pyasio::into_future: no event loop to run the awaitable on. Call it from C++ work "
-        "started by pyasio::future_into_py (which captures the loop and context) or inside "
+        std::string(what) +
+        ": no event loop to run on. Call it from C++ work started by pyasio::future_into_py "
+        "(which captures the loop and context), on the loop's thread while it runs, or inside "
         "pyasio::run (its loop is the default), or pass pyasio::task_locals "
         "(pyasio::task_locals::capture() on the loop's thread)");
 }
@@ -80,6 +85,19 @@ template <class T> T result_from_python(handle result) {
     else
         return from_python<T>(result);
 }
+
+/// The executor a handler runs on, tracked (outstanding work). NOTE: a handler with no executor of
+/// its own runs on the default runtime, never on the loop thread (Asio's fallback, the system
+/// executor, would run it there inline); the runtime is looked up only then.
+template <class Handler> auto handler_work(const Handler& handler) {
+    auto ex = asio::get_associated_executor(handler, asio::any_io_executor());
+    if constexpr (std::is_same_v<decltype(ex), asio::any_io_executor>)
+        if (!ex)
+            ex = default_executor();
+    return asio::prefer(std::move(ex), asio::execution::outstanding_work.tracked);
+}
+template <class Handler>
+using handler_work_t = std::decay_t<decltype(handler_work(std::declval<const Handler&>()))>;
 
 /// A call of a Python callable, made on the loop thread by into_future (see async_function).
 template <class... Args> struct async_call {
@@ -98,8 +116,12 @@ concept into_future_source = std::is_same_v<S, object> || is_async_call<S>::valu
 inline object awaitable_from(object& awaitable) {
     return std::move(awaitable);
 }
+/// The call's result, on the loop thread with the GIL.
+template <class... Args> object call_of(async_call<Args...>& c) {
+    return std::apply([&](Args&... a) { return call(*c.fn, a...); }, c.args);
+}
 template <class... Args> object awaitable_from(async_call<Args...>& c) {
-    object result = std::apply([&](Args&... a) { return call(*c.fn, a...); }, c.args);
+    object result = call_of(c);
     PyTypeObject* type = Py_TYPE(result.ptr());
     if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
         throw type_error(std::string("pyasio::async_function: the call returned a ") +
@@ -120,7 +142,7 @@ class into_state final : public ref_counted,
 public:
     into_state(Handler handler, Source source, task_locals locals)
         : ref_counted(2), // the pending completion and the start job
-          handler_(std::move(handler)), work_(work_for(handler_)), source_(std::move(source)),
+          handler_(std::move(handler)), work_(handler_work(handler_)), source_(std::move(source)),
           locals_(std::move(locals)) {}
 
     /// C++ side, any thread: listens for cancellation and starts the awaitable: at once on the
@@ -249,17 +271,6 @@ private:
 
     using value_type = std::conditional_t<std::is_void_v<T>, char, T>;
 
-    /// The handler's executor, tracked. NOTE: a handler with no executor of its own runs on the
-    /// default runtime, never on the loop thread (Asio's fallback, the system executor, would
-    /// run it there inline); the runtime is looked up only then.
-    static auto work_for(const Handler& handler) {
-        auto ex = asio::get_associated_executor(handler, asio::any_io_executor());
-        if constexpr (std::is_same_v<decltype(ex), asio::any_io_executor>)
-            if (!ex)
-                ex = default_executor();
-        return asio::prefer(std::move(ex), asio::execution::outstanding_work.tracked);
-    }
-
     static std::exception_ptr aborted() {
         return std::make_exception_ptr(std::system_error(asio::error::operation_aborted));
     }
@@ -354,7 +365,7 @@ private:
     std::atomic<bool> cpp_cancelled_{false};
     bool starting_inline_ = false; // begin() runs the start job itself
     Handler handler_;
-    std::decay_t<decltype(work_for(std::declval<const Handler&>()))> work_;
+    handler_work_t<Handler> work_;
     std::optional<Source> source_;
     task_locals locals_;
     object task_; // the started task (or Future) while it runs; loop thread, GIL held

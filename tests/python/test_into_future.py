@@ -488,10 +488,26 @@ class WithoutTaskLocals(unittest.TestCase):
             pass
 
         c = coro()
-        with self.assertRaisesRegex(RuntimeError, "no event loop to run the awaitable on.*"
+        with self.assertRaisesRegex(RuntimeError, "no event loop to run on.*"
                                     "future_into_py.*task_locals::capture"):
             m.into_future_here(c)
         c.close()
+
+    def test_on_the_loop_thread_the_running_loop_is_used(self):
+        ran = []
+
+        async def coro():
+            ran.append(asyncio.get_running_loop())
+
+        async def main():
+            m.into_future_here(coro())
+            for _ in range(1000):
+                if ran:
+                    break
+                await asyncio.sleep(0.001)
+            self.assertEqual(ran, [asyncio.get_running_loop()])
+
+        asyncio.run(main())
 
     def test_not_awaitable_outside_cpp_work(self):
         with self.assertRaisesRegex(TypeError, "got int"):

@@ -1,0 +1,1335 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_STREAM_HPP
+#define PYASIO_STREAM_HPP
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/convert.hpp>
+#include <pyasio/detail/done_callback.hpp>
+#include <pyasio/detail/ref_counted.hpp>
+#include <pyasio/error.hpp>
+#include <pyasio/future_into_py.hpp>
+#include <pyasio/into_future.hpp>
+#include <pyasio/loop.hpp>
+#include <pyasio/loop_executor.hpp>
+#include <pyasio/object.hpp>
+#include <pyasio/runtime.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/async_result.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/error.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/channel.hpp>
+#include <asio/experimental/concurrent_channel.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace detail {
+
+/// The names the streams call, interned once per interpreter.
+struct stream_names {
+    object create_future = interned("create_future");
+    object create_task = interned("create_task");
+    object set_result = interned("set_result");
+    object done = interned("done");
+    object cancel = interned("cancel");
+    object result = interned("result");
+    object throw_ = interned("throw");
+    object send = interned("send");
+    object close = interned("close");
+    object aclose = interned("aclose");
+    object value = interned("value");
+    object cancelled_error = getattr(import("asyncio"), "CancelledError");
+};
+
+inline std::exception_ptr operation_aborted() {
+    return std::make_exception_ptr(std::system_error(asio::error::operation_aborted));
+}
+
+/// How one step of an await went.
+enum class resumed { yielded, returned, raised };
+
+/// One step of the iterator `it` of an await: send(None), or throw(thrown). `out` gets what it
+/// yielded (to pass up to the task) or returned (its result); when it raised, the Python error
+/// is set. GIL held.
+inline resumed resume(handle it, PyObject* thrown, object& out) {
+    const stream_names& names = per_interpreter<stream_names>();
+    PyObject* r = nullptr;
+    if (thrown != nullptr) {
+        r = PyObject_CallMethodObjArgs(it.ptr(), names.throw_.ptr(), thrown, nullptr);
+    } else {
+#if PY_VERSION_HEX >= 0x030A0000
+        PyObject* result = nullptr;
+        PySendResult s = PyIter_Send(it.ptr(), Py_None, &result);
+        out = steal(result);
+        return s == PYGEN_NEXT ? resumed::yielded
+                               : (s == PYGEN_RETURN ? resumed::returned : resumed::raised);
+#else
+        iternextfunc next = Py_TYPE(it.ptr())->tp_iternext;
+        r = next != nullptr
+                ? next(it.ptr())
+                : PyObject_CallMethodObjArgs(it.ptr(), names.send.ptr(), Py_None, nullptr);
+#endif
+    }
+    if (r != nullptr) {
+        out = steal(r);
+        return resumed::yielded;
+    }
+    if (PyErr_Occurred() == nullptr) {
+        out = borrow(Py_None);
+        return resumed::returned;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_StopIteration))
+        return resumed::raised;
+    python_error stop = python_error::fetch();
+    out = getattr(stop.value(), names.value);
+    return resumed::returned;
+}
+
+/// The iterator of `await awaitable` (its __await__). GIL held.
+inline object await_iter(handle awaitable, const char* what) {
+    PyTypeObject* type = Py_TYPE(awaitable.ptr());
+    if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
+        throw type_error(std::string(what) + " returned a " + type->tp_name + ", not an awaitable");
+    return checked(type->tp_as_async->am_await(awaitable.ptr()));
+}
+
+/// Ends a C function that returns a value from an await: StopIteration(value). GIL held.
+inline PyObject* return_value(handle value) {
+    PyObject* stop = PyObject_CallFunctionObjArgs(PyExc_StopIteration, value.ptr(), nullptr);
+    if (stop != nullptr) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return nullptr;
+}
+
+/// The exception instance that coroutine.throw(type[, value[, tb]]) or throw(instance) names.
+inline object thrown_exception(PyObject* args) {
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
+        throw_error_already_set();
+    if (PyExceptionInstance_Check(type))
+        return borrow(type);
+    if (!PyExceptionClass_Check(type))
+        throw_error(PyExc_TypeError, "throw() takes an exception class or instance");
+    PyErr_SetObject(type, value == nullptr ? Py_None : value);
+    python_error e = python_error::fetch();
+    return borrow(e.value());
+}
+
+/// One pending wait of a stream (a next() of the C++ consumer, or a write() of the C++
+/// producer waiting for room): completes once, on its handler's executor, always posted.
+template <class... V> struct pending {
+    virtual void complete(std::exception_ptr error, V... values) noexcept = 0;
+    virtual ~pending() = default;
+};
+
+/// A pending wait for the handler `Handler`. Owner must have cancel_pending(pending<V...>*),
+/// called where the C++ side emits a cancellation. Holds the owner while it lives.
+template <class Owner, class Handler, class... V> class pending_for final : public pending<V...> {
+public:
+    pending_for(Handler handler, Owner* owner)
+        : handler_(std::move(handler)), work_(handler_work(handler_)),
+          owner_(counted_ref<Owner>::share(owner)) {}
+
+    /// Starts listening for the handler's cancellation. Call before anyone else can see it.
+    void listen() {
+        auto slot = asio::get_associated_cancellation_slot(handler_);
+        if (slot.is_connected())
+            slot.template emplace<canceller>(owner_.get(), this);
+    }
+
+    void complete(std::exception_ptr error, V... values) noexcept override {
+        try {
+            asio::post(work_, [self = std::unique_ptr<pending_for>(this), error = std::move(error),
+                               ... values = std::move(values)]() mutable {
+                asio::get_associated_cancellation_slot(self->handler_).clear();
+                Handler handler = std::move(self->handler_);
+                self.reset();
+                std::move(handler)(std::move(error), std::move(values)...);
+            });
+        } catch (...) { // std::bad_alloc: the handler never runs
+        }
+    }
+
+private:
+    struct canceller {
+        Owner* owner;
+        pending<V...>* p;
+        canceller(Owner* o, pending<V...>* w) noexcept : owner(o), p(w) {}
+        void operator()(asio::cancellation_type type) const {
+            if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                         asio::cancellation_type::total)) != asio::cancellation_type::none)
+                owner->cancel_pending(p);
+        }
+    };
+
+    Handler handler_;
+    handler_work_t<Handler> work_;
+    counted_ref<Owner> owner_;
+};
+
+/// Starts a pending wait: makes it, listens for cancellation, and hands it to `owner.wait(p)`.
+template <class Owner, class... V> struct initiate_pending {
+    Owner* owner;
+    template <class Handler> void operator()(Handler&& handler) const {
+        auto p = std::make_unique<pending_for<Owner, std::decay_t<Handler>, V...>>(
+            std::forward<Handler>(handler), owner);
+        p->listen();
+        owner->wait(p.release());
+    }
+};
+
+// --- Python -> C++: into_stream ------------------------------------------------------------
+
+/// What the pump of an into_stream runs in its task: one step, a close, and letting go.
+struct pump_target {
+    /// Runs until the pump must wait (a new reference to what the task awaits) or is finished
+    /// (nullptr with StopIteration set). `thrown`: an exception thrown into the pump.
+    virtual PyObject* step(PyObject* thrown) noexcept = 0;
+    virtual void close_pump() noexcept = 0;
+    virtual void release_pump() noexcept = 0;
+
+protected:
+    ~pump_target() = default;
+};
+
+/// pyasio._StreamPump: the coroutine-like object an asyncio task runs for into_stream. It fetches
+/// items with __anext__ (awaiting each in the task, so asyncio features work inside the
+/// iterator), keeps up to the window in the C++ buffer, and waits for room when it is full.
+struct pump_object {
+    PyObject_HEAD pump_target* target;
+};
+
+inline PyObject* pump_iternext(PyObject* o) {
+    return reinterpret_cast<pump_object*>(o)->target->step(nullptr);
+}
+
+inline PyObject* pump_send(PyObject* o, PyObject* arg) {
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "pyasio._StreamPump only accepts send(None)");
+        return nullptr;
+    }
+    return pump_iternext(o);
+}
+
+inline PyObject* pump_throw(PyObject* o, PyObject* args) {
+    object e;
+    try {
+        e = thrown_exception(args);
+    } catch (...) {
+        translate_exception(std::current_exception());
+        return nullptr;
+    }
+    return reinterpret_cast<pump_object*>(o)->target->step(e.ptr());
+}
+
+inline PyObject* pump_close(PyObject* o, PyObject*) {
+    reinterpret_cast<pump_object*>(o)->target->close_pump();
+    Py_RETURN_NONE;
+}
+
+inline PyObject* self_await(PyObject* o) {
+    Py_INCREF(o);
+    return o;
+}
+
+inline void pump_dealloc(PyObject* o) {
+    error_kept kept;
+    std::exchange(reinterpret_cast<pump_object*>(o)->target, nullptr)->release_pump();
+    PyTypeObject* type = Py_TYPE(o);
+    type->tp_free(o);
+    Py_DECREF(type);
+}
+
+struct producer_base;
+
+/// pyasio.AsyncStream: what stream_into_py returns; `async for` reads it.
+struct stream_object {
+    PyObject_HEAD producer_base* core;
+};
+
+/// pyasio._StreamNext: the awaitable of one __anext__ (or of aclose(), which is done at once).
+struct next_object {
+    PyObject_HEAD PyObject* stream; // strong
+    PyObject* inner;                // the iterator of the future it waits on
+    bool closing;                   // aclose(): returns None at once
+    bool finished;
+};
+
+inline PyObject* next_iternext(PyObject* o);
+inline PyObject* next_send(PyObject* o, PyObject* arg);
+inline PyObject* next_throw(PyObject* o, PyObject* args);
+inline PyObject* next_close(PyObject* o, PyObject*);
+inline void next_dealloc(PyObject* o);
+inline PyObject* stream_anext(PyObject* o);
+inline PyObject* stream_aclose(PyObject* o, PyObject*);
+inline void stream_dealloc(PyObject* o);
+
+/// The Python types of the streams, made once per interpreter.
+struct stream_types {
+    PyTypeObject* pump = make_pump_type();
+    PyTypeObject* stream = make_stream_type();
+    PyTypeObject* next = make_next_type();
+
+private:
+    static PyTypeObject* make(PyType_Spec& spec) {
+        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
+    }
+    static PyTypeObject* make_pump_type() {
+        static PyMethodDef methods[] = {{"send", pump_send, METH_O, nullptr},
+                                        {"throw", pump_throw, METH_VARARGS, nullptr},
+                                        {"close", pump_close, METH_NOARGS, nullptr},
+                                        {nullptr, nullptr, 0, nullptr}};
+        static PyType_Slot slots[] = {
+            {Py_tp_dealloc, reinterpret_cast<void*>(pump_dealloc)},
+            {Py_tp_iternext, reinterpret_cast<void*>(pump_iternext)},
+            {Py_am_await, reinterpret_cast<void*>(self_await)},
+            {Py_tp_methods, methods},
+            {Py_tp_doc, const_cast<char*>("Feeds a Python async iterator to a C++ stream.")},
+            {0, nullptr}};
+        static PyType_Spec spec = {"pyasio._StreamPump", sizeof(pump_object), 0, Py_TPFLAGS_DEFAULT,
+                                   slots};
+        return make(spec);
+    }
+    static PyTypeObject* make_stream_type() {
+        static PyMethodDef methods[] = {
+            {"aclose", stream_aclose, METH_NOARGS,
+             "Stops reading: the C++ producer is cancelled; later reads end the iteration."},
+            {nullptr, nullptr, 0, nullptr}};
+        static PyType_Slot slots[] = {
+            {Py_tp_dealloc, reinterpret_cast<void*>(stream_dealloc)},
+            {Py_am_aiter, reinterpret_cast<void*>(self_await)},
+            {Py_am_anext, reinterpret_cast<void*>(stream_anext)},
+            {Py_tp_methods, methods},
+            {Py_tp_doc, const_cast<char*>("Items written by a C++ producer, for async for.")},
+            {0, nullptr}};
+        static PyType_Spec spec = {"pyasio.AsyncStream", sizeof(stream_object), 0,
+                                   Py_TPFLAGS_DEFAULT, slots};
+        return make(spec);
+    }
+    static PyTypeObject* make_next_type() {
+        static PyMethodDef methods[] = {{"send", next_send, METH_O, nullptr},
+                                        {"throw", next_throw, METH_VARARGS, nullptr},
+                                        {"close", next_close, METH_NOARGS, nullptr},
+                                        {nullptr, nullptr, 0, nullptr}};
+        static PyType_Slot slots[] = {
+            {Py_tp_dealloc, reinterpret_cast<void*>(next_dealloc)},
+            {Py_tp_iternext, reinterpret_cast<void*>(next_iternext)},
+            {Py_am_await, reinterpret_cast<void*>(self_await)},
+            {Py_tp_methods, methods},
+            {Py_tp_doc, const_cast<char*>("The next item of a pyasio.AsyncStream.")},
+            {0, nullptr}};
+        static PyType_Spec spec = {"pyasio._StreamNext", sizeof(next_object), 0, Py_TPFLAGS_DEFAULT,
+                                   slots};
+        return make(spec);
+    }
+};
+
+/// Where an into_stream gets its async iterable: an object, or a call made on the loop thread.
+struct stream_source {
+    virtual object iterable() = 0;
+    virtual ~stream_source() = default;
+};
+template <class S> struct stream_source_of final : stream_source {
+    S s;
+    explicit stream_source_of(S source) : s(std::move(source)) {}
+    object iterable() override {
+        if constexpr (std::is_same_v<S, object>)
+            return std::move(s);
+        else
+            return call_of(s);
+    }
+};
+
+/// Throws type_error unless objects of `type` are async iterables. Reads only the type.
+inline void check_async_iterable(PyTypeObject* type, const char* what) {
+    if (type->tp_as_async == nullptr || type->tp_as_async->am_aiter == nullptr)
+        throw type_error(std::string(what) +
+                         ": expected an async iterable (an async generator, or an object with "
+                         "__aiter__ and __anext__), got " +
+                         type->tp_name);
+}
+
+/// One into_stream. Owners: the async_stream, the pump (while its object lives), each queued
+/// job and each pending next().
+template <class T>
+class stream_core final : public ref_counted, public loop_watch, public pump_target {
+public:
+    stream_core(std::unique_ptr<stream_source> source, task_locals locals, std::size_t window)
+        : ref_counted(1), source_(std::move(source)), locals_(std::move(locals)), window_(window) {}
+
+    /// C++ side: takes the next item, or waits for it. Any thread.
+    void wait(pending<std::optional<T>>* p) {
+        std::optional<T> item;
+        std::exception_ptr error;
+        bool ready = true;
+        bool start = false;
+        bool room = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiter_ != nullptr) {
+                error = std::make_exception_ptr(std::logic_error(
+                    "pyasio::async_stream::next: called while another next() of this stream "
+                    "waits; await one item at a time"));
+            } else if (!items_.empty()) {
+                room = take_locked(item);
+            } else if (ended_) {
+                error = end_error_;
+            } else {
+                waiter_ = p;
+                ready = false;
+                start = !std::exchange(started_, true);
+            }
+        }
+        if (room)
+            push_job([](stream_core& c) { c.room(); });
+        if (ready)
+            p->complete(std::move(error), std::move(item));
+        else if (start)
+            begin();
+    }
+
+    /// The next() `p` was cancelled by the C++ side: it ends with operation_aborted at once, and
+    /// the pending __anext__ is cancelled.
+    void cancel_pending(pending<std::optional<T>>* p) noexcept {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiter_ != p)
+                return;
+            waiter_ = nullptr;
+        }
+        cpp_cancelled_.store(true, std::memory_order_release);
+        p->complete(operation_aborted(), std::nullopt);
+        push_job([](stream_core& c) {
+            if (c.phase_ == phase::fetching && c.task_)
+                call_method(c.task_, per_interpreter<stream_names>().cancel);
+        });
+    }
+
+    /// The async_stream let go: an iterator that runs is closed (aclose()). Any thread.
+    void drop() noexcept {
+        bool started = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            started = started_ && !ended_;
+        }
+        if (started)
+            push_job([](stream_core& c) { c.close_from_cpp(); });
+        release();
+    }
+
+    std::size_t window() const noexcept { return window_; }
+
+    // --- the pump, on the loop thread with the GIL ---
+
+    PyObject* step(PyObject* thrown) noexcept override {
+        try {
+            for (;;) {
+                if (inner_) {
+                    object out;
+                    resumed r = resume(inner_, thrown, out);
+                    thrown = nullptr;
+                    if (r == resumed::yielded) {
+                        notify();
+                        return out.release();
+                    }
+                    inner_ = object();
+                    if (r == resumed::returned)
+                        on_returned(std::move(out));
+                    else
+                        on_raised(python_error::fetch());
+                } else if (thrown != nullptr) {
+                    on_raised(python_error(borrow(thrown)));
+                    thrown = nullptr;
+                }
+                if (phase_ == phase::done)
+                    break;
+                wait_next();
+            }
+        } catch (...) {
+            end(std::current_exception());
+            phase_ = phase::done;
+        }
+        finish();
+        PyErr_SetNone(PyExc_StopIteration);
+        return nullptr;
+    }
+
+    void close_pump() noexcept override {
+        if (phase_ == phase::done)
+            return;
+        if (inner_) {
+            object r = steal(PyObject_CallMethodObjArgs(
+                inner_.ptr(), per_interpreter<stream_names>().close.ptr(), nullptr));
+            if (!r)
+                PyErr_WriteUnraisable(inner_.ptr());
+        }
+        end(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_stream: the task reading the async iterator was closed")));
+        phase_ = phase::done;
+        finish();
+    }
+
+    void release_pump() noexcept override {
+        if (phase_ != phase::done) { // the task was dropped unfinished: its loop is gone
+            end(std::make_exception_ptr(event_loop_closed(
+                "pyasio::into_stream: the task reading the async iterator was destroyed before "
+                "it finished (its event loop closed)")));
+            phase_ = phase::done;
+            finish();
+        }
+        release();
+    }
+
+    void on_loop_closed() noexcept override {
+        end(std::make_exception_ptr(event_loop_closed(
+            "pyasio::into_stream: the event loop was closed while C++ read this stream; keep "
+            "the loop running until the C++ side is done")));
+        phase_ = phase::done;
+        finish();
+    }
+
+private:
+    enum class phase { idle, fetching, room, closing, done };
+
+    ~stream_core() override {
+        std::unique_ptr<pending<std::optional<T>>> w(waiter_); // never completed: dropped
+    }
+
+    /// Runs f(*this) on the loop thread (in the stream's context), holding the state.
+    template <class F> void push_job(F f) noexcept {
+        try {
+            auto job = [self = counted_ref<stream_core>::share(this), f] { f(*self.get()); };
+            locals_.bridge()->push(new handler_job<decltype(job)>(locals_, std::move(job)));
+        } catch (...) { // std::bad_alloc: nothing is done
+        }
+    }
+
+    /// Pops the front item; true when the pump waits for room and now has it. Mutex held.
+    bool take_locked(std::optional<T>& item) {
+        item.emplace(std::move(items_.front()));
+        items_.pop_front();
+        if (!room_wanted_ || items_.size() > window_ / 2)
+            return false;
+        room_wanted_ = false;
+        return true;
+    }
+
+    /// Starts the pump: at once on the loop thread, else through the bridge.
+    void begin() {
+        if (loop_runs_here(*locals_.bridge()))
+            start();
+        else
+            push_job([](stream_core& c) { c.start(); });
+    }
+
+    /// Loop thread: makes the async iterator and the task that pumps it.
+    void start() noexcept {
+        try {
+            context_scope in_context(locals_.context());
+            object loop = locals_.loop();
+            if (!loop)
+                throw event_loop_closed("pyasio::into_stream: the event loop is gone");
+            object iterable = source_->iterable();
+            source_.reset();
+            check_async_iterable(Py_TYPE(iterable.ptr()), "pyasio::into_stream");
+            iter_ = checked(Py_TYPE(iterable.ptr())->tp_as_async->am_aiter(iterable.ptr()));
+            PyTypeObject* type = Py_TYPE(iter_.ptr());
+            if (type->tp_as_async == nullptr || type->tp_as_async->am_anext == nullptr)
+                throw type_error(std::string("pyasio::into_stream: __aiter__ returned a ") +
+                                 type->tp_name + ", which has no __anext__");
+            object pump = steal(PyType_GenericAlloc(per_interpreter<stream_types>().pump, 0));
+            if (!pump)
+                throw_error_already_set();
+            add_ref(); // the pump's
+            reinterpret_cast<pump_object*>(pump.ptr())->target = this;
+            task_ = call_method(loop, per_interpreter<stream_names>().create_task, pump);
+            locals_.bridge()->watch(this);
+        } catch (...) {
+            source_.reset();
+            end(std::current_exception());
+            phase_ = phase::done;
+            finish();
+        }
+    }
+
+    /// Decides what the pump awaits next: aclose() when closing, room when the buffer is full,
+    /// else the next __anext__().
+    void wait_next() {
+        const stream_names& names = per_interpreter<stream_names>();
+        if (closing_) {
+            phase_ = phase::closing;
+            object aclose = steal(PyObject_GetAttr(iter_.ptr(), names.aclose.ptr()));
+            if (!aclose) { // not a generator: nothing to close
+                PyErr_Clear();
+                phase_ = phase::done;
+                return;
+            }
+            inner_ = await_iter(call(aclose), "aclose()");
+            return;
+        }
+        bool full = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            full = items_.size() >= window_;
+            room_wanted_ = full;
+        }
+        if (full) {
+            phase_ = phase::room;
+            object loop = locals_.loop();
+            if (!loop)
+                throw event_loop_closed("pyasio::into_stream: the event loop is gone");
+            room_ = call_method(loop, names.create_future);
+            inner_ = await_iter(room_, "create_future()");
+            return;
+        }
+        phase_ = phase::fetching;
+        object next = checked(Py_TYPE(iter_.ptr())->tp_as_async->am_anext(iter_.ptr()));
+        inner_ = await_iter(next, "__anext__()");
+    }
+
+    void on_returned(object out) {
+        switch (phase_) {
+        case phase::fetching:
+            try {
+                T value = result_from_python<T>(out);
+                std::lock_guard<std::mutex> lock(mutex_);
+                items_.push_back(std::move(value));
+            } catch (...) { // a conversion error ends the stream at this item
+                end(std::current_exception());
+                closing_ = true;
+            }
+            break;
+        case phase::room:
+            room_ = object();
+            break;
+        default:
+            phase_ = phase::done;
+        }
+    }
+
+    void on_raised(python_error e) {
+        const stream_names& names = per_interpreter<stream_names>();
+        bool cancelled = e.matches(names.cancelled_error);
+        switch (phase_) {
+        case phase::fetching: // the iterator raised: it is finished
+            if (e.matches(handle(PyExc_StopAsyncIteration)) || (cancelled && closing_))
+                end(nullptr);
+            else if (cancelled)
+                end(cpp_cancelled_.load(std::memory_order_acquire)
+                        ? operation_aborted()
+                        : std::make_exception_ptr(
+                              task_cancelled("pyasio::into_stream: the task reading the async "
+                                             "iterator was cancelled by Python")));
+            else
+                end(std::make_exception_ptr(std::move(e)));
+            phase_ = phase::done;
+            break;
+        case phase::room: // cancelled while it waited for room: close the iterator
+            room_ = object();
+            if (!closing_)
+                end(cancelled ? std::make_exception_ptr(task_cancelled(
+                                    "pyasio::into_stream: the task reading the async iterator "
+                                    "was cancelled by Python"))
+                              : std::make_exception_ptr(std::move(e)));
+            closing_ = true;
+            break;
+        default:
+            if (!cancelled) { // aclose() failed
+                e.restore();
+                PyErr_WriteUnraisable(iter_.ptr());
+            }
+            phase_ = phase::done;
+        }
+    }
+
+    /// The stream ends here (error: nullptr at the normal end), after the items before it.
+    void end(std::exception_ptr error) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (ended_)
+            return;
+        ended_ = true;
+        end_error_ = std::move(error);
+    }
+
+    /// Hands the front item (or the end) to a waiting next().
+    void notify() noexcept {
+        pending<std::optional<T>>* p = nullptr;
+        std::optional<T> item;
+        std::exception_ptr error;
+        bool room = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiter_ == nullptr)
+                return;
+            if (!items_.empty())
+                room = take_locked(item);
+            else if (ended_)
+                error = end_error_;
+            else
+                return;
+            p = std::exchange(waiter_, nullptr);
+        }
+        if (room)
+            push_job([](stream_core& c) { c.room(); });
+        p->complete(std::move(error), std::move(item));
+    }
+
+    /// The pump finished: the waiting next() hears the end; Python references go.
+    void finish() noexcept {
+        notify();
+        locals_.bridge()->unwatch(this);
+        room_ = object();
+        inner_ = object();
+        iter_ = object();
+        object task = std::move(task_); // NOTE: last: may free the pump, and this state
+    }
+
+    /// The consumer took items: the pump may go on. Loop thread.
+    void room() {
+        if (phase_ == phase::room && room_ &&
+            call_method(room_, per_interpreter<stream_names>().done).ptr() != Py_True)
+            call_method(room_, per_interpreter<stream_names>().set_result, handle(Py_None));
+    }
+
+    /// The consumer let go: the iterator is closed, between items with aclose(), during an
+    /// __anext__ by cancelling it. Loop thread.
+    void close_from_cpp() {
+        closing_ = true;
+        if (phase_ == phase::room) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            room_wanted_ = false;
+        }
+        if (phase_ == phase::room && room_)
+            call_method(room_, per_interpreter<stream_names>().set_result, handle(Py_None));
+        else if (phase_ == phase::fetching && task_)
+            call_method(task_, per_interpreter<stream_names>().cancel);
+    }
+
+    // Shared with the C++ side, under mutex_.
+    std::mutex mutex_;
+    std::deque<T> items_;
+    bool ended_ = false;
+    std::exception_ptr end_error_;
+    pending<std::optional<T>>* waiter_ = nullptr;
+    bool room_wanted_ = false;
+    bool started_ = false;
+    std::atomic<bool> cpp_cancelled_{false};
+
+    std::unique_ptr<stream_source> source_;
+    task_locals locals_;
+    std::size_t window_;
+
+    // The pump's, on the loop thread with the GIL.
+    phase phase_ = phase::idle;
+    bool closing_ = false;
+    object iter_;  // the async iterator
+    object inner_; // the iterator of the await in progress
+    object room_;  // the future the pump waits on for room
+    object task_;  // the task running the pump
+};
+
+// --- C++ -> Python: stream_into_py ---------------------------------------------------------
+
+/// A stream_into_py as its Python objects see it. Owners: the pyasio.AsyncStream, the done
+/// callback on the producer's future while it lives, the wake job while queued, and each
+/// stream_writer.
+struct producer_base : public ref_counted, public loop_job, public done_callback_target {
+    enum class polled { item, end, wait };
+
+    producer_base() : ref_counted(1) {}
+
+    /// __anext__, loop thread: the next item (out), the end, or wait on waiting() and poll
+    /// again. The producer's exception (or CancelledError at runtime shutdown) is raised here,
+    /// after the items written before it.
+    polled poll(object& out) {
+        if (closed_)
+            return polled::end;
+        if (take(out))
+            return polled::item;
+        const stream_names& names = per_interpreter<stream_names>();
+        if (done_ && call_method(done_, names.done).ptr() == Py_True) {
+            call_method(done_, names.result); // raises the producer's error
+            return polled::end;
+        }
+        if (!wait_) {
+            object loop = locals_->loop();
+            if (!loop)
+                throw event_loop_closed("pyasio::stream_into_py: the event loop is gone");
+            wait_ = call_method(loop, names.create_future);
+        }
+        return polled::wait;
+    }
+
+    /// The future a waiting __anext__ awaits (shared by every reader waiting at once).
+    handle waiting() const noexcept { return wait_; }
+
+    /// The first __anext__ starts the producer on the runtime. Loop thread, GIL held.
+    void ensure_started() {
+        if (closed_ || done_)
+            return;
+        locals_.emplace(task_locals::capture());
+        done_ = start_producer();
+        object callback = make_done_callback(nullptr);
+        add_done_callback(done_, callback, locals_->context());
+        add_ref(); // the callback's
+        reinterpret_cast<done_callback_object*>(callback.ptr())->target = this;
+    }
+
+    /// aclose(), or the stream object is gone: the producer is cancelled and its writes fail
+    /// from now on; later reads end the iteration. GIL held.
+    void close() noexcept {
+        if (std::exchange(closed_, true))
+            return;
+        python_gone();
+        if (done_) {
+            object done = std::move(done_);
+            try {
+                const stream_names& names = per_interpreter<stream_names>();
+                if (call_method(done, names.done).ptr() != Py_True)
+                    call_method(done, names.cancel);
+            } catch (...) { // its loop is closed: dropping the future cancels the work too
+            }
+        }
+        wake_python();
+    }
+
+    /// The wake job: the producer wrote into an empty buffer that Python waits on. Loop thread.
+    void run() noexcept override {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            wake_queued_ = false;
+            python_waits_ = false;
+        }
+        wake_python();
+        release();
+    }
+    void abandon() noexcept override { release(); }
+
+    /// The producer's future is done: a waiting __anext__ hears the end.
+    void on_done() noexcept override { wake_python(); }
+    void on_gone() noexcept override { release(); }
+
+protected:
+    /// Loop thread: the front item as a Python object; false (and Python marked as waiting)
+    /// when there is none.
+    virtual bool take(object& out) = 0;
+    /// Loop thread: starts the producer; its future_into_py future.
+    virtual object start_producer() = 0;
+    /// Python let go: the buffer is dropped, a waiting write ends with operation_aborted.
+    virtual void python_gone() noexcept = 0;
+
+    /// Producer side: queues the wake job (once: the caller set wake_queued_).
+    void push_wake() noexcept {
+        add_ref(); // the job's
+        locals_->bridge()->push(this);
+    }
+
+    std::mutex mutex_;
+    bool python_waits_ = false; // Python found the buffer empty
+    bool wake_queued_ = false;
+    bool gone_ = false; // Python let go
+
+private:
+    void wake_python() noexcept {
+        if (!wait_)
+            return;
+        object wait = std::move(wait_);
+        try {
+            const stream_names& names = per_interpreter<stream_names>();
+            if (call_method(wait, names.done).ptr() != Py_True)
+                call_method(wait, names.set_result, handle(Py_None));
+        } catch (...) {
+            translate_exception(std::current_exception());
+            PyErr_WriteUnraisable(nullptr);
+        }
+    }
+
+    // Loop thread, GIL held.
+    std::optional<task_locals> locals_; // NOTE: set before the producer starts
+    object done_;                       // the producer's future
+    object wait_;                       // what a waiting __anext__ awaits
+    bool closed_ = false;
+};
+
+/// The typed buffer of a stream_into_py, which stream_writer writes into.
+template <class T> class producer_items : public producer_base {
+public:
+    explicit producer_items(std::size_t capacity) : capacity_(capacity) {}
+
+    /// Producer: appends `value` (moved from) unless the buffer is full (false). Throws
+    /// operation_aborted once Python let go.
+    bool try_write(T& value) {
+        bool wake = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (gone_)
+                throw std::system_error(asio::error::operation_aborted);
+            if (items_.size() >= capacity_)
+                return false;
+            items_.push_back(std::move(value));
+            wake = python_waits_ && !wake_queued_;
+            wake_queued_ = wake_queued_ || wake;
+        }
+        if (wake)
+            push_wake();
+        return true;
+    }
+
+    /// Producer: waits for room (pending p).
+    void wait(pending<>* p) {
+        bool gone = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            gone = gone_;
+            if (!gone && items_.size() >= capacity_) {
+                room_waiter_ = p;
+                return;
+            }
+        }
+        p->complete(gone ? operation_aborted() : nullptr);
+    }
+
+    void cancel_pending(pending<>* p) noexcept {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (room_waiter_ != p)
+                return;
+            room_waiter_ = nullptr;
+        }
+        p->complete(operation_aborted());
+    }
+
+    std::size_t capacity() const noexcept { return capacity_; }
+
+protected:
+    ~producer_items() override { std::unique_ptr<pending<>> w(room_waiter_); }
+
+private:
+    bool take(object& out) override {
+        std::optional<T> item;
+        pending<>* writer = nullptr;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (items_.empty()) {
+                python_waits_ = true;
+                return false;
+            }
+            item.emplace(std::move(items_.front()));
+            items_.pop_front();
+            if (room_waiter_ != nullptr && items_.size() <= capacity_ / 2)
+                writer = std::exchange(room_waiter_, nullptr);
+        }
+        if (writer != nullptr)
+            writer->complete(nullptr);
+        out = pyasio::to_python(std::move(*item));
+        return true;
+    }
+
+    void python_gone() noexcept override {
+        pending<>* writer = nullptr;
+        std::deque<T> dropped;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            gone_ = true;
+            dropped.swap(items_);
+            writer = std::exchange(room_waiter_, nullptr);
+        }
+        if (writer != nullptr)
+            writer->complete(operation_aborted());
+    }
+
+    std::deque<T> items_;
+    std::size_t capacity_;
+    pending<>* room_waiter_ = nullptr;
+};
+
+template <class T, class Producer> class producer_core;
+
+} // namespace detail
+
+/// What a C++ producer of stream_into_py writes with. Copies share the stream. Any thread, no
+/// GIL.
+template <class T> class stream_writer {
+public:
+    /// Appends `value` to the stream; suspends while the buffer is full (backpressure). Throws
+    /// asio::error::operation_aborted (a std::system_error) once Python stopped reading (break,
+    /// aclose(), the stream collected): the producer should then end.
+    asio::awaitable<void> write(T value) const {
+        while (!core_->try_write(value))
+            co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
+                detail::initiate_pending<detail::producer_items<T>>{core_.get()},
+                asio::use_awaitable);
+    }
+
+    /// The most items buffered ahead of Python.
+    std::size_t capacity() const noexcept { return core_->capacity(); }
+
+private:
+    template <class U, class P> friend class detail::producer_core;
+    explicit stream_writer(detail::counted_ref<detail::producer_items<T>> core) noexcept
+        : core_(std::move(core)) {}
+
+    detail::counted_ref<detail::producer_items<T>> core_;
+};
+
+namespace detail {
+
+template <class T, class Producer> class producer_core final : public producer_items<T> {
+public:
+    producer_core(Producer producer, std::size_t capacity, asio::any_io_executor ex)
+        : producer_items<T>(capacity), producer_(std::move(producer)), ex_(std::move(ex)) {}
+
+private:
+    object start_producer() override {
+        auto core = counted_ref<producer_items<T>>::share(this);
+        return future_into_py(
+            [writer = stream_writer<T>(std::move(core)), producer = std::move(producer_)]() mutable
+            -> asio::awaitable<void> { co_await producer(writer); },
+            ex_);
+    }
+
+    Producer producer_;
+    asio::any_io_executor ex_;
+};
+
+inline stream_object* as_stream(PyObject* o) {
+    return reinterpret_cast<stream_object*>(o);
+}
+
+/// One step of a _StreamNext: the item (StopIteration(item)), the end (StopAsyncIteration),
+/// the producer's error, or the future to wait on.
+inline PyObject* next_step(PyObject* o, PyObject* thrown) {
+    auto* self = reinterpret_cast<next_object*>(o);
+    if (self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited __anext__()/aclose()");
+        return nullptr;
+    }
+    try {
+        for (;;) {
+            if (self->inner != nullptr) {
+                object out;
+                resumed r = resume(handle(self->inner), thrown, out);
+                thrown = nullptr;
+                if (r == resumed::yielded)
+                    return out.release();
+                Py_CLEAR(self->inner);
+                if (r == resumed::raised) { // cancelled while it waited
+                    self->finished = true;
+                    return nullptr;
+                }
+            } else if (thrown != nullptr) {
+                self->finished = true;
+                PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(thrown)), thrown);
+                return nullptr;
+            }
+            if (self->closing) {
+                self->finished = true;
+                return return_value(handle(Py_None));
+            }
+            producer_base* core = as_stream(self->stream)->core;
+            object item;
+            switch (core->poll(item)) {
+            case producer_base::polled::item:
+                self->finished = true;
+                return return_value(item);
+            case producer_base::polled::end:
+                self->finished = true;
+                PyErr_SetNone(PyExc_StopAsyncIteration);
+                return nullptr;
+            case producer_base::polled::wait:
+                self->inner = await_iter(core->waiting(), "create_future()").release();
+            }
+        }
+    } catch (...) {
+        self->finished = true;
+        translate_exception(std::current_exception());
+        return nullptr;
+    }
+}
+
+inline PyObject* next_iternext(PyObject* o) {
+    return next_step(o, nullptr);
+}
+
+inline PyObject* next_send(PyObject* o, PyObject* arg) {
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "pyasio._StreamNext only accepts send(None)");
+        return nullptr;
+    }
+    return next_step(o, nullptr);
+}
+
+inline PyObject* next_throw(PyObject* o, PyObject* args) {
+    object e;
+    try {
+        e = thrown_exception(args);
+    } catch (...) {
+        translate_exception(std::current_exception());
+        return nullptr;
+    }
+    return next_step(o, e.ptr());
+}
+
+inline PyObject* next_close(PyObject* o, PyObject*) {
+    auto* self = reinterpret_cast<next_object*>(o);
+    self->finished = true;
+    Py_CLEAR(self->inner);
+    Py_RETURN_NONE;
+}
+
+inline void next_dealloc(PyObject* o) {
+    auto* self = reinterpret_cast<next_object*>(o);
+    Py_CLEAR(self->inner);
+    Py_CLEAR(self->stream);
+    PyTypeObject* type = Py_TYPE(o);
+    type->tp_free(o);
+    Py_DECREF(type);
+}
+
+inline object make_next(PyObject* stream, bool closing) {
+    object next = steal(PyType_GenericAlloc(per_interpreter<stream_types>().next, 0));
+    if (!next)
+        throw_error_already_set();
+    auto* self = reinterpret_cast<next_object*>(next.ptr());
+    Py_INCREF(stream);
+    self->stream = stream;
+    self->closing = closing;
+    return next;
+}
+
+inline PyObject* stream_anext(PyObject* o) {
+    return entry_point([&] {
+        as_stream(o)->core->ensure_started();
+        return make_next(o, false);
+    });
+}
+
+inline PyObject* stream_aclose(PyObject* o, PyObject*) {
+    return entry_point([&] {
+        as_stream(o)->core->close();
+        return make_next(o, true);
+    });
+}
+
+inline void stream_dealloc(PyObject* o) {
+    error_kept kept; // NOTE: it may die while an exception propagates (`async for` over it)
+    if (producer_base* core = std::exchange(as_stream(o)->core, nullptr)) {
+        core->close();
+        core->release();
+    }
+    PyTypeObject* type = Py_TYPE(o);
+    type->tp_free(o);
+    Py_DECREF(type);
+}
+
+} // namespace detail
+
+/// How many items a stream buffers by default (into_stream's window, stream_into_py's capacity).
+inline constexpr std::size_t default_stream_window = 64;
+
+/// Python reads a C++ producer: a pyasio.AsyncStream for `async for`, fed by `producer`, a
+/// callable `(pyasio::stream_writer<T>) -> asio::awaitable<void>` that co_awaits
+/// `writer.write(value)` for each item.
+///
+/// The producer starts on the runtime (a strand of `ex`) at the first __anext__, as
+/// future_into_py work: its threads never take the GIL, and the items reach the loop through
+/// the loop bridge, one wake per batch. At most `capacity` items wait in the buffer: write()
+/// suspends while it is full. Each item is converted with to_python on the loop thread.
+///
+/// The iteration ends when the producer returns; an exception it throws is raised by the
+/// __anext__ after the items written before it. Python leaving early (break and dropping the
+/// stream, aclose(), the stream collected) cancels the producer (terminal cancellation at its
+/// current wait) and makes its further writes throw operation_aborted. Call with the GIL.
+template <class T, class Producer>
+object stream_into_py(Producer producer, std::size_t capacity, asio::any_io_executor ex) {
+    PYASIO_DETAIL_ASSERT_GIL("pyasio::stream_into_py called");
+    static_assert(std::is_invocable_r_v<asio::awaitable<void>, Producer&, stream_writer<T>>,
+                  "pyasio::stream_into_py<T> takes a callable "
+                  "(pyasio::stream_writer<T>) -> asio::awaitable<void>");
+    if (capacity == 0)
+        throw std::invalid_argument("pyasio::stream_into_py: the capacity must be at least 1");
+    object stream =
+        steal(PyType_GenericAlloc(detail::per_interpreter<detail::stream_types>().stream, 0));
+    if (!stream)
+        detail::throw_error_already_set();
+    detail::as_stream(stream.ptr())->core =
+        new detail::producer_core<T, Producer>(std::move(producer), capacity, std::move(ex));
+    return stream;
+}
+
+/// stream_into_py on the default runtime.
+template <class T, class Producer>
+object stream_into_py(Producer producer, std::size_t capacity = default_stream_window) {
+    return stream_into_py<T>(std::move(producer), capacity, default_executor());
+}
+
+namespace detail {
+template <class Channel> struct channel_value {
+    static_assert(always_false<Channel>, "pyasio::channel_into_py takes a std::shared_ptr to an "
+                                         "asio::experimental::channel or concurrent_channel of "
+                                         "void(asio::error_code, T)");
+};
+template <class E, class Tr, class T>
+struct channel_value<asio::experimental::basic_channel<E, Tr, void(asio::error_code, T)>> {
+    using type = T;
+};
+template <class E, class Tr, class T>
+struct channel_value<
+    asio::experimental::basic_concurrent_channel<E, Tr, void(asio::error_code, T)>> {
+    using type = T;
+};
+} // namespace detail
+
+/// Python reads an Asio channel: a pyasio.AsyncStream of the values received from `channel`,
+/// an asio::experimental::concurrent_channel<void(asio::error_code, T)> (or a plain channel
+/// whose every other operation runs on the stream's strand: a plain channel is not
+/// thread-safe). The iteration ends when the channel is closed (channel.close()) and the
+/// receive reports channel_closed (NOTE: Asio 1.22 drops the values still in a channel's buffer
+/// at close(): close an unbuffered channel, or close once the values were taken); an error code
+/// sent with a value is raised as OSError at that point. Python leaving early cancels the
+/// pending receive. Call with the GIL.
+template <class Channel>
+object channel_into_py(std::shared_ptr<Channel> channel,
+                       std::size_t capacity = default_stream_window) {
+    using T = typename detail::channel_value<Channel>::type;
+    if (!channel)
+        throw std::invalid_argument("pyasio::channel_into_py: no channel (an empty shared_ptr)");
+    return stream_into_py<T>(
+        [channel](stream_writer<T> out) -> asio::awaitable<void> {
+            for (;;) {
+                auto [ec, value] = co_await channel->async_receive(
+                    asio::experimental::as_tuple(asio::use_awaitable));
+                if (ec == asio::experimental::error::channel_closed)
+                    co_return;
+                if (ec)
+                    throw std::system_error(ec);
+                co_await out.write(std::move(value));
+            }
+        },
+        capacity);
+}
+
+/// A C++ stream of the items of a Python async iterator (made by into_stream): `co_await
+/// s.next()` gives the next item as std::optional<T> (std::nullopt at the end).
+///
+/// Move-only. Destroying it while the iterator runs closes the iterator: an async generator
+/// waiting between items gets aclose() (its finally blocks run); one inside an __anext__ is
+/// cancelled there.
+template <class T = object> class async_stream {
+public:
+    async_stream(async_stream&& o) noexcept = default;
+    async_stream& operator=(async_stream&& o) noexcept {
+        async_stream(std::move(o)).swap(*this);
+        return *this;
+    }
+    ~async_stream() {
+        if (core_)
+            core_.detach()->drop();
+    }
+
+    /// The next item: an Asio async operation with signature void(std::exception_ptr,
+    /// std::optional<T>), so every completion token works (default: asio::use_awaitable).
+    ///
+    /// Outcomes: the item (converted to T on the loop thread); std::nullopt at the end; the
+    /// iterator's exception as pyasio::python_error, at the item where it was raised (and at
+    /// every later next()); a conversion error at its item (the iterator is then closed);
+    /// operation_aborted when the C++ side cancels the wait (the pending __anext__ is then
+    /// cancelled, which ends an async generator); pyasio::task_cancelled when Python cancelled
+    /// the reading task; pyasio::event_loop_closed when the loop closed first. One next() at a
+    /// time: a second while one waits completes with std::logic_error.
+    template <class Token = asio::use_awaitable_t<>> auto next(Token&& token = Token()) {
+        if (!core_)
+            throw std::logic_error("pyasio::async_stream::next: the stream was moved from");
+        return asio::async_initiate<Token, void(std::exception_ptr, std::optional<T>)>(
+            detail::initiate_pending<detail::stream_core<T>, std::optional<T>>{core_.get()}, token);
+    }
+
+    /// The most items fetched ahead of the consumer.
+    std::size_t window() const noexcept { return core_->window(); }
+
+    void swap(async_stream& o) noexcept { std::swap(core_, o.core_); }
+
+private:
+    template <class U, class S>
+    friend async_stream<U> make_async_stream(S source, task_locals locals, std::size_t window);
+
+    explicit async_stream(detail::counted_ref<detail::stream_core<T>> core) noexcept
+        : core_(std::move(core)) {}
+
+    detail::counted_ref<detail::stream_core<T>> core_;
+};
+
+template <class T, class S>
+async_stream<T> make_async_stream(S source, task_locals locals, std::size_t window) {
+    if (window == 0)
+        throw std::invalid_argument("pyasio::into_stream: the window must be at least 1");
+    auto* core =
+        new detail::stream_core<T>(std::make_unique<detail::stream_source_of<S>>(std::move(source)),
+                                   std::move(locals), window);
+    return async_stream<T>(detail::counted_ref<detail::stream_core<T>>::adopt(core));
+}
+
+/// C++ reads a Python async iterator: the stream of the items of `iterable` (an async
+/// generator, or any object with __aiter__/__anext__; anything else throws type_error at the
+/// call), run on `locals`' loop and in its context.
+///
+/// Nothing runs before the first next(). Then a task on the loop fetches items ahead of the
+/// consumer, up to `window` of them, converted to T on the loop thread: a fast consumer takes
+/// them without a round trip per item, and the iterator waits while the window is full
+/// (backpressure). Callable on any thread, with or without the GIL.
+template <class T = object>
+async_stream<T> into_stream(object iterable, task_locals locals,
+                            std::size_t window = default_stream_window) {
+    if (!iterable)
+        throw type_error("pyasio::into_stream: expected an async iterable, got no object");
+    detail::check_async_iterable(Py_TYPE(iterable.ptr()), "pyasio::into_stream");
+    return make_async_stream<T>(std::move(iterable), std::move(locals), window);
+}
+
+/// into_stream on the loop of the C++ code that calls it (as into_future finds it).
+template <class T = object>
+async_stream<T> into_stream(object iterable, std::size_t window = default_stream_window) {
+    return into_stream<T>(std::move(iterable),
+                          detail::locals_for_into_future("pyasio::into_stream"), window);
+}
+
+/// into_stream of what `fn(args...)` returns (see async_function), called on the loop thread:
+/// e.g. an async generator function and its arguments. No GIL needed at the call.
+template <class T = object, class... Args>
+async_stream<T> into_stream(detail::async_call<Args...> call, task_locals locals,
+                            std::size_t window = default_stream_window) {
+    return make_async_stream<T>(std::move(call), std::move(locals), window);
+}
+
+/// into_stream of `fn(args...)` on the loop of the C++ code that calls it.
+template <class T = object, class... Args>
+async_stream<T> into_stream(detail::async_call<Args...> call,
+                            std::size_t window = default_stream_window) {
+    return make_async_stream<T>(std::move(call),
+                                detail::locals_for_into_future("pyasio::into_stream"), window);
+}
+
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_STREAM_HPP

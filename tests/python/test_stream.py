@@ -1,0 +1,419 @@
+# SPDX-License-Identifier: BSL-1.0
+"""Streams both ways (test module built from pyasio_stream_ext.cpp): C++ reads Python async
+iterators (pyasio::into_stream), Python reads C++ producers (pyasio::stream_into_py) and Asio
+channels (pyasio::channel_into_py) with `async for`."""
+import asyncio
+import gc
+import unittest
+
+import _pyasio_stream_test as m
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+
+async def until(predicate, what, rounds=2000):
+    """Lets the loop run until predicate() holds (the other side works on other threads)."""
+    for _ in range(rounds):
+        if predicate():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Record:
+    """What an async generator saw: how many it yielded, how it ended."""
+
+    def __init__(self):
+        self.yielded = 0
+        self.ended_by = None
+        self.finally_ran = False
+
+    async def numbers(self, n=None, pause_every=0, pause=0.0):
+        i = 0
+        try:
+            while n is None or i < n:
+                if pause_every and i and i % pause_every == 0:
+                    await asyncio.sleep(pause)
+                self.yielded += 1
+                yield i
+                i += 1
+        except BaseException as e:
+            self.ended_by = type(e).__name__
+            raise
+        finally:
+            self.finally_ran = True
+
+
+class PythonToCpp:
+    """C++ reads Python async iterators."""
+
+    def test_a_million_items_in_order(self):
+        async def main():
+            items, end = await m.collect(Record().numbers(1_000_000))
+            self.assertEqual(end, "end")
+            self.assertEqual(len(items), 1_000_000)
+            self.assertEqual(items, list(range(1_000_000)))
+
+        self.run_on_loop(main())
+
+    def test_every_window_with_awaits_between_items(self):
+        async def main():
+            for window in (1, 2, 3, 64):
+                items, end = await m.collect(Record().numbers(500, pause_every=7), window)
+                self.assertEqual((items, end), (list(range(500)), "end"), window)
+
+        self.run_on_loop(main())
+
+    def test_objects_and_any_async_iterator(self):
+        marker = object()
+
+        class Countdown:  # not a generator: __aiter__ and __anext__ only
+            def __init__(self):
+                self.n = 3
+
+            def __aiter__(self):
+                return self
+
+            async def __anext__(self):
+                await asyncio.sleep(0)
+                if self.n == 0:
+                    raise StopAsyncIteration
+                self.n -= 1
+                return marker if self.n == 1 else self.n
+
+        async def main():
+            items, end = await m.collect_objects(Countdown())
+            self.assertEqual(end, "end")
+            self.assertEqual(items[0], 2)
+            self.assertIs(items[1], marker)
+            self.assertEqual(items[2], 0)
+
+        self.run_on_loop(main())
+
+    def test_the_call_is_made_on_the_loop(self):
+        async def main():
+            items, end = await m.collect_call(Record().numbers, 10)
+            self.assertEqual((items, end), (list(range(10)), "end"))
+
+        self.run_on_loop(main())
+
+    def test_an_error_arrives_at_its_item(self):
+        async def failing():
+            for i in range(5):
+                yield i
+            raise ValueError("boom at 5")
+
+        async def main():
+            items, end = await m.collect(failing(), 2)
+            self.assertEqual(items, [0, 1, 2, 3, 4])
+            self.assertEqual(end, "python_error: ValueError: boom at 5")
+
+        self.run_on_loop(main())
+
+    def test_a_conversion_error_arrives_at_its_item_and_closes_the_generator(self):
+        record = Record()
+
+        async def mixed():
+            async for i in record.numbers():
+                yield "x" if i == 2 else i
+
+        async def main():
+            items, end = await m.collect(mixed())
+            self.assertEqual(items, [0, 1])
+            self.assertEqual(end, "python_error: TypeError: expected int, got str")
+            await until(lambda: record.finally_ran, "the generator's finally")
+
+        self.run_on_loop(main())
+
+    def test_dropping_the_stream_between_items_calls_aclose(self):
+        record = Record()
+
+        async def main():
+            # the window fills at once: the generator waits at a yield when C++ lets go
+            items, end = await m.collect(record.numbers(), 4, 5)
+            self.assertEqual((items, end), (list(range(5)), "end"))
+            await until(lambda: record.finally_ran, "the generator's finally")
+            self.assertEqual(record.ended_by, "GeneratorExit")
+            self.assertLessEqual(record.yielded, 5 + 4 + 1)
+
+        self.run_on_loop(main())
+
+    def test_dropping_the_stream_during_an_anext_cancels_it(self):
+        record = Record()
+
+        async def main():
+            # item 2 takes 10 s: C++ lets go while the generator waits for it
+            items, end = await m.collect(record.numbers(pause_every=2, pause=10.0), 8, 2)
+            self.assertEqual((items, end), ([0, 1], "end"))
+            await until(lambda: record.finally_ran, "the generator's finally")
+            self.assertEqual(record.ended_by, "CancelledError")
+
+        self.run_on_loop(main())
+
+    def test_a_cpp_cancellation_cancels_the_pending_anext(self):
+        record = Record()
+
+        async def main():
+            items, race, after = await m.read_then_cancel(
+                record.numbers(pause_every=2, pause=10.0), 2, 20)
+            self.assertEqual(items, [0, 1])
+            self.assertEqual(race, "timeout")  # the timer won; the next() was cancelled
+            self.assertEqual(after, "aborted")
+            await until(lambda: record.finally_ran, "the generator's finally")
+            self.assertEqual(record.ended_by, "CancelledError")
+
+        self.run_on_loop(main())
+
+    def test_a_slow_consumer_holds_the_generator_back(self):
+        window = 8
+        base = m.counters()[0]
+        ahead = []
+
+        async def watched():
+            for i in range(200):
+                ahead.append(i + 1 - (m.counters()[0] - base))
+                yield i
+
+        async def main():
+            items, end = await m.collect(watched(), window, -1, 1)
+            self.assertEqual((items, end), (list(range(200)), "end"))
+            # the buffer, one item in the consumer's hands, the one being yielded
+            self.assertLessEqual(max(ahead), window + 2)
+
+        self.run_on_loop(main())
+
+    def test_many_streams_at_once(self):
+        async def main():
+            results = await asyncio.gather(
+                *(m.collect(Record().numbers(1000, pause_every=100), 16) for _ in range(100)))
+            for items, end in results:
+                self.assertEqual((items, end), (list(range(1000)), "end"))
+
+        self.run_on_loop(main())
+
+    def test_read_by_a_coroutine_on_the_loop_executor(self):
+        record = Record()
+
+        async def main():
+            items, end = await m.collect(record.numbers(1000, pause_every=10), 4, -1, 0, True)
+            self.assertEqual((items, end), (list(range(1000)), "end"))
+            items, end = await m.collect(Record().numbers(), 4, 3, 0, True)
+            self.assertEqual((items, end), ([0, 1, 2], "end"))
+
+        self.run_on_loop(main())
+
+    def test_misuse(self):
+        async def agen():
+            yield 1
+
+        async def slow():
+            await asyncio.sleep(0.05)
+            yield 1
+
+        class NoAnext:
+            def __aiter__(self):
+                return self
+
+        async def main():
+            for bad in (5, None, [1, 2], agen):
+                with self.assertRaisesRegex(TypeError, "expected an async iterable"):
+                    m.into_stream_of(bad)
+            with self.assertRaisesRegex(ValueError, "window must be at least 1"):
+                m.into_stream_window(agen(), 0)
+            items, end = await m.collect(NoAnext())
+            self.assertEqual(items, [])
+            self.assertIn("has no __anext__", end)
+            items, end = await m.collect_call(lambda n: n, 1)
+            self.assertIn("expected an async iterable", end)
+            self.assertIn("got int", end)
+            self.assertIn("another next() of this stream waits", await m.two_nexts(slow()))
+
+        self.run_on_loop(main())
+
+
+class CppToPython:
+    """Python reads C++ producers with async for."""
+
+    def test_a_million_items_in_order(self):
+        async def main():
+            expected = 0
+            async for x in m.count(1_000_000):
+                if x != expected:
+                    self.fail(f"item {expected} was {x}")
+                expected += 1
+            self.assertEqual(expected, 1_000_000)
+
+        self.run_on_loop(main())
+
+    def test_every_capacity_with_pauses(self):
+        async def main():
+            for capacity in (1, 2, 3, 64):
+                items = [x async for x in m.count(50, capacity, 1 if capacity < 3 else 0)]
+                self.assertEqual(items, list(range(50)), capacity)
+
+        self.run_on_loop(main())
+
+    def test_a_producer_error_is_raised_at_its_point(self):
+        async def main():
+            items = []
+            with self.assertRaisesRegex(RuntimeError, "^producer failed$"):
+                async for x in m.count(5, 2, 0, "producer failed"):
+                    items.append(x)
+            self.assertEqual(items, [0, 1, 2, 3, 4])
+
+        self.run_on_loop(main())
+
+    def leave_early(self, how):
+        async def main():
+            await until(lambda: m.counters()[2] == m.counters()[4], "earlier producers' ends")
+            ended, aborted = m.counters()[2:4]
+            stream = m.count(-1, 4)
+            async for x in stream:
+                if x == 9:
+                    break
+            if how == "aclose":
+                self.assertIsNone(await stream.aclose())
+                with self.assertRaises(StopAsyncIteration):
+                    await stream.__anext__()
+            elif how == "gc":
+                cycle = [stream]
+                cycle.append(cycle)
+                del cycle
+            del stream
+            gc.collect()
+            await until(lambda: m.counters()[2] > ended, "the producer's end")
+            self.assertEqual(m.counters()[3], aborted + 1, "ended by operation_aborted")
+
+        self.run_on_loop(main())
+
+    def test_break_cancels_the_producer(self):
+        self.leave_early("break")
+
+    def test_aclose_cancels_the_producer(self):
+        self.leave_early("aclose")
+
+    def test_garbage_collection_cancels_the_producer(self):
+        self.leave_early("gc")
+
+    def test_a_slow_consumer_holds_the_producer_back(self):
+        capacity = 8
+
+        async def main():
+            base = m.counters()[1]
+            stream = m.count(-1, capacity)
+            read = 0
+            ahead = []
+            async for _ in stream:
+                read += 1
+                ahead.append(m.counters()[1] - base - read)
+                await asyncio.sleep(0.001)
+                if read == 100:
+                    break
+            await stream.aclose()
+            self.assertLessEqual(max(ahead), capacity)
+
+        self.run_on_loop(main())
+
+    def test_cancelling_the_reader_then_leaving_cancels_the_producer(self):
+        async def main():
+            await until(lambda: m.counters()[2] == m.counters()[4], "earlier producers' ends")
+            ended, aborted = m.counters()[2:4]
+            stream = m.count(-1, 4, 10_000)  # each item takes 10 s
+
+            async def reader():
+                async for _ in stream:
+                    pass
+
+            task = asyncio.ensure_future(reader())
+            await asyncio.sleep(0.02)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            await stream.aclose()
+            await until(lambda: m.counters()[2] > ended, "the producer's end")
+            self.assertEqual(m.counters()[3], aborted + 1)
+
+        self.run_on_loop(main())
+
+    def test_many_streams_at_once(self):
+        async def read(stream):
+            return [x async for x in stream]
+
+        async def main():
+            results = await asyncio.gather(*(read(m.count(1000, 16)) for _ in range(100)))
+            for items in results:
+                self.assertEqual(items, list(range(1000)))
+
+        self.run_on_loop(main())
+
+    def test_an_asio_channel(self):
+        async def main():
+            self.assertEqual([x async for x in m.channel_count(1000, 8)], list(range(1000)))
+            items = []
+            with self.assertRaisesRegex(OSError, "Connection reset"):
+                async for x in m.channel_count(5, 8, True):
+                    items.append(x)
+            self.assertEqual(items, [0, 1, 2, 3, 4])
+
+        self.run_on_loop(main())
+
+    def test_a_conversion_error_is_raised_at_its_item(self):
+        async def main():
+            stream = m.strings()
+            self.assertEqual(await stream.__anext__(), "ok")
+            with self.assertRaises(UnicodeDecodeError):
+                await stream.__anext__()
+            self.assertEqual(await stream.__anext__(), "after")
+            with self.assertRaises(StopAsyncIteration):
+                await stream.__anext__()
+            with self.assertRaises(StopAsyncIteration):
+                await stream.__anext__()
+
+        self.run_on_loop(main())
+
+    def test_misuse(self):
+        with self.assertRaisesRegex(ValueError, "capacity must be at least 1"):
+            m.stream_capacity(0)
+        with self.assertRaisesRegex(RuntimeError, "no running event loop"):
+            m.count(3).__anext__()
+
+        async def main():
+            stream = m.count(3)
+            step = stream.__anext__()
+            self.assertEqual(await step, 0)
+            with self.assertRaisesRegex(RuntimeError, "cannot reuse already awaited"):
+                await step
+
+        self.run_on_loop(main())
+
+
+class Loops:
+    loop_factory = staticmethod(asyncio.new_event_loop)
+
+    def run_on_loop(self, coro):
+        loop = self.loop_factory()
+        loop.set_debug(False)  # -X dev's debug mode records a traceback per handle: slow
+        errors = []
+        loop.set_exception_handler(lambda loop, ctx: errors.append(ctx["message"]))
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self.assertEqual(errors, [], "the loop reported errors")
+
+
+class OnAsyncio(Loops, PythonToCpp, CppToPython, unittest.TestCase):
+    pass
+
+
+@unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
+class OnUvloop(Loops, PythonToCpp, CppToPython, unittest.TestCase):
+    loop_factory = staticmethod(uvloop.new_event_loop if uvloop else None)
+
+
+if __name__ == "__main__":
+    unittest.main()
