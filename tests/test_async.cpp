@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <thread>
 #include <variant>
@@ -95,4 +96,37 @@ PYASIO_TEST_CASE("Python awaits C++ inside an async test case", "[future_into_py
 PYASIO_TEST_CASE("an async test case that never ends", "[.hangs]") {
     asio::steady_timer forever(co_await asio::this_coro::executor, std::chrono::hours(1));
     co_await forever.async_wait(asio::use_awaitable);
+}
+
+PYASIO_TEST_CASE("into_stream: C++ reads a Python async generator, error at its item",
+                 "[stream][harness]") {
+    pyasio::async_function numbers(define("import asyncio\n"
+                                          "async def numbers(n, fail):\n"
+                                          "    for i in range(n):\n"
+                                          "        if i % 10 == 0:\n"
+                                          "            await asyncio.sleep(0)\n"
+                                          "        yield i\n"
+                                          "    if fail:\n"
+                                          "        raise ValueError(f'no item {n}')\n",
+                                          "numbers"));
+    auto s = pyasio::into_stream<int>(numbers(100, false), 4);
+    int expected = 0;
+    while (std::optional<int> item = co_await s.next())
+        CHECK(*item == expected++);
+    CHECK(expected == 100);
+    std::optional<int> again = co_await s.next(); // the end, again
+    CHECK_FALSE(again);
+
+    // NOTE: no co_await inside CHECK: g++ 12 also evaluates the macro's unevaluated operand.
+    auto failing = pyasio::into_stream<int>(numbers(3, true));
+    for (int i = 0; i < 3; ++i) {
+        std::optional<int> item = co_await failing.next();
+        CHECK(item == i);
+    }
+    try {
+        co_await failing.next();
+        FAIL("no exception");
+    } catch (const pyasio::python_error& e) {
+        CHECK(std::string(e.what()) == "ValueError: no item 3");
+    }
 }

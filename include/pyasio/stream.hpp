@@ -277,6 +277,9 @@ struct next_object {
 };
 
 inline PyObject* next_iternext(PyObject* o);
+#if PY_VERSION_HEX >= 0x030A0000
+inline PySendResult next_am_send(PyObject* o, PyObject* arg, PyObject** result);
+#endif
 inline PyObject* next_send(PyObject* o, PyObject* arg);
 inline PyObject* next_throw(PyObject* o, PyObject* args);
 inline PyObject* next_close(PyObject* o, PyObject*);
@@ -335,10 +338,14 @@ private:
         static PyType_Slot slots[] = {
             {Py_tp_dealloc, reinterpret_cast<void*>(next_dealloc)},
             {Py_tp_iternext, reinterpret_cast<void*>(next_iternext)},
+#if PY_VERSION_HEX >= 0x030A0000
+            {Py_am_send, reinterpret_cast<void*>(next_am_send)},
+#endif
             {Py_am_await, reinterpret_cast<void*>(self_await)},
             {Py_tp_methods, methods},
             {Py_tp_doc, const_cast<char*>("The next item of a pyasio.AsyncStream.")},
-            {0, nullptr}};
+            {0, nullptr}
+        };
         static PyType_Spec spec = {"pyasio._StreamNext", sizeof(next_object), 0, Py_TPFLAGS_DEFAULT,
                                    slots};
         return make(spec);
@@ -407,6 +414,26 @@ public:
             p->complete(std::move(error), std::move(item));
         else if (start)
             begin();
+    }
+
+    /// C++ side: takes the next item (or the end) at once when there is one: true; false when
+    /// the consumer must wait (wait()). Throws the stream's error at its end. Any thread.
+    bool try_take(std::optional<T>& item) {
+        bool room = false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (waiter_ != nullptr)
+                return false; // wait() reports the misuse
+            if (!items_.empty())
+                room = take_locked(item);
+            else if (!ended_)
+                return false;
+            else if (end_error_)
+                std::rethrow_exception(end_error_);
+        }
+        if (room)
+            push_job([](stream_core& c) { c.room(); });
+        return true;
     }
 
     /// The next() `p` was cancelled by the C++ side: it ends with operation_aborted at once, and
@@ -613,8 +640,14 @@ private:
         case phase::fetching:
             try {
                 T value = result_from_python<T>(out);
-                std::lock_guard<std::mutex> lock(mutex_);
-                items_.push_back(std::move(value));
+                bool half = false;
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    items_.push_back(std::move(value));
+                    half = waiter_ != nullptr && items_.size() >= (window_ + 1) / 2;
+                }
+                if (half) // the consumer waits: it reads this half while the pump goes on
+                    notify();
             } catch (...) { // a conversion error ends the stream at this item
                 end(std::current_exception());
                 closing_ = true;
@@ -818,7 +851,7 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
     void run() noexcept override {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            wake_queued_ = false;
+            wake_ = wake::none;
             python_waits_ = false;
         }
         wake_python();
@@ -839,15 +872,32 @@ protected:
     /// Python let go: the buffer is dropped, a waiting write ends with operation_aborted.
     virtual void python_gone() noexcept = 0;
 
-    /// Producer side: queues the wake job (once: the caller set wake_queued_).
+public:
+    /// Producer side: queues the wake job (once: the caller set wake_ to pushed).
     void push_wake() noexcept {
         add_ref(); // the job's
         locals_->bridge()->push(this);
     }
 
+    /// Producer side, once it suspended: queues the wake job unless it went already.
+    void posted_wake() noexcept {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (wake_ != wake::posted)
+                return;
+            wake_ = wake::pushed;
+        }
+        push_wake();
+    }
+
+protected:
+    /// The wake of a waiting Python: none on its way, posted to run once the producer
+    /// suspends, or pushed to the loop.
+    enum class wake { none, posted, pushed };
+
     std::mutex mutex_;
     bool python_waits_ = false; // Python found the buffer empty
-    bool wake_queued_ = false;
+    wake wake_ = wake::none;
     bool gone_ = false; // Python let go
 
 private:
@@ -877,23 +927,30 @@ template <class T> class producer_items : public producer_base {
 public:
     explicit producer_items(std::size_t capacity) : capacity_(capacity) {}
 
-    /// Producer: appends `value` (moved from) unless the buffer is full (false). Throws
+    enum class written { no_room, yes, yes_post_wake, yes_push_wake };
+
+    /// Producer: appends `value` (moved from) unless the buffer is full (no_room). When Python
+    /// waits, the caller must wake it: once the buffer is half full, at once (push_wake(), so
+    /// that Python reads while the producer writes), else once the producer suspends
+    /// (posted_wake(), posted), so that the items written until then ride along. Throws
     /// operation_aborted once Python let go.
-    bool try_write(T& value) {
-        bool wake = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (gone_)
-                throw std::system_error(asio::error::operation_aborted);
-            if (items_.size() >= capacity_)
-                return false;
-            items_.push_back(std::move(value));
-            wake = python_waits_ && !wake_queued_;
-            wake_queued_ = wake_queued_ || wake;
+    written try_write(T& value) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (gone_)
+            throw std::system_error(asio::error::operation_aborted);
+        if (items_.size() + in_hand_ >= capacity_)
+            return written::no_room;
+        items_.push_back(std::move(value));
+        if (!python_waits_ || wake_ == wake::pushed)
+            return written::yes;
+        if (items_.size() >= (capacity_ + 1) / 2) {
+            wake_ = wake::pushed;
+            return written::yes_push_wake;
         }
-        if (wake)
-            push_wake();
-        return true;
+        if (wake_ == wake::posted)
+            return written::yes;
+        wake_ = wake::posted;
+        return written::yes_post_wake;
     }
 
     /// Producer: waits for room (pending p).
@@ -902,8 +959,9 @@ public:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             gone = gone_;
-            if (!gone && items_.size() >= capacity_) {
+            if (!gone && items_.size() + in_hand_ >= capacity_) {
                 room_waiter_ = p;
+                producer_waits_.store(true, std::memory_order_release);
                 return;
             }
         }
@@ -926,23 +984,32 @@ protected:
     ~producer_items() override { std::unique_ptr<pending<>> w(room_waiter_); }
 
 private:
+    /// Python takes the items in batches: the whole buffer at once into its own (no lock per
+    /// item). The producer counts those as still buffered until the next batch (or, while it
+    /// waits for room, until Python took half of them).
     bool take(object& out) override {
-        std::optional<T> item;
-        pending<>* writer = nullptr;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (items_.empty()) {
-                python_waits_ = true;
-                return false;
+        if (local_.empty() || producer_waits_.load(std::memory_order_acquire)) {
+            pending<>* writer = nullptr;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (local_.empty())
+                    local_.swap(items_);
+                in_hand_ = local_.size();
+                if (local_.empty()) {
+                    python_waits_ = true;
+                    return false;
+                }
+                if (room_waiter_ != nullptr && items_.size() + in_hand_ <= capacity_ / 2 + 1) {
+                    writer = std::exchange(room_waiter_, nullptr);
+                    producer_waits_.store(false, std::memory_order_relaxed);
+                }
             }
-            item.emplace(std::move(items_.front()));
-            items_.pop_front();
-            if (room_waiter_ != nullptr && items_.size() <= capacity_ / 2)
-                writer = std::exchange(room_waiter_, nullptr);
+            if (writer != nullptr)
+                writer->complete(nullptr);
         }
-        if (writer != nullptr)
-            writer->complete(nullptr);
-        out = pyasio::to_python(std::move(*item));
+        T item = std::move(local_.front());
+        local_.pop_front();
+        out = pyasio::to_python(std::move(item));
         return true;
     }
 
@@ -955,13 +1022,17 @@ private:
             dropped.swap(items_);
             writer = std::exchange(room_waiter_, nullptr);
         }
+        local_.clear();
         if (writer != nullptr)
             writer->complete(operation_aborted());
     }
 
-    std::deque<T> items_;
+    std::deque<T> items_;     // written by the producer, under mutex_
+    std::deque<T> local_;     // the batch Python reads from (loop thread)
+    std::size_t in_hand_ = 0; // the size of local_ when Python last looked, under mutex_
     std::size_t capacity_;
     pending<>* room_waiter_ = nullptr;
+    std::atomic<bool> producer_waits_{false}; // room_waiter_ is set
 };
 
 template <class T, class Producer> class producer_core;
@@ -975,11 +1046,33 @@ public:
     /// Appends `value` to the stream; suspends while the buffer is full (backpressure). Throws
     /// asio::error::operation_aborted (a std::system_error) once Python stopped reading (break,
     /// aclose(), the stream collected): the producer should then end.
+    ///
+    /// When Python waits for this item, it is woken once the producer next suspends (its next
+    /// wait, or its end) or the buffer is half full, whichever comes first: the items written
+    /// until then ride along, one wake of the loop per batch.
     asio::awaitable<void> write(T value) const {
-        while (!core_->try_write(value))
-            co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
-                detail::initiate_pending<detail::producer_items<T>>{core_.get()},
-                asio::use_awaitable);
+        using written = typename detail::producer_items<T>::written;
+        for (;;) {
+            switch (core_->try_write(value)) {
+            case written::yes:
+                co_return;
+            case written::yes_push_wake:
+                core_->push_wake();
+                co_return;
+            case written::yes_post_wake: {
+                // NOTE: the executor first, in a statement of its own: g++ 12 mishandles
+                // temporaries of a call that also has a co_await among its arguments.
+                auto ex = co_await asio::this_coro::executor;
+                asio::post(ex, [core = core_] { core->posted_wake(); });
+                co_return;
+            }
+            case written::no_room:
+                co_await asio::async_initiate<const asio::use_awaitable_t<>&,
+                                              void(std::exception_ptr)>(
+                    detail::initiate_pending<detail::producer_items<T>>{core_.get()},
+                    asio::use_awaitable);
+            }
+        }
     }
 
     /// The most items buffered ahead of Python.
@@ -1017,46 +1110,45 @@ inline stream_object* as_stream(PyObject* o) {
     return reinterpret_cast<stream_object*>(o);
 }
 
-/// One step of a _StreamNext: the item (StopIteration(item)), the end (StopAsyncIteration),
-/// the producer's error, or the future to wait on.
-inline PyObject* next_step(PyObject* o, PyObject* thrown) {
+/// One step of a _StreamNext: returned (out: the item), raised (StopAsyncIteration at the end,
+/// the producer's error), or yielded (out: the future to wait on).
+inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
     auto* self = reinterpret_cast<next_object*>(o);
     if (self->finished) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited __anext__()/aclose()");
-        return nullptr;
+        return resumed::raised;
     }
     try {
         for (;;) {
             if (self->inner != nullptr) {
-                object out;
                 resumed r = resume(handle(self->inner), thrown, out);
                 thrown = nullptr;
                 if (r == resumed::yielded)
-                    return out.release();
+                    return r;
                 Py_CLEAR(self->inner);
                 if (r == resumed::raised) { // cancelled while it waited
                     self->finished = true;
-                    return nullptr;
+                    return r;
                 }
             } else if (thrown != nullptr) {
                 self->finished = true;
                 PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(thrown)), thrown);
-                return nullptr;
+                return resumed::raised;
             }
             if (self->closing) {
                 self->finished = true;
-                return return_value(handle(Py_None));
+                out = borrow(Py_None);
+                return resumed::returned;
             }
             producer_base* core = as_stream(self->stream)->core;
-            object item;
-            switch (core->poll(item)) {
+            switch (core->poll(out)) {
             case producer_base::polled::item:
                 self->finished = true;
-                return return_value(item);
+                return resumed::returned;
             case producer_base::polled::end:
                 self->finished = true;
                 PyErr_SetNone(PyExc_StopAsyncIteration);
-                return nullptr;
+                return resumed::raised;
             case producer_base::polled::wait:
                 self->inner = await_iter(core->waiting(), "create_future()").release();
             }
@@ -1064,12 +1156,25 @@ inline PyObject* next_step(PyObject* o, PyObject* thrown) {
     } catch (...) {
         self->finished = true;
         translate_exception(std::current_exception());
+        return resumed::raised;
+    }
+}
+
+/// A step as the iterator protocol reports it (a result is StopIteration(result)).
+inline PyObject* next_as_iterator(PyObject* o, PyObject* thrown) {
+    object out;
+    switch (next_step(o, thrown, out)) {
+    case resumed::yielded:
+        return out.release();
+    case resumed::returned:
+        return return_value(out);
+    default:
         return nullptr;
     }
 }
 
 inline PyObject* next_iternext(PyObject* o) {
-    return next_step(o, nullptr);
+    return next_as_iterator(o, nullptr);
 }
 
 inline PyObject* next_send(PyObject* o, PyObject* arg) {
@@ -1077,8 +1182,24 @@ inline PyObject* next_send(PyObject* o, PyObject* arg) {
         PyErr_SetString(PyExc_TypeError, "pyasio._StreamNext only accepts send(None)");
         return nullptr;
     }
-    return next_step(o, nullptr);
+    return next_as_iterator(o, nullptr);
 }
+
+#if PY_VERSION_HEX >= 0x030A0000
+/// am_send: `await` takes the item without a StopIteration (3.10+).
+inline PySendResult next_am_send(PyObject* o, PyObject* arg, PyObject** result) {
+    *result = nullptr;
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "pyasio._StreamNext only accepts send(None)");
+        return PYGEN_ERROR;
+    }
+    object out;
+    resumed r = next_step(o, nullptr, out);
+    *result = out.release();
+    return r == resumed::yielded ? PYGEN_NEXT
+                                 : (r == resumed::returned ? PYGEN_RETURN : PYGEN_ERROR);
+}
+#endif
 
 inline PyObject* next_throw(PyObject* o, PyObject* args) {
     object e;
@@ -1088,7 +1209,7 @@ inline PyObject* next_throw(PyObject* o, PyObject* args) {
         translate_exception(std::current_exception());
         return nullptr;
     }
-    return next_step(o, e.ptr());
+    return next_as_iterator(o, e.ptr());
 }
 
 inline PyObject* next_close(PyObject* o, PyObject*) {
@@ -1145,8 +1266,11 @@ inline void stream_dealloc(PyObject* o) {
 
 } // namespace detail
 
-/// How many items a stream buffers by default (into_stream's window, stream_into_py's capacity).
+/// How many items into_stream fetches ahead of the C++ consumer by default.
 inline constexpr std::size_t default_stream_window = 64;
+/// How many items stream_into_py buffers ahead of Python by default. Larger than the window:
+/// Python reads in batches, and each batch costs a wake of the loop (see docs/benchmarks.md).
+inline constexpr std::size_t default_stream_capacity = 256;
 
 /// Python reads a C++ producer: a pyasio.AsyncStream for `async for`, fed by `producer`, a
 /// callable `(pyasio::stream_writer<T>) -> asio::awaitable<void>` that co_awaits
@@ -1180,7 +1304,7 @@ object stream_into_py(Producer producer, std::size_t capacity, asio::any_io_exec
 
 /// stream_into_py on the default runtime.
 template <class T, class Producer>
-object stream_into_py(Producer producer, std::size_t capacity = default_stream_window) {
+object stream_into_py(Producer producer, std::size_t capacity = default_stream_capacity) {
     return stream_into_py<T>(std::move(producer), capacity, default_executor());
 }
 
@@ -1211,7 +1335,7 @@ struct channel_value<
 /// pending receive. Call with the GIL.
 template <class Channel>
 object channel_into_py(std::shared_ptr<Channel> channel,
-                       std::size_t capacity = default_stream_window) {
+                       std::size_t capacity = default_stream_capacity) {
     using T = typename detail::channel_value<Channel>::type;
     if (!channel)
         throw std::invalid_argument("pyasio::channel_into_py: no channel (an empty shared_ptr)");
@@ -1249,7 +1373,7 @@ public:
     }
 
     /// The next item: an Asio async operation with signature void(std::exception_ptr,
-    /// std::optional<T>), so every completion token works (default: asio::use_awaitable).
+    /// std::optional<T>), so every completion token works (next() below: asio::use_awaitable).
     ///
     /// Outcomes: the item (converted to T on the loop thread); std::nullopt at the end; the
     /// iterator's exception as pyasio::python_error, at the item where it was raised (and at
@@ -1258,11 +1382,20 @@ public:
     /// cancelled, which ends an async generator); pyasio::task_cancelled when Python cancelled
     /// the reading task; pyasio::event_loop_closed when the loop closed first. One next() at a
     /// time: a second while one waits completes with std::logic_error.
-    template <class Token = asio::use_awaitable_t<>> auto next(Token&& token = Token()) {
+    template <class Token> auto next(Token&& token) {
         if (!core_)
             throw std::logic_error("pyasio::async_stream::next: the stream was moved from");
         return asio::async_initiate<Token, void(std::exception_ptr, std::optional<T>)>(
             detail::initiate_pending<detail::stream_core<T>, std::optional<T>>{core_.get()}, token);
+    }
+
+    /// next(asio::use_awaitable), for `co_await s.next()`, with a fast path: an item that is
+    /// already there is taken without suspending (no completion is posted).
+    asio::awaitable<std::optional<T>> next() {
+        std::optional<T> item;
+        if (core_ && core_->try_take(item))
+            co_return item;
+        co_return co_await next(asio::use_awaitable);
     }
 
     /// The most items fetched ahead of the consumer.
