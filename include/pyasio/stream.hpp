@@ -665,6 +665,7 @@ private:
         const stream_names& names = per_interpreter<stream_names>();
         bool cancelled = e.matches(names.cancelled_error);
         switch (phase_) {
+        case phase::idle:     // cancelled before its first step
         case phase::fetching: // the iterator raised: it is finished
             if (e.matches(handle(PyExc_StopAsyncIteration)) || (cancelled && closing_))
                 end(nullptr);
@@ -730,6 +731,10 @@ private:
 
     /// The pump finished: the waiting next() hears the end; Python references go.
     void finish() noexcept {
+        // NOTE: whatever ended the pump, the consumer hears an end (a no-op when it has one)
+        end(std::make_exception_ptr(task_cancelled(
+            "pyasio::into_stream: the task reading the async iterator ended early (cancelled "
+            "by Python)")));
         notify();
         locals_.bridge()->unwatch(this);
         room_ = object();

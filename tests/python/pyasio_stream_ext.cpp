@@ -286,6 +286,14 @@ PyObject* stream_capacity(PyObject*, PyObject* arg) {
     });
 }
 
+/// channel_none(): channel_into_py of an empty shared_ptr (ValueError).
+PyObject* channel_none(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        using channel = asio::experimental::concurrent_channel<void(asio::error_code, long)>;
+        return pyasio::channel_into_py(std::shared_ptr<channel>());
+    });
+}
+
 /// counters(): (consumed, produced, producers_ended, producers_aborted, producers_started).
 PyObject* counters(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
@@ -306,6 +314,7 @@ PyMethodDef methods[] = {
     {"strings", strings, METH_NOARGS, "a producer of strings"},
     {"channel_count", channel_count, METH_VARARGS, "an Asio channel for async for"},
     {"stream_capacity", stream_capacity, METH_O, "stream_into_py with a capacity"},
+    {"channel_none", channel_none, METH_NOARGS, "channel_into_py(nullptr)"},
     {"counters", counters, METH_NOARGS, "(consumed, produced, ended, aborted, started)"},
     {nullptr, nullptr, 0, nullptr}};
 

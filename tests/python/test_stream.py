@@ -168,6 +168,24 @@ class PythonToCpp:
 
         self.run_on_loop(main())
 
+    def test_python_cancelling_the_reading_task(self):
+        record = Record()
+
+        async def main():
+            reading = m.collect(record.numbers(pause_every=2, pause=10.0), 8)
+            pumps = []
+            while not pumps:
+                await asyncio.sleep(0.001)
+                pumps = [t for t in asyncio.all_tasks()
+                         if type(t.get_coro()).__name__ == "_StreamPump"]
+            await asyncio.sleep(0.02)  # the generator waits for item 2
+            pumps[0].cancel()
+            items, end = await reading
+            self.assertEqual((items, end), ([0, 1], "cancelled by python"))
+            self.assertEqual(record.ended_by, "CancelledError")
+
+        self.run_on_loop(main())
+
     def test_a_slow_consumer_holds_the_generator_back(self):
         window = 8
         base = m.counters()[0]
@@ -206,7 +224,7 @@ class PythonToCpp:
 
         self.run_on_loop(main())
 
-    def test_misuse(self):
+    def test_misuse_of_into_stream(self):
         async def agen():
             yield 1
 
@@ -238,7 +256,7 @@ class PythonToCpp:
 class CppToPython:
     """Python reads C++ producers with async for."""
 
-    def test_a_million_items_in_order(self):
+    def test_async_for_over_a_million_items_in_order(self):
         async def main():
             expected = 0
             async for x in m.count(1_000_000):
@@ -339,7 +357,7 @@ class CppToPython:
 
         self.run_on_loop(main())
 
-    def test_many_streams_at_once(self):
+    def test_many_producers_at_once(self):
         async def read(stream):
             return [x async for x in stream]
 
@@ -375,9 +393,11 @@ class CppToPython:
 
         self.run_on_loop(main())
 
-    def test_misuse(self):
+    def test_misuse_of_stream_into_py(self):
         with self.assertRaisesRegex(ValueError, "capacity must be at least 1"):
             m.stream_capacity(0)
+        with self.assertRaisesRegex(ValueError, "no channel"):
+            m.channel_none()
         with self.assertRaisesRegex(RuntimeError, "no running event loop"):
             m.count(3).__anext__()
 
