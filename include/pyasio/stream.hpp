@@ -398,8 +398,7 @@ public:
                 error = std::make_exception_ptr(std::logic_error(
                     "pyasio::async_stream::next: called while another next() of this stream "
                     "waits; await one item at a time"));
-            } else if (!items_.empty()) {
-                room = take_locked(item);
+            } else if (take_locked(item, room)) {
             } else if (ended_) {
                 error = end_error_;
             } else {
@@ -419,17 +418,22 @@ public:
     /// C++ side: takes the next item (or the end) at once when there is one: true; false when
     /// the consumer must wait (wait()). Throws the stream's error at its end. Any thread.
     bool try_take(std::optional<T>& item) {
+        if (!local_.empty() && !room_wanted_.load(std::memory_order_acquire)) {
+            item.emplace(std::move(local_.front())); // the batch: no lock
+            local_.pop_front();
+            return true;
+        }
         bool room = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (waiter_ != nullptr)
                 return false; // wait() reports the misuse
-            if (!items_.empty())
-                room = take_locked(item);
-            else if (!ended_)
-                return false;
-            else if (end_error_)
-                std::rethrow_exception(end_error_);
+            if (!take_locked(item, room)) {
+                if (!ended_)
+                    return false;
+                if (end_error_)
+                    std::rethrow_exception(end_error_);
+            }
         }
         if (room)
             push_job([](stream_core& c) { c.room(); });
@@ -552,14 +556,25 @@ private:
         }
     }
 
-    /// Pops the front item; true when the pump waits for room and now has it. Mutex held.
-    bool take_locked(std::optional<T>& item) {
-        item.emplace(std::move(items_.front()));
-        items_.pop_front();
-        if (!room_wanted_ || items_.size() > window_ / 2)
-            return false;
-        room_wanted_ = false;
-        return true;
+    /// Pops the consumer's next item: from its batch, else the whole buffer becomes its batch
+    /// (so that it takes the next ones without the lock); false when there is none. `room`:
+    /// the pump waits for room and now has it. Mutex held.
+    bool take_locked(std::optional<T>& item, bool& room) {
+        if (local_.empty())
+            local_.swap(items_);
+        bool taken = !local_.empty();
+        if (taken) {
+            item.emplace(std::move(local_.front()));
+            local_.pop_front();
+        }
+        // NOTE: even when there is nothing: the pump may wait on a count of items in hand that
+        // the consumer has taken since
+        in_hand_ = local_.size();
+        room =
+            room_wanted_.load(std::memory_order_relaxed) && items_.size() + in_hand_ <= window_ / 2;
+        if (room)
+            room_wanted_.store(false, std::memory_order_relaxed);
+        return taken;
     }
 
     /// Starts the pump: at once on the loop thread, else through the bridge.
@@ -618,8 +633,8 @@ private:
         bool full = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            full = items_.size() >= window_;
-            room_wanted_ = full;
+            full = items_.size() + in_hand_ >= window_;
+            room_wanted_.store(full, std::memory_order_relaxed);
         }
         if (full) {
             phase_ = phase::room;
@@ -716,12 +731,12 @@ private:
             std::lock_guard<std::mutex> lock(mutex_);
             if (waiter_ == nullptr)
                 return;
-            if (!items_.empty())
-                room = take_locked(item);
-            else if (ended_)
+            // NOTE: the consumer waits, so it does not touch its batch until it is completed
+            if (!take_locked(item, room)) {
+                if (!ended_)
+                    return;
                 error = end_error_;
-            else
-                return;
+            }
             p = std::exchange(waiter_, nullptr);
         }
         if (room)
@@ -756,7 +771,7 @@ private:
         closing_ = true;
         if (phase_ == phase::room) {
             std::lock_guard<std::mutex> lock(mutex_);
-            room_wanted_ = false;
+            room_wanted_.store(false, std::memory_order_relaxed);
         }
         if (phase_ == phase::room && room_)
             call_method(room_, per_interpreter<stream_names>().set_result, handle(Py_None));
@@ -770,8 +785,11 @@ private:
     bool ended_ = false;
     std::exception_ptr end_error_;
     pending<std::optional<T>>* waiter_ = nullptr;
-    bool room_wanted_ = false;
+    std::size_t in_hand_ = 0; // the size of local_ when the consumer last took the lock
+    std::atomic<bool> room_wanted_{false}; // the pump waits for room (written under mutex_)
     bool started_ = false;
+    // The consumer's batch: its side only (the pump hands a waiting consumer its first item).
+    std::deque<T> local_;
     std::atomic<bool> cpp_cancelled_{false};
 
     std::unique_ptr<stream_source> source_;
@@ -993,28 +1011,35 @@ private:
     /// item). The producer counts those as still buffered until the next batch (or, while it
     /// waits for room, until Python took half of them).
     bool take(object& out) override {
-        if (local_.empty() || producer_waits_.load(std::memory_order_acquire)) {
+        std::optional<T> item;
+        if (!local_.empty() && !producer_waits_.load(std::memory_order_acquire)) {
+            item.emplace(std::move(local_.front())); // the batch: no lock
+            local_.pop_front();
+        } else {
             pending<>* writer = nullptr;
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 if (local_.empty())
                     local_.swap(items_);
-                in_hand_ = local_.size();
-                if (local_.empty()) {
-                    python_waits_ = true;
-                    return false;
+                if (!local_.empty()) {
+                    item.emplace(std::move(local_.front()));
+                    local_.pop_front();
                 }
-                if (room_waiter_ != nullptr && items_.size() + in_hand_ <= capacity_ / 2 + 1) {
+                // NOTE: even when there is nothing: the producer may wait on a count of items
+                // in hand that Python has taken since
+                in_hand_ = local_.size();
+                if (room_waiter_ != nullptr && items_.size() + in_hand_ <= capacity_ / 2) {
                     writer = std::exchange(room_waiter_, nullptr);
                     producer_waits_.store(false, std::memory_order_relaxed);
                 }
+                python_waits_ = !item;
             }
             if (writer != nullptr)
                 writer->complete(nullptr);
+            if (!item)
+                return false;
         }
-        T item = std::move(local_.front());
-        local_.pop_front();
-        out = pyasio::to_python(std::move(item));
+        out = pyasio::to_python(std::move(*item));
         return true;
     }
 

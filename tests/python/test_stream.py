@@ -59,11 +59,13 @@ class PythonToCpp:
 
         self.run_on_loop(main())
 
-    def test_every_window_with_awaits_between_items(self):
+    def test_every_window_with_and_without_awaits_between_items(self):
         async def main():
             for window in (1, 2, 3, 64):
-                items, end = await m.collect(Record().numbers(500, pause_every=7), window)
-                self.assertEqual((items, end), (list(range(500)), "end"), window)
+                for pause_every in (0, 7):
+                    items, end = await m.collect(
+                        Record().numbers(2000, pause_every=pause_every), window)
+                    self.assertEqual((items, end), (list(range(2000)), "end"), window)
 
         self.run_on_loop(main())
 
@@ -267,11 +269,12 @@ class CppToPython:
 
         self.run_on_loop(main())
 
-    def test_every_capacity_with_pauses(self):
+    def test_every_capacity_with_and_without_pauses(self):
         async def main():
             for capacity in (1, 2, 3, 64):
-                items = [x async for x in m.count(50, capacity, 1 if capacity < 3 else 0)]
-                self.assertEqual(items, list(range(50)), capacity)
+                for n, pause_ms in ((2000, 0), (20, 1)):
+                    items = [x async for x in m.count(n, capacity, pause_ms)]
+                    self.assertEqual(items, list(range(n)), capacity)
 
         self.run_on_loop(main())
 
