@@ -1296,11 +1296,10 @@ inline void stream_dealloc(PyObject* o) {
 
 } // namespace detail
 
-/// How many items into_stream fetches ahead of the C++ consumer by default.
-inline constexpr std::size_t default_stream_window = 64;
-/// How many items stream_into_py buffers ahead of Python by default. Larger than the window:
-/// Python reads in batches, and each batch costs a wake of the loop (see docs/benchmarks.md).
-inline constexpr std::size_t default_stream_capacity = 256;
+/// How many items a stream buffers by default: into_stream's window, stream_into_py's
+/// capacity. Each batch costs a wake of a thread (20-30 µs on a small VM); 256 small items
+/// amortize it (see docs/benchmarks.md). Memory: 256 items.
+inline constexpr std::size_t default_stream_window = 256;
 
 /// Python reads a C++ producer: a pyasio.AsyncStream for `async for`, fed by `producer`, a
 /// callable `(pyasio::stream_writer<T>) -> asio::awaitable<void>` that co_awaits
@@ -1334,7 +1333,7 @@ object stream_into_py(Producer producer, std::size_t capacity, asio::any_io_exec
 
 /// stream_into_py on the default runtime.
 template <class T, class Producer>
-object stream_into_py(Producer producer, std::size_t capacity = default_stream_capacity) {
+object stream_into_py(Producer producer, std::size_t capacity = default_stream_window) {
     return stream_into_py<T>(std::move(producer), capacity, default_executor());
 }
 
@@ -1365,7 +1364,7 @@ struct channel_value<
 /// pending receive. Call with the GIL.
 template <class Channel>
 object channel_into_py(std::shared_ptr<Channel> channel,
-                       std::size_t capacity = default_stream_capacity) {
+                       std::size_t capacity = default_stream_window) {
     using T = typename detail::channel_value<Channel>::type;
     if (!channel)
         throw std::invalid_argument("pyasio::channel_into_py: no channel (an empty shared_ptr)");

@@ -166,8 +166,9 @@ PyObject* two_nexts(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         auto s = pyasio::into_stream<long>(pyasio::borrow(arg));
         return pyasio::future_into_py([s = std::move(s)]() mutable -> asio::awaitable<std::string> {
-            s.next(asio::bind_executor(co_await asio::this_coro::executor,
-                                       [](std::exception_ptr, std::optional<long>) {}));
+            auto ex = co_await asio::this_coro::executor;
+            s.next(asio::bind_executor(
+                ex, [](const std::exception_ptr&, const std::optional<long>&) {}));
             try {
                 co_await s.next();
                 co_return "both";
