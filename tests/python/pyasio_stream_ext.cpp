@@ -12,6 +12,7 @@
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -123,6 +124,33 @@ PyObject* collect_call(PyObject*, PyObject* args) {
         return pyasio::future_into_py([call = std::move(call)]() mutable {
             return read<long>(pyasio::into_stream<long>(std::move(call)), -1, 0);
         });
+    });
+}
+
+std::mutex recorded_mutex;
+std::string recorded_outcome; // how read_recorded's reading ended ("" while it reads)
+
+/// read_recorded(aiterable): C++ reads the stream and records how the reading ended (for a
+/// loop that may close first); recorded() returns it.
+PyObject* read_recorded(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        {
+            std::lock_guard<std::mutex> lock(recorded_mutex);
+            recorded_outcome.clear();
+        }
+        auto s = pyasio::into_stream<long>(pyasio::borrow(arg), 4);
+        return pyasio::future_into_py([s = std::move(s)]() mutable -> asio::awaitable<void> {
+            auto [items, end] = co_await read<long>(std::move(s), -1, 0);
+            std::lock_guard<std::mutex> lock(recorded_mutex);
+            recorded_outcome = std::to_string(items.size()) + " items, " + end;
+        });
+    });
+}
+
+PyObject* recorded(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        std::lock_guard<std::mutex> lock(recorded_mutex);
+        return recorded_outcome;
     });
 }
 
@@ -309,6 +337,8 @@ PyMethodDef methods[] = {
     {"collect_call", collect_call, METH_VARARGS, "into_stream(async_function(fn)(n))"},
     {"read_then_cancel", read_then_cancel, METH_VARARGS, "next() cancelled by a timer"},
     {"two_nexts", two_nexts, METH_O, "two next() at once"},
+    {"read_recorded", read_recorded, METH_O, "C++ reads; the outcome is recorded"},
+    {"recorded", recorded, METH_NOARGS, "read_recorded's outcome"},
     {"into_stream_of", into_stream_of, METH_O, "into_stream(x)"},
     {"into_stream_window", into_stream_window, METH_VARARGS, "into_stream(x, window)"},
     {"count", count, METH_VARARGS, "a C++ producer for async for"},

@@ -4,6 +4,7 @@ iterators (pyasio::into_stream), Python reads C++ producers (pyasio::stream_into
 channels (pyasio::channel_into_py) with `async for`."""
 import asyncio
 import gc
+import time
 import unittest
 
 import _pyasio_stream_test as m
@@ -187,6 +188,29 @@ class PythonToCpp:
             self.assertEqual(record.ended_by, "CancelledError")
 
         self.run_on_loop(main())
+
+    def test_a_loop_closed_while_cpp_reads(self):
+        record = Record()
+        loop = self.loop_factory()
+
+        async def start():
+            reading = m.read_recorded(record.numbers(pause_every=2, pause=3600.0))
+            await until(lambda: record.yielded == 2, "two items")
+            await asyncio.sleep(0.02)  # the generator waits for item 2
+            return reading
+
+        try:
+            reading = loop.run_until_complete(start())
+            self.assertEqual(m.recorded(), "")
+        finally:
+            loop.close()
+        for _ in range(2000):
+            if m.recorded():
+                break
+            time.sleep(0.001)
+        self.assertRegex(m.recorded(), "^2 items, loop closed: pyasio::into_stream: the event "
+                         "loop was closed while C\\+\\+ read this stream")
+        del reading
 
     def test_a_slow_consumer_holds_the_generator_back(self):
         window = 8
