@@ -760,6 +760,7 @@ private:
 
     /// The consumer took items: the pump may go on. Loop thread.
     void room() {
+        // NOTE: once: a room job and a close job may both find the pump still waiting
         if (phase_ == phase::room && room_ &&
             call_method(room_, per_interpreter<stream_names>().done).ptr() != Py_True)
             call_method(room_, per_interpreter<stream_names>().set_result, handle(Py_None));
@@ -773,8 +774,8 @@ private:
             std::lock_guard<std::mutex> lock(mutex_);
             room_wanted_.store(false, std::memory_order_relaxed);
         }
-        if (phase_ == phase::room && room_)
-            call_method(room_, per_interpreter<stream_names>().set_result, handle(Py_None));
+        if (phase_ == phase::room)
+            room();
         else if (phase_ == phase::fetching && task_)
             call_method(task_, per_interpreter<stream_names>().cancel);
     }

@@ -4,6 +4,7 @@ iterators (pyasio::into_stream), Python reads C++ producers (pyasio::stream_into
 channels (pyasio::channel_into_py) with `async for`."""
 import asyncio
 import gc
+import sys
 import time
 import unittest
 
@@ -446,12 +447,18 @@ class Loops:
         loop.set_debug(False)  # -X dev's debug mode records a traceback per handle: slow
         errors = []
         loop.set_exception_handler(lambda loop, ctx: errors.append(ctx["message"]))
+        unraisable = []
+        hook, sys.unraisablehook = sys.unraisablehook, lambda u: unraisable.append(
+            "%s: %s" % (type(u.exc_value).__name__, u.exc_value))
         try:
             return loop.run_until_complete(coro)
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+            gc.collect()
+            sys.unraisablehook = hook
             self.assertEqual(errors, [], "the loop reported errors")
+            self.assertEqual(unraisable, [], "errors were reported as unraisable")
 
 
 class OnAsyncio(Loops, PythonToCpp, CppToPython, unittest.TestCase):
