@@ -455,6 +455,26 @@ inline PyObject* lazy_iternext(PyObject* o) {
     return lazy_send(o, Py_None);
 }
 
+/// The exception instance that coroutine.throw(type[, value[, tb]]) or throw(instance) names.
+inline object thrown_exception(PyObject* args) {
+    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
+        throw_error_already_set();
+    if (PyExceptionInstance_Check(type))
+        return borrow(type);
+    if (!PyExceptionClass_Check(type))
+        throw_error(PyExc_TypeError, "throw() takes an exception class or instance");
+    PyErr_SetObject(type, value == nullptr ? Py_None : value);
+    python_error e = python_error::fetch();
+    return borrow(e.value());
+}
+
+/// am_await of an object that is its own iterator (a coroutine-like object).
+inline PyObject* self_await(PyObject* o) {
+    Py_INCREF(o);
+    return o;
+}
+
 inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
     auto* self = reinterpret_cast<lazy_object*>(o);
     if (self->stage == 1) {
@@ -463,13 +483,12 @@ inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
     }
     // Never started (or finished): like a coroutine, raise the exception here and end.
     self->stage = 2;
-    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
-        return nullptr;
-    if (PyExceptionInstance_Check(type))
-        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(type)), type);
-    else
-        PyErr_SetObject(type, value == nullptr ? Py_None : value);
+    try {
+        object e = thrown_exception(args);
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
+    } catch (...) {
+        translate_exception(std::current_exception());
+    }
     return nullptr;
 }
 
@@ -482,11 +501,6 @@ inline PyObject* lazy_close(PyObject* o, PyObject*) {
     }
     self->stage = 2;
     Py_RETURN_NONE;
-}
-
-inline PyObject* lazy_await(PyObject* o) {
-    Py_INCREF(o);
-    return o;
 }
 
 inline void lazy_finalize(PyObject* o) {
@@ -526,7 +540,7 @@ private:
             {Py_tp_dealloc, reinterpret_cast<void*>(lazy_dealloc)},
             {Py_tp_finalize, reinterpret_cast<void*>(lazy_finalize)},
             {Py_tp_iternext, reinterpret_cast<void*>(lazy_iternext)},
-            {Py_am_await, reinterpret_cast<void*>(lazy_await)},
+            {Py_am_await, reinterpret_cast<void*>(self_await)},
             {Py_tp_methods, methods},
             {Py_tp_doc, const_cast<char*>(
                             "A C++ operation that starts on the event loop that first awaits it.")},

@@ -71,10 +71,10 @@ enum class resumed { yielded, returned, raised };
 /// yielded (to pass up to the task) or returned (its result); when it raised, the Python error
 /// is set. GIL held.
 inline resumed resume(handle it, PyObject* thrown, object& out) {
-    const stream_names& names = per_interpreter<stream_names>();
     PyObject* r = nullptr;
     if (thrown != nullptr) {
-        r = PyObject_CallMethodObjArgs(it.ptr(), names.throw_.ptr(), thrown, nullptr);
+        r = PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().throw_.ptr(),
+                                       thrown, nullptr);
     } else {
 #if PY_VERSION_HEX >= 0x030A0000
         PyObject* result = nullptr;
@@ -86,7 +86,8 @@ inline resumed resume(handle it, PyObject* thrown, object& out) {
         iternextfunc next = Py_TYPE(it.ptr())->tp_iternext;
         r = next != nullptr
                 ? next(it.ptr())
-                : PyObject_CallMethodObjArgs(it.ptr(), names.send.ptr(), Py_None, nullptr);
+                : PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().send.ptr(),
+                                             Py_None, nullptr);
 #endif
     }
     if (r != nullptr) {
@@ -100,7 +101,7 @@ inline resumed resume(handle it, PyObject* thrown, object& out) {
     if (!PyErr_ExceptionMatches(PyExc_StopIteration))
         return resumed::raised;
     python_error stop = python_error::fetch();
-    out = getattr(stop.value(), names.value);
+    out = getattr(stop.value(), per_interpreter<stream_names>().value);
     return resumed::returned;
 }
 
@@ -120,20 +121,6 @@ inline PyObject* return_value(handle value) {
         Py_DECREF(stop);
     }
     return nullptr;
-}
-
-/// The exception instance that coroutine.throw(type[, value[, tb]]) or throw(instance) names.
-inline object thrown_exception(PyObject* args) {
-    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
-        throw_error_already_set();
-    if (PyExceptionInstance_Check(type))
-        return borrow(type);
-    if (!PyExceptionClass_Check(type))
-        throw_error(PyExc_TypeError, "throw() takes an exception class or instance");
-    PyErr_SetObject(type, value == nullptr ? Py_None : value);
-    python_error e = python_error::fetch();
-    return borrow(e.value());
 }
 
 /// One pending wait of a stream (a next() of the C++ consumer, or a write() of the C++
@@ -246,11 +233,6 @@ inline PyObject* pump_throw(PyObject* o, PyObject* args) {
 inline PyObject* pump_close(PyObject* o, PyObject*) {
     reinterpret_cast<pump_object*>(o)->target->close_pump();
     Py_RETURN_NONE;
-}
-
-inline PyObject* self_await(PyObject* o) {
-    Py_INCREF(o);
-    return o;
 }
 
 inline void pump_dealloc(PyObject* o) {
@@ -543,10 +525,7 @@ public:
 private:
     enum class phase { idle, fetching, room, closing, done };
 
-    ~stream_core() override {
-        std::unique_ptr<pending<std::optional<T>>> w(waiter_); // never completed: dropped
-    }
-
+    ~stream_core() override = default; // NOTE: a waiting next() holds the state
     /// Runs f(*this) on the loop thread (in the stream's context), holding the state.
     template <class F> void push_job(F f) noexcept {
         try {
@@ -998,6 +977,7 @@ public:
             if (room_waiter_ != p)
                 return;
             room_waiter_ = nullptr;
+            producer_waits_.store(false, std::memory_order_relaxed);
         }
         p->complete(operation_aborted());
     }
@@ -1005,7 +985,7 @@ public:
     std::size_t capacity() const noexcept { return capacity_; }
 
 protected:
-    ~producer_items() override { std::unique_ptr<pending<>> w(room_waiter_); }
+    ~producer_items() override = default; // NOTE: a waiting write() holds the state
 
 private:
     /// Python takes the items in batches: the whole buffer at once into its own (no lock per
@@ -1226,9 +1206,10 @@ inline PySendResult next_am_send(PyObject* o, PyObject* arg, PyObject** result) 
     }
     object out;
     resumed r = next_step(o, nullptr, out);
+    if (r == resumed::raised)
+        return PYGEN_ERROR; // NOTE: *result stays null: a task reads a result as a return
     *result = out.release();
-    return r == resumed::yielded ? PYGEN_NEXT
-                                 : (r == resumed::returned ? PYGEN_RETURN : PYGEN_ERROR);
+    return r == resumed::yielded ? PYGEN_NEXT : PYGEN_RETURN;
 }
 #endif
 

@@ -306,6 +306,47 @@ PyObject* channel_count(PyObject*, PyObject* args) {
     });
 }
 
+std::mutex channel_mutex;
+std::weak_ptr<void> left_channel; // channel_left's channel, alive while anyone holds it
+
+/// channel_left(n): a channel fed 0..n-1 by a sender that then stops without closing it: only
+/// the stream's pending receive still holds it. channel_alive() tells whether it lives.
+PyObject* channel_left(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long n = pyasio::from_python<long>(handle(arg));
+        using channel = asio::experimental::concurrent_channel<void(asio::error_code, long)>;
+        auto ch = std::make_shared<channel>(pyasio::default_executor(), 0);
+        {
+            std::lock_guard<std::mutex> lock(channel_mutex);
+            left_channel = ch;
+        }
+        asio::co_spawn(
+            pyasio::default_executor(),
+            [ch, n]() -> asio::awaitable<void> {
+                for (long i = 0; i < n; ++i)
+                    co_await ch->async_send(asio::error_code(), i, asio::use_awaitable);
+            },
+            asio::detached);
+        return pyasio::channel_into_py(ch, 4);
+    });
+}
+
+PyObject* channel_alive(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        std::lock_guard<std::mutex> lock(channel_mutex);
+        return !left_channel.expired();
+    });
+}
+
+/// shutdown_and_restart(): shuts this module's runtime down (grace 5 s), then configures it
+/// again (2 threads).
+PyObject* shutdown_and_restart(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        pyasio::shutdown_runtime(std::chrono::seconds(5));
+        pyasio::configure_runtime(2);
+    });
+}
+
 /// stream_capacity(capacity): ValueError for 0.
 PyObject* stream_capacity(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
@@ -346,6 +387,9 @@ PyMethodDef methods[] = {
     {"channel_count", channel_count, METH_VARARGS, "an Asio channel for async for"},
     {"stream_capacity", stream_capacity, METH_O, "stream_into_py with a capacity"},
     {"channel_none", channel_none, METH_NOARGS, "channel_into_py(nullptr)"},
+    {"shutdown_and_restart", shutdown_and_restart, METH_NOARGS, "shutdown_runtime, then again"},
+    {"channel_left", channel_left, METH_O, "a channel its sender stops feeding"},
+    {"channel_alive", channel_alive, METH_NOARGS, "channel_left's channel still held?"},
     {"counters", counters, METH_NOARGS, "(consumed, produced, ended, aborted, started)"},
     {nullptr, nullptr, 0, nullptr}};
 

@@ -407,6 +407,39 @@ class CppToPython:
 
         self.run_on_loop(main())
 
+    def test_runtime_shutdown_cancels_the_producer(self):
+        async def main():
+            await until(lambda: m.counters()[2] == m.counters()[4], "earlier producers' ends")
+            aborted = m.counters()[3]
+            stream = m.count(-1, 4, 10_000)  # each item takes 10 s
+            step = asyncio.ensure_future(stream.__anext__())
+            await until(lambda: m.counters()[4] > m.counters()[2], "the producer's start")
+            m.shutdown_and_restart()
+            with self.assertRaisesRegex(asyncio.CancelledError,
+                                        "runtime was shut down" if sys.version_info >= (3, 9)
+                                        else ""):
+                await step
+            self.assertEqual(m.counters()[3], aborted + 1)
+            self.assertEqual([x async for x in m.count(3)], [0, 1, 2])  # it runs again
+
+        self.run_on_loop(main())
+
+    def test_leaving_a_channel_early_cancels_its_receive(self):
+        async def main():
+            stream = m.channel_left(3)
+            self.assertEqual([await stream.__anext__() for _ in range(3)], [0, 1, 2])
+            step = asyncio.ensure_future(stream.__anext__())  # no value will come
+            await asyncio.sleep(0.02)
+            step.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await step
+            self.assertTrue(m.channel_alive(), "the receive still waits")
+            del step, stream
+            gc.collect()
+            await until(lambda: not m.channel_alive(), "the receive cancelled")
+
+        self.run_on_loop(main())
+
     def test_a_conversion_error_is_raised_at_its_item(self):
         async def main():
             stream = m.strings()
