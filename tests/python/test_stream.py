@@ -416,7 +416,9 @@ class CppToPython:
             await until(lambda: m.counters()[4] > m.counters()[2], "the producer's start")
             m.shutdown_and_restart()
             with self.assertRaisesRegex(asyncio.CancelledError,
-                                        "runtime was shut down" if sys.version_info >= (3, 9)
+                                        # Before 3.11 a task drops the message of the
+                                        # CancelledError that ends its coroutine.
+                                        "runtime was shut down" if sys.version_info >= (3, 11)
                                         else ""):
                 await step
             self.assertEqual(m.counters()[3], aborted + 1)
