@@ -467,6 +467,12 @@ private:
     std::shared_ptr<const object> fn_;
 };
 
+/// An async_function given as an argument of another async_function's call (or to to_python)
+/// is its callable: `serve(handler)` calls `serve` with `handler`'s function, on the loop thread.
+template <> struct converter<async_function> {
+    static object to_python(const async_function& fn) { return borrow(fn.get()); }
+};
+
 /// into_future of `fn(args...)` (see async_function), on `locals`' loop and context. The call
 /// is made on the loop thread; an exception from it, or a result that is not awaitable
 /// (type_error), completes the operation with that error.
