@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSL-1.0
-"""Checks that every code block in README.md and docs/*.md is quoted from a file the test
-command builds.
+"""Checks that every code block in README.md, docs/**/*.md and examples/**/README.md is quoted
+from a file that the test command builds or runs.
 
-A ```cpp, ```cmake or ```meson block must start with a comment naming that file, e.g.
-`// examples/00-basics.cpp` or `# tests/consumer/cmake-find-package/CMakeLists.txt`. Its other
-lines must appear in the file in the same order; a line that is only `// ...` or `# ...` marks an
-omission. Shell blocks (commands) are not checked.
+A ```cpp, ```cmake, ```meson or ```python block must start with a comment naming that file, e.g.
+`// examples/00-basics.cpp` or `# demo/handler.py`. Its other lines must appear in the file in
+the same order; a line that is only `// ...` or `# ...` marks an omission. Shell blocks
+(commands) and text blocks (program output) are not checked.
 """
 import pathlib
 import re
 import sys
 
-CHECKED = {"cpp", "c++", "cmake", "meson"}
-BUILT = ("examples/", "tests/", "bench/", "include/", "CMakeLists.txt", "meson.build")
+CHECKED = {"cpp", "c++", "cmake", "meson", "python", "py"}
+BUILT = ("examples/", "tests/", "bench/", "demo/", "include/", "CMakeLists.txt", "meson.build")
 FENCE = re.compile(r"^```(\S*)\s*$")
 NAME = re.compile(r"^\s*(?://|#)\s*(\S+)\s*$")
 ELISION = re.compile(r"^\s*(?://|#)\s*\.\.\.\s*$")
@@ -47,7 +47,8 @@ def contains_in_order(haystack, chunks):
 def main(root):
     root = pathlib.Path(root)
     problems, checked = [], 0
-    for doc in [root / "README.md", *sorted((root / "docs").glob("**/*.md"))]:
+    for doc in [root / "README.md", *sorted((root / "docs").glob("**/*.md")),
+                *sorted((root / "examples").glob("**/README.md"))]:
         if not doc.exists():
             continue
         for lang, start, body in blocks(doc.read_text()):
