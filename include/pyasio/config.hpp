@@ -43,8 +43,11 @@
 #error "pyasio needs standalone Asio 1.22 or newer (Debian: apt-get install libasio-dev)."
 #endif
 
+/// The major version: pyasio MAJOR.MINOR.PATCH, as in CMakeLists.txt and meson.build.
 #define PYASIO_VERSION_MAJOR 0
+/// The minor version.
 #define PYASIO_VERSION_MINOR 1
+/// The patch version.
 #define PYASIO_VERSION_PATCH 0
 
 // NOTE: two extension modules loaded into one process may vendor different pyasio versions.
@@ -54,19 +57,26 @@
 // pyasio::object, which breaks -Werror builds of programs that embed Python.
 #define PYASIO_DETAIL_ABI_CAT(a, b, c) v##a##_##b##_##c
 #define PYASIO_DETAIL_ABI(a, b, c) PYASIO_DETAIL_ABI_CAT(a, b, c)
+/// The name of the versioned inline namespace, made from the version: v0_1_0 for 0.1.0.
 #define PYASIO_ABI_NAMESPACE                                                                       \
     PYASIO_DETAIL_ABI(PYASIO_VERSION_MAJOR, PYASIO_VERSION_MINOR, PYASIO_VERSION_PATCH)
+
+/// @namespace pyasio
+/// Everything pyasio offers. The names live in an inline namespace named after the version
+/// (pyasio::v0_1_0), which code never has to spell; internals are in pyasio::detail.
 
 /// Opens namespace pyasio (and its versioned inline namespace).
 #define PYASIO_NAMESPACE_BEGIN                                                                     \
     namespace pyasio {                                                                             \
     inline namespace PYASIO_ABI_NAMESPACE {
+/// Closes what PYASIO_NAMESPACE_BEGIN opened.
 #define PYASIO_NAMESPACE_END                                                                       \
     }                                                                                              \
     }
 
 /// Declares an extension module's init function, exported even when the module is built with
 /// -fvisibility=hidden (PyMODINIT_FUNC exports it only from Python 3.9 on):
+///
 ///     PYASIO_MODULE_INIT(mymod) { return PyModule_Create(&mymod_def); }
 #if defined(__GNUC__) || defined(__clang__)
 #define PYASIO_MODULE_INIT(name)                                                                   \

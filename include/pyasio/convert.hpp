@@ -2,6 +2,10 @@
 #ifndef PYASIO_CONVERT_HPP
 #define PYASIO_CONVERT_HPP
 
+/// @file
+/// Conversions between C++ values and Python objects: to_python, from_python, and the
+/// converter customization point with its specializations for the standard types.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/detail/object_core.hpp>
@@ -92,7 +96,7 @@ template <class T, class Enable> struct converter {
     static_assert(detail::always_false<T>,
                   "pyasio: no conversion for this type. Specialize pyasio::converter<T> with "
                   "static object to_python(const T&) and/or static T from_python(handle) "
-                  "(see docs/conversions.md).");
+                  "(see docs/foundation.md, Conversions).");
 };
 
 /// Converts a C++ value into a new Python object. Throws python_error on failure. Needs the GIL.
@@ -112,8 +116,11 @@ template <class T> T from_python(handle h) {
 
 // --- None -------------------------------------------------------------------------------------
 
+/// std::nullptr_t <-> None.
 template <> struct converter<std::nullptr_t> {
+    /// None.
     static object to_python(std::nullptr_t) { return borrow(Py_None); }
+    /// nullptr for None; anything else is a TypeError.
     static std::nullptr_t from_python(handle h) {
         if (!h.is_none())
             detail::throw_type_error("None", h);
@@ -123,8 +130,11 @@ template <> struct converter<std::nullptr_t> {
 
 // --- bool -------------------------------------------------------------------------------------
 
+/// bool <-> bool.
 template <> struct converter<bool> {
+    /// True or False.
     static object to_python(bool v) { return borrow(v ? Py_True : Py_False); }
+    /// Accepts True and False only: any other object (0, 1, None) is a TypeError.
     static bool from_python(handle h) {
         // NOTE: strict on purpose: truthiness (1, "x", [0]) is not a bool.
         if (!PyBool_Check(h.ptr()))
@@ -135,7 +145,10 @@ template <> struct converter<bool> {
 
 // --- integers ---------------------------------------------------------------------------------
 
+/// Integer types (not bool or the character types) <-> int. A Python int outside T's range is
+/// an OverflowError that names the range.
 template <class T> struct converter<T, std::enable_if_t<detail::is_integer_v<T>>> {
+    /// An int of the same value.
     static object to_python(T v) {
         if constexpr (std::is_signed_v<T>)
             // NOLINTNEXTLINE(bugprone-signed-char-misuse): signed char is a number here
@@ -183,7 +196,9 @@ template <class T> struct converter<T, std::enable_if_t<detail::is_integer_v<T>>
 
 // --- floating point ---------------------------------------------------------------------------
 
+/// float, double, long double <-> float (a C double).
 template <class T> struct converter<T, std::enable_if_t<std::is_floating_point_v<T>>> {
+    /// A float of v converted to double.
     static object to_python(T v) { return detail::checked(PyFloat_FromDouble(double(v))); }
     /// Accepts float and int (as Python's float() would); not str or None.
     static T from_python(handle h) {
@@ -210,7 +225,9 @@ inline object utf8_to_python(std::string_view s) {
 /// std::string <-> str, as UTF-8. Invalid UTF-8 raises UnicodeDecodeError; a str with lone
 /// surrogates raises UnicodeEncodeError; bytes is not a str (TypeError).
 template <> struct converter<std::string> {
+    /// A str decoded from `s` as UTF-8.
     static object to_python(std::string_view s) { return detail::utf8_to_python(s); }
+    /// The str's text as UTF-8.
     static std::string from_python(handle h) {
         if (!PyUnicode_Check(h.ptr()))
             detail::throw_type_error("str", h);
@@ -225,7 +242,9 @@ template <> struct converter<std::string> {
 /// std::string_view -> str. There is no str -> std::string_view: the view would dangle once the
 /// str is gone; convert to std::string instead.
 template <> struct converter<std::string_view> {
+    /// A str decoded from `s` as UTF-8.
     static object to_python(std::string_view s) { return detail::utf8_to_python(s); }
+    /// Not available: using it is a compile error that names std::string instead.
     template <class U = void> static std::string_view from_python(handle) {
         static_assert(detail::always_false<U>,
                       "pyasio: from_python<std::string_view> would return a view into a Python "
@@ -236,10 +255,12 @@ template <> struct converter<std::string_view> {
 
 /// A C string -> str; a null pointer gives None.
 template <> struct converter<const char*> {
+    /// A str decoded from the NUL-terminated `s` as UTF-8, or None when `s` is null.
     static object to_python(const char* s) {
         return s ? detail::utf8_to_python(s) : borrow(Py_None);
     }
 };
+/// char* -> str, as const char*.
 template <> struct converter<char*> : converter<const char*> {};
 
 // --- bytes ------------------------------------------------------------------------------------
@@ -247,10 +268,13 @@ template <> struct converter<char*> : converter<const char*> {};
 /// std::vector<std::byte> <-> bytes (from bytes or bytearray). A std::span<const std::byte>
 /// converts to bytes too.
 template <> struct converter<std::vector<std::byte>> {
+    /// A bytes object with a copy of `b`.
     static object to_python(std::span<const std::byte> b) {
         return detail::checked(PyBytes_FromStringAndSize(reinterpret_cast<const char*>(b.data()),
                                                          static_cast<Py_ssize_t>(b.size())));
     }
+    /// A copy of the contents of a bytes or bytearray; anything else (memoryview included) is a
+    /// TypeError.
     static std::vector<std::byte> from_python(handle h) {
         const char* data = nullptr;
         Py_ssize_t size = 0;
@@ -267,20 +291,41 @@ template <> struct converter<std::vector<std::byte>> {
         return std::vector<std::byte>(first, first + size);
     }
 };
+/// std::span<const std::byte> -> bytes (a copy). There is no conversion from Python to a span:
+/// convert to std::vector<std::byte>.
+template <std::size_t N> struct converter<std::span<const std::byte, N>> {
+    /// A bytes object with a copy of `b`.
+    static object to_python(std::span<const std::byte> b) {
+        return converter<std::vector<std::byte>>::to_python(b);
+    }
+    /// Not available: using it is a compile error that names std::vector<std::byte> instead.
+    template <class U = void> static std::span<const std::byte, N> from_python(handle) {
+        static_assert(detail::always_false<U>,
+                      "pyasio: from_python<std::span<...std::byte>> would return a view into "
+                      "memory that is freed at once; use from_python<std::vector<std::byte>>.");
+        return {};
+    }
+};
+/// std::span<std::byte> -> bytes (a copy), as std::span<const std::byte>.
 template <std::size_t N>
-struct converter<std::span<const std::byte, N>> : converter<std::vector<std::byte>> {};
-template <std::size_t N>
-struct converter<std::span<std::byte, N>> : converter<std::vector<std::byte>> {};
+struct converter<std::span<std::byte, N>> : converter<std::span<const std::byte, N>> {};
 
 // --- Python objects ---------------------------------------------------------------------------
 
+/// pyasio::object <-> any Python object, unchanged.
 template <> struct converter<object> {
+    /// A new reference to `o`.
     static object to_python(const object& o) { return o; }
+    /// `o`'s reference, moved out (no reference count change).
     static object to_python(object&& o) { return std::move(o); }
+    /// A new reference to `h`.
     static object from_python(handle h) { return borrow(h); }
 };
+/// pyasio::handle <-> any Python object, unchanged.
 template <> struct converter<handle> {
+    /// A new reference to `h`.
     static object to_python(handle h) { return borrow(h); }
+    /// `h` itself: borrowed, valid while the object it came from lives.
     static handle from_python(handle h) { return h; }
 };
 
@@ -288,9 +333,11 @@ template <> struct converter<handle> {
 
 /// std::optional<T>: std::nullopt <-> None.
 template <class T> struct converter<std::optional<T>> {
+    /// None for std::nullopt, else the value converted.
     static object to_python(const std::optional<T>& v) {
         return v ? pyasio::to_python(*v) : borrow(Py_None);
     }
+    /// std::nullopt for None, else from_python<T>.
     static std::optional<T> from_python(handle h) {
         if (h.is_none())
             return std::nullopt;
@@ -315,6 +362,7 @@ inline PyObject* const* sequence_items(handle h, std::string_view expected, Py_s
 
 /// std::vector<T> -> list; list or tuple -> std::vector<T> (a str is not a list of characters).
 template <class T> struct converter<std::vector<T>> {
+    /// A new list of the items converted.
     static object to_python(const std::vector<T>& v) {
         object list = detail::checked(PyList_New(static_cast<Py_ssize_t>(v.size())));
         for (std::size_t i = 0; i < v.size(); ++i) {
@@ -324,6 +372,7 @@ template <class T> struct converter<std::vector<T>> {
         }
         return list;
     }
+    /// The items of a list or tuple, each with from_python<T>; anything else is a TypeError.
     static std::vector<T> from_python(handle h) {
         Py_ssize_t size = 0;
         PyObject* const* items = detail::sequence_items(h, "list or tuple", size);
@@ -407,9 +456,12 @@ Tuple tuple_from_python(handle h, std::index_sequence<I...>) {
 
 /// std::tuple <-> tuple (a list of the right length is accepted too).
 template <class... T> struct converter<std::tuple<T...>> {
+    /// A tuple of the items converted.
     static object to_python(const std::tuple<T...>& t) {
         return detail::tuple_to_python(t, std::index_sequence_for<T...>{});
     }
+    /// From a tuple or list of exactly sizeof...(T) items (TypeError otherwise), converted left
+    /// to right.
     static std::tuple<T...> from_python(handle h) {
         return detail::tuple_from_python<std::tuple<T...>>(h, std::index_sequence_for<T...>{});
     }
@@ -417,9 +469,11 @@ template <class... T> struct converter<std::tuple<T...>> {
 
 /// std::pair <-> tuple of two items.
 template <class A, class B> struct converter<std::pair<A, B>> {
+    /// The tuple (first, second).
     static object to_python(const std::pair<A, B>& p) {
         return detail::tuple_to_python(p, std::index_sequence<0, 1>{});
     }
+    /// From a tuple or list of two items (TypeError otherwise).
     static std::pair<A, B> from_python(handle h) {
         return detail::tuple_from_python<std::pair<A, B>>(h, std::index_sequence<0, 1>{});
     }

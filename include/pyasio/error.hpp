@@ -2,9 +2,15 @@
 #ifndef PYASIO_ERROR_HPP
 #define PYASIO_ERROR_HPP
 
+/// @file
+/// Errors: python_error (a Python exception in C++), the exceptions pyasio throws, and
+/// translate_exception, the one translator from C++ exceptions to Python ones.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/detail/object_core.hpp>
+
+#include <asio/error.hpp>
 
 #include <atomic>
 #include <exception>
@@ -114,8 +120,8 @@ public:
         return python_error(std::move(value));
     }
 
-    /// Wraps an exception instance (a BaseException); anything else is a TypeError. Needs the
-    /// GIL.
+    /// Wraps an exception instance (a BaseException); anything else throws
+    /// std::invalid_argument. Needs the GIL.
     explicit python_error(object exception) : state_(std::make_shared<state>()) {
         if (!exception || !PyExceptionInstance_Check(exception.ptr()))
             throw std::invalid_argument(
@@ -249,7 +255,9 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         PyErr_NoMemory();
     } catch (const std::system_error& err) {
         const std::error_category& cat = err.code().category();
-        if (cat == std::system_category() || cat == std::generic_category()) {
+        // (Asio's socket and timer errors are errno values too, in a category of its own)
+        if (cat == std::system_category() || cat == std::generic_category() ||
+            cat == asio::error::get_system_category()) {
             // NOTE: OSError(errno, text) picks the matching subclass (ConnectionRefusedError,
             // TimeoutError, ...) and keeps errno. It is instantiated here and raised with its own
             // type: before 3.12, PyErr_SetObject(PyExc_OSError, args) would leave the raised

@@ -2,6 +2,10 @@
 #ifndef PYASIO_FUTURE_INTO_PY_HPP
 #define PYASIO_FUTURE_INTO_PY_HPP
 
+/// @file
+/// Python awaits C++: future_into_py runs C++ work on the Asio runtime and returns what
+/// Python awaits.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>

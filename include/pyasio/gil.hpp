@@ -2,6 +2,10 @@
 #ifndef PYASIO_GIL_HPP
 #define PYASIO_GIL_HPP
 
+/// @file
+/// The GIL: scopes that take it (gil_acquire, async_gil across co_await) or release it
+/// (gil_release), and persistent_thread_state for threads that take it often.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/detail/object_core.hpp>
@@ -15,6 +19,7 @@
 
 PYASIO_NAMESPACE_BEGIN
 
+/// Questions about the GIL that any thread may ask.
 namespace gil {
 
 /// True when the calling thread holds the GIL. Needs no GIL; false before Py_Initialize and after
@@ -32,6 +37,8 @@ inline bool held() noexcept {
 /// it at the matching release. Never hold one across a co_await.
 class gil_acquire {
 public:
+    /// Takes the GIL. Throws std::logic_error when the interpreter is not running (not yet
+    /// initialized, or finalizing) and this thread does not already hold the GIL.
     gil_acquire() {
         // NOTE: during finalization the finalizing thread still holds the GIL (destructors of
         // module state run there) and may nest an acquire; any other thread must not try.
@@ -73,13 +80,17 @@ private:
 /// Gives the calling thread one Python thread state for as long as this object lives, so that
 /// every gil_acquire on the thread reuses it instead of creating and destroying one (a thread
 /// state costs an allocation, a lock of the runtime's thread list and, on destruction, clearing
-/// its frame and context data). Create one at the top of a thread you own; pyasio's runtime
-/// threads have one. Create it without holding the GIL; it must be destroyed on the same thread.
+/// its frame and context data). Create one at the top of a thread you own (pyasio's runtime
+/// threads have none: they are not meant to take the GIL). Create it without holding the GIL; it
+/// must be destroyed on the same thread.
 ///
 /// If the interpreter is finalized first, the thread state belongs to it and is not touched
 /// again.
 class persistent_thread_state {
 public:
+    /// Throws std::logic_error when the interpreter is not running, or when this thread already
+    /// has a Python thread state (the main thread, a Python thread, another
+    /// persistent_thread_state).
     persistent_thread_state() {
         if (!detail::interpreter_alive())
             throw std::logic_error("pyasio::persistent_thread_state: the Python interpreter is "
@@ -129,6 +140,7 @@ private:
 /// the coroutine's frame.
 class async_gil {
 public:
+    /// Takes the GIL; std::logic_error as for gil_acquire.
     async_gil() { acquire(); }
     ~async_gil() {
         if (held_)

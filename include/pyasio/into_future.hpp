@@ -2,6 +2,10 @@
 #ifndef PYASIO_INTO_FUTURE_HPP
 #define PYASIO_INTO_FUTURE_HPP
 
+/// @file
+/// C++ awaits Python: into_future, an Asio async operation over a Python awaitable, and
+/// async_function for calls made on the loop thread.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
@@ -470,6 +474,7 @@ private:
 /// An async_function given as an argument of another async_function's call (or to to_python)
 /// is its callable: `serve(handler)` calls `serve` with `handler`'s function, on the loop thread.
 template <> struct converter<async_function> {
+    /// A new reference to the callable. Needs the GIL.
     static object to_python(const async_function& fn) { return borrow(fn.get()); }
 };
 

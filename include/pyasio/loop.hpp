@@ -2,6 +2,10 @@
 #ifndef PYASIO_LOOP_HPP
 #define PYASIO_LOOP_HPP
 
+/// @file
+/// Event loops and task locals: task_locals (a loop and a contextvars context), the current and
+/// default task locals, and how C++ threads wake a loop (loop_wake).
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
@@ -409,6 +413,7 @@ public:
     /// The loop's bridge (pyasio's queue into the loop thread).
     const std::shared_ptr<detail::loop_bridge>& bridge() const noexcept { return d_->bridge; }
 
+    /// True for copies of one capture; two captures are never equal, even of the same loop.
     friend bool operator==(const task_locals& a, const task_locals& b) noexcept {
         return a.d_ == b.d_;
     }
@@ -523,6 +528,8 @@ inline std::optional<task_locals> current_task_locals() {
 /// must name its loop: into_future called inside the scope runs there. No GIL needed.
 class task_locals_scope {
 public:
+    /// Makes `locals` current; the destructor restores the ones current before. Scopes nest;
+    /// destroy it on the thread that made it.
     explicit task_locals_scope(task_locals locals) noexcept
         : locals_(std::move(locals)), scope_(&locals_) {}
     task_locals_scope(const task_locals_scope&) = delete;
@@ -533,7 +540,9 @@ private:
     detail::task_locals_scope scope_;
 };
 
+/// task_locals -> the tuple (loop, context); there is no conversion from Python.
 template <> struct converter<task_locals> {
+    /// (loop, context), with None for a loop that is gone. Needs the GIL.
     static object to_python(const task_locals& locals) {
         object loop = locals.loop();
         return pyasio::to_python(

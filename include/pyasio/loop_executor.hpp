@@ -2,6 +2,10 @@
 #ifndef PYASIO_LOOP_EXECUTOR_HPP
 #define PYASIO_LOOP_EXECUTOR_HPP
 
+/// @file
+/// loop_executor: an Asio executor that runs handlers on a Python event loop's thread, with
+/// the GIL held.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/detail/blocking_choice.hpp>
@@ -67,6 +71,11 @@ public:
     /// True on the loop's thread, with the GIL, while the loop runs.
     bool running_in_this_thread() const { return detail::loop_runs_here(*locals_.bridge()); }
 
+    /// Runs `f` with the executor's task locals current and its context entered: at once on the
+    /// loop's thread while the loop runs there (unless blocking.never was required), where an
+    /// exception from `f` propagates to the caller; otherwise queued on the loop bridge, to run
+    /// on the loop thread with the GIL, where an exception is reported like an error in a
+    /// callback (PyErr_WriteUnraisable). Any thread; no GIL needed to queue.
     template <class F> void execute(F&& f) const {
         if (!never_ && running_in_this_thread()) {
             detail::task_locals_scope scope(&locals_);
@@ -84,9 +93,11 @@ public:
     }
     using blocking_choice::query;
 
+    /// Equal when they run handlers on the same loop with the same blocking property.
     friend bool operator==(const loop_executor& a, const loop_executor& b) noexcept {
         return a.locals_.bridge() == b.locals_.bridge() && a.never_ == b.never_;
     }
+    /// !(a == b).
     friend bool operator!=(const loop_executor& a, const loop_executor& b) noexcept {
         return !(a == b);
     }

@@ -2,6 +2,12 @@
 #ifndef PYASIO_OBJECT_HPP
 #define PYASIO_OBJECT_HPP
 
+/// @file
+/// Python objects from C++: handle and object (borrowed and owned PyObject*), steal and
+/// borrow, attributes, call and call_method with keyword arguments, and entry_point for the C
+/// functions Python calls. getattr, hasattr, setattr, import, str, repr, call and call_method
+/// need the GIL and throw python_error when Python fails.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
@@ -69,7 +75,9 @@ inline std::string repr(handle o) {
 /// A keyword argument for call and call_method: `pyasio::call(f, 1, pyasio::kwarg("sep", ","))`.
 /// Keyword arguments come after the positional ones (a compile error says so otherwise).
 template <class T> struct kwarg_t {
+    /// The keyword (UTF-8).
     const char* name;
+    /// The value (from kwarg(): a reference to the caller's), converted when the call is made.
     T value;
 };
 

@@ -2,6 +2,10 @@
 #ifndef PYASIO_RUN_HPP
 #define PYASIO_RUN_HPP
 
+/// @file
+/// Embedding: run (the main of a program that embeds Python), run_until_complete, and
+/// block_on for synchronous code.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/error.hpp>

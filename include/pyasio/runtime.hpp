@@ -2,6 +2,10 @@
 #ifndef PYASIO_RUNTIME_HPP
 #define PYASIO_RUNTIME_HPP
 
+/// @file
+/// The Asio runtime that runs C++ work for Python: configure it, install your own executor,
+/// shut it down.
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/detail/object_core.hpp>

@@ -2,6 +2,10 @@
 #ifndef PYASIO_STREAM_HPP
 #define PYASIO_STREAM_HPP
 
+/// @file
+/// Streams both ways: into_stream (C++ reads a Python async iterator), stream_into_py and
+/// channel_into_py (Python reads a C++ producer or an Asio channel).
+
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
@@ -1373,7 +1377,10 @@ object channel_into_py(std::shared_ptr<Channel> channel,
 /// cancelled there.
 template <class T = object> class async_stream {
 public:
+    /// Takes `o`'s stream; `o` is left empty (its next() throws std::logic_error).
     async_stream(async_stream&& o) noexcept = default;
+    /// Takes `o`'s stream, leaving `o` empty; the stream this held is dropped as by the
+    /// destructor.
     async_stream& operator=(async_stream&& o) noexcept {
         async_stream(std::move(o)).swap(*this);
         return *this;
@@ -1409,9 +1416,10 @@ public:
         co_return co_await next(asio::use_awaitable);
     }
 
-    /// The most items fetched ahead of the consumer.
-    std::size_t window() const noexcept { return core_->window(); }
+    /// The most items fetched ahead of the consumer (0 for a moved-from stream).
+    std::size_t window() const noexcept { return core_ ? core_->window() : 0; }
 
+    /// Exchanges the streams.
     void swap(async_stream& o) noexcept { std::swap(core_, o.core_); }
 
 private:

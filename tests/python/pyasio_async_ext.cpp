@@ -2,6 +2,7 @@
 // Async functions exposed to Python with pyasio::future_into_py; used by test_future_into_py.py.
 #include <pyasio.hpp>
 
+#include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
 #include <atomic>
@@ -116,6 +117,23 @@ PyObject* refuse(PyObject*, PyObject*) {
         return pyasio::future_into_py([]() -> asio::awaitable<void> {
             throw std::system_error(ECONNREFUSED, std::system_category(), "connect");
             co_return;
+        });
+    });
+}
+
+/// connect_closed_port(): a real Asio connect to a port nobody listens on (its error code is in
+/// Asio's own category, not std::system_category()).
+PyObject* connect_closed_port(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py([]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            asio::ip::tcp::endpoint closed;
+            {
+                asio::ip::tcp::acceptor listener(ex, {asio::ip::address_v4::loopback(), 0});
+                closed = listener.local_endpoint();
+            } // closed: nobody listens there now
+            asio::ip::tcp::socket socket(ex);
+            co_await socket.async_connect(closed, asio::use_awaitable);
         });
     });
 }
@@ -253,6 +271,7 @@ PyMethodDef methods[] = {
     {"resume_paused", resume_paused, METH_NOARGS, "starts the paused context's thread"},
     {"fail", fail, METH_O, "throws std::invalid_argument(msg) on the runtime"},
     {"refuse", refuse, METH_NOARGS, "throws std::system_error(ECONNREFUSED)"},
+    {"connect_closed_port", connect_closed_port, METH_NOARGS, "an Asio connect that is refused"},
     {"raise_later", raise_later, METH_O, "throws the given Python exception from C++"},
     {"timer_wait", timer_wait, METH_O, "an Asio initiation given directly"},
     {"greet", greet_py, METH_O, "an asio::awaitable given directly"},

@@ -80,6 +80,9 @@ class FutureIntoPy:
                 await m.refuse()
             self.assertEqual(cm.exception.errno, 111)
             self.assertIn("connect", str(cm.exception))
+            with self.assertRaises(ConnectionRefusedError) as cm:  # Asio's own error category
+                await m.connect_closed_port()
+            self.assertEqual(cm.exception.errno, 111)
             original = KeyError("from Python")
             with self.assertRaises(KeyError) as cm:
                 await m.raise_later(original)

@@ -130,22 +130,29 @@ class object;
 
 /// A borrowed reference: does not own the PyObject it points to and never changes its
 /// reference count. Trivially copyable; valid only while some owner keeps the object alive.
+/// @headerfile object.hpp <pyasio/object.hpp>
 class handle {
 public:
     handle() noexcept = default;
     /// Views p without taking a reference.
     explicit handle(PyObject* p) noexcept : ptr_(p) {}
 
+    /// The pointer (null for an empty handle).
     PyObject* ptr() const noexcept { return ptr_; }
+    /// True when it points to an object.
     explicit operator bool() const noexcept { return ptr_ != nullptr; }
+    /// Python's `is`: the same object (pointer comparison; no GIL needed).
     bool is(handle other) const noexcept { return ptr_ == other.ptr_; }
+    /// True when it points to None.
     bool is_none() const noexcept { return ptr_ == Py_None; }
     /// The Python type name (tp_name), or "NULL" for an empty handle.
     const char* type_name() const noexcept { return ptr_ ? Py_TYPE(ptr_)->tp_name : "NULL"; }
 
+    /// Python's `is`, not `==`: the same object.
     friend bool operator==(handle a, handle b) noexcept { return a.ptr_ == b.ptr_; }
 
 protected:
+    /// The object pointed to, or null; an object owns one reference to it.
     PyObject* ptr_ = nullptr;
 };
 
@@ -155,22 +162,28 @@ protected:
 /// and released the next time pyasio holds the GIL on any thread (an entry point called by
 /// Python, a gil_acquire, another object dropped with the GIL, or pyasio::release_pending()).
 /// Copying one without the GIL is not allowed (debug builds abort with a message).
+/// @headerfile object.hpp <pyasio/object.hpp>
 class object : public handle {
 public:
     object() noexcept = default;
+    /// A second reference to `o`'s object (Py_INCREF). Needs the GIL unless `o` is empty.
     object(const object& o) noexcept : handle(o.ptr_) {
         if (ptr_ != nullptr) {
             PYASIO_DETAIL_ASSERT_GIL("pyasio::object copied");
             Py_INCREF(ptr_);
         }
     }
+    /// Takes `o`'s reference, leaving `o` empty. No GIL needed.
     object(object&& o) noexcept : handle(std::exchange(o.ptr_, nullptr)) {}
     ~object() { reset(); }
 
+    /// Takes a second reference to `o`'s object, then drops the old one. Needs the GIL unless
+    /// `o` is empty.
     object& operator=(const object& o) noexcept {
         object(o).swap(*this); // the new pointer is installed before the old one is dropped
         return *this;
     }
+    /// Takes `o`'s reference (leaving `o` empty), then drops the old one.
     object& operator=(object&& o) noexcept {
         object(std::move(o)).swap(*this);
         return *this;
@@ -183,6 +196,7 @@ public:
         if (PyObject* p = std::exchange(ptr_, nullptr))
             detail::decref(p);
     }
+    /// Exchanges the references; no reference count changes, no GIL needed.
     void swap(object& o) noexcept { std::swap(ptr_, o.ptr_); }
 
 private:

@@ -2,12 +2,13 @@
 #ifndef PYASIO_TESTING_CATCH2_HPP
 #define PYASIO_TESTING_CATCH2_HPP
 
-// A Catch2 harness for code that joins C++ and Python: Python and its event loop own the main
-// thread, the Catch2 session runs beside them, and PYASIO_TEST_CASE bodies are C++ coroutines
-// that run on the Asio runtime while the loop is live. Works with Catch2 2.13 and Catch2 v3.
-//
-// One test file (or a main file of its own) includes <pyasio/testing/catch2_main.hpp>; the
-// others include this header.
+/// @file
+/// A Catch2 harness for code that joins C++ and Python: Python and its event loop own the main
+/// thread, the Catch2 session runs beside them, and PYASIO_TEST_CASE bodies are C++ coroutines
+/// that run on the Asio runtime while the loop is live. Works with Catch2 2.13 and Catch2 v3.
+///
+/// One test file (or a main file of its own) includes <pyasio/testing/catch2_main.hpp>; the
+/// others include this header.
 
 #include <pyasio.hpp>
 
@@ -24,6 +25,7 @@
 #include <mutex>
 
 PYASIO_NAMESPACE_BEGIN
+/// The Catch2 harness (<pyasio/testing/catch2.hpp>, <pyasio/testing/catch2_main.hpp>).
 namespace testing {
 
 /// PYASIO_TEST_TIMEOUT_MS if set to a positive number, else 60 s.
@@ -43,6 +45,7 @@ struct settings {
     std::chrono::milliseconds grace{5'000};
 };
 
+/// The harness's settings, one per program.
 inline settings& config() {
     static settings s;
     return s;

@@ -2,9 +2,10 @@
 #ifndef PYASIO_TESTING_CATCH2_MAIN_HPP
 #define PYASIO_TESTING_CATCH2_MAIN_HPP
 
-// Include in exactly one file of a Catch2 test program: it defines main() as
-// pyasio::testing::catch2_main (and, with Catch2 2.13, Catch2's own implementation). Link
-// Catch2 without its main (Catch2::Catch2, not Catch2::Catch2WithMain).
+/// @file
+/// Include in exactly one file of a Catch2 test program: it defines main() as
+/// pyasio::testing::catch2_main (and, with Catch2 2.13, Catch2's own implementation). Link
+/// Catch2 without its main (Catch2::Catch2, not Catch2::Catch2WithMain).
 
 #if !__has_include(<catch2/catch_all.hpp>)
 #define CATCH_CONFIG_RUNNER // Catch2 2.13: this file holds the implementation
