@@ -13,8 +13,9 @@
 //
 // Usage: http_demo [--handler FILE] [--requests N] [--connections N] [--threads N]
 //                  [--timeout S] [--uvloop]
-// (--threads: the Asio runtime's threads, by default one per core; --timeout: seconds a run may
-// take, 30 by default, after which its open connections are closed and counted as errors).
+// --threads: the Asio runtime's threads (by default the cores but two, at least one);
+// --timeout: the seconds a run may take (30), after which its open connections are closed and
+// what is missing counts as errors.
 // Exits 0 only when every response of every run was correct.
 #include <pyasio.hpp>
 
@@ -142,7 +143,7 @@ namespace {
 
 // --- HTTP/1.1, the little the demo needs -------------------------------------------------------
 
-constexpr std::size_t max_head = 64 * 1024;
+constexpr std::size_t max_head = std::size_t{64} * 1024;
 
 struct bad_request : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -382,7 +383,7 @@ asio::awaitable<void> client(load_state& st, std::size_t id) {
             if (problem.empty())
                 ++st.result.correct;
             else
-                st.error(name + ": " + problem);
+                st.error(name.append(": ").append(problem));
             buf.erase(0, head + body.size());
         }
     } catch (const std::exception& e) {
@@ -490,8 +491,10 @@ void print_rows(const std::vector<row>& rows) {
         std::vector<double> l = r.result.latencies_ms;
         std::sort(l.begin(), l.end());
         auto pct = [&](double p) {
-            return l.empty() ? 0.0
-                             : l[std::min(l.size() - 1, static_cast<std::size_t>(p * l.size()))];
+            return l.empty()
+                       ? 0.0
+                       : l[std::min(l.size() - 1,
+                                    static_cast<std::size_t>(p * static_cast<double>(l.size())))];
         };
         std::printf("  %-30s %-20s %9zu %7zu %8.2f %8.2f %9.0f\n", r.server.c_str(),
                     r.handler.c_str(), r.result.requests, r.result.requests - r.result.correct,
@@ -520,9 +523,9 @@ asio::awaitable<int> demo(demo_options options) {
         stop.emplace(pyasio::borrow(PyDict_GetItemString(ours.ptr(), "stop")));
     }
     std::printf("pyasio demo: %zu requests per run over %zu keep-alive connections; handlers from "
-                "%s; Python's loop: %s\n",
+                "%s; Python's loop: %s; runtime threads: %zu\n",
                 options.requests, options.connections, options.handler_file.c_str(),
-                options.uvloop ? "uvloop" : "asyncio");
+                options.uvloop ? "uvloop" : "asyncio", pyasio::runtime_thread_count());
     std::fflush(stdout);
 
     load_thread load;
@@ -602,7 +605,10 @@ int main(int argc, char** argv) {
         pyasio::run_options run;
         run.modules = {{"native", init_native}};
         run.uvloop = options.uvloop;
-        run.runtime_threads = options.threads;
+        // The load generator and Python's loop each keep a core busy: by default the runtime
+        // gets the others (at least one). More threads than cores only add context switches.
+        unsigned cores = std::max(std::thread::hardware_concurrency(), 1U);
+        run.runtime_threads = options.threads != 0 ? options.threads : std::max(cores, 3U) - 2;
         return pyasio::run(
             argc, argv, [options] { return demo(options); }, run);
     } catch (const pyasio::interrupted& e) {
