@@ -226,8 +226,9 @@ public:
     using std::runtime_error::runtime_error;
 };
 
-/// The event loop that an operation needed is gone (closed and collected) or could not take it.
-/// Raised in Python as RuntimeError.
+/// The event loop that an operation needed was closed (heard at the close itself, see
+/// into_future), was collected, or could not take the operation. Raised in Python as
+/// RuntimeError.
 class event_loop_closed : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;

@@ -529,7 +529,9 @@ inline std::optional<task_locals> current_task_locals() {
 class task_locals_scope {
 public:
     /// Makes `locals` current; the destructor restores the ones current before. Scopes nest;
-    /// destroy it on the thread that made it.
+    /// destroy it on the thread that made it. For synchronous code: do not keep one across a
+    /// co_await (the coroutine may resume on another thread, and other handlers on this one would
+    /// see these locals meanwhile); in a coroutine, pass the locals to into_future.
     explicit task_locals_scope(task_locals locals) noexcept
         : locals_(std::move(locals)), scope_(&locals_) {}
     task_locals_scope(const task_locals_scope&) = delete;
