@@ -18,6 +18,7 @@ async def serve(handle, host="127.0.0.1"):
     """Starts the server on an ephemeral port; returns (server, port)."""
 
     async def on_client(reader, writer):
+        clients.add(asyncio.current_task())
         try:
             while True:
                 try:
@@ -47,13 +48,22 @@ async def serve(handle, host="127.0.0.1"):
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     break
+        except asyncio.CancelledError:
+            pass  # stop() ends this connection (asyncio 3.12 logs a task that ends cancelled)
         finally:
+            clients.discard(asyncio.current_task())
             writer.close()
 
+    clients = set()  # the connections' tasks, for stop()
     server = await asyncio.start_server(on_client, host, 0)
+    server.pyasio_demo_clients = clients
     return server, server.sockets[0].getsockname()[1]
 
 
 async def stop(server):
+    """Closes the server. A handler that never answers would keep its connection, and (from
+    Python 3.12 on) wait_closed() with it, for ever: the connections still open are cancelled."""
     server.close()
+    for task in list(server.pyasio_demo_clients):
+        task.cancel()
     await server.wait_closed()
