@@ -66,8 +66,9 @@ public:
     carried& operator=(carried&&) = delete;
     ~carried() {
         if (p_) {
-            py::gil_scoped_acquire gil;
+            PyGILState_STATE gil = PyGILState_Ensure(); // (the C API: it does not throw)
             Py_DECREF(p_);
+            PyGILState_Release(gil);
         }
     }
     /// Needs the GIL.
@@ -92,8 +93,7 @@ struct pending {
     /// On a worker thread, without the GIL: completes the future through the loop, one
     /// call_soon_threadsafe per completion. make() builds the value (GIL held); if it raises a
     /// Python exception, the future gets that exception.
-    template <class Make>
-    void complete(Make&& make) {
+    template <class Make> void complete(Make&& make) {
         py::gil_scoped_acquire gil;
         py::object value;
         try {
@@ -127,12 +127,10 @@ private:
 };
 
 /// Runs work() on the pool; work gets the pending operation and completes it.
-template <class Work>
-py::object start(Work&& work) {
+template <class Work> py::object start(Work&& work) {
     py::object future;
     auto op = std::make_shared<pending>(pending::create(future));
-    asio::post(the_pool->context,
-               [op, work = std::forward<Work>(work)]() mutable { work(*op); });
+    asio::post(the_pool->context, [op, work = std::forward<Work>(work)]() mutable { work(*op); });
     return future;
 }
 
@@ -237,11 +235,11 @@ PYBIND11_MODULE(pybind11_peer, m) {
     run_coroutine_threadsafe = new py::object(asyncio.attr("run_coroutine_threadsafe"));
     futures_wait = new py::object(py::module_::import("concurrent.futures").attr("wait"));
 
-    m.def("_set_result", [](py::object fut, py::object value) {
+    m.def("_set_result", [](const py::object& fut, const py::object& value) {
         if (!fut.attr("done")().cast<bool>()) // a cancelled future must not raise
             fut.attr("set_result")(value);
     });
-    m.def("_set_exception", [](py::object fut, py::object exc) {
+    m.def("_set_exception", [](const py::object& fut, const py::object& exc) {
         if (!fut.attr("done")().cast<bool>())
             fut.attr("set_exception")(exc);
     });
@@ -252,8 +250,7 @@ PYBIND11_MODULE(pybind11_peer, m) {
     m.def("echo", &echo, "echo(x): completes with x on the pool.");
     m.def("sleep_ms", &sleep_ms, "sleep_ms(ms): waits on an Asio steady_timer on the pool.");
     m.def("fail", &fail, "fail(msg): raises ValueError(msg) from C++ on the pool.");
-    m.def("await_seq", &await_seq,
-          "await_seq(fn, n): a pool thread awaits fn() n times in a row.");
+    m.def("await_seq", &await_seq, "await_seq(fn, n): a pool thread awaits fn() n times in a row.");
     m.def("await_concurrent", &await_concurrent,
           "await_concurrent(fn, n): a pool thread awaits n fn() started at once.");
 
