@@ -18,6 +18,9 @@ and the pure-Python floors, measured in the same run on the same loop:
   py_threadsafe_await_seq         a worker thread runs N coroutines on the loop in a row
                                   (run_coroutine_threadsafe(...).result()): the hand-written hop
   py_threadsafe_await_concurrent  the same, N submitted at once, then waited for
+the same workloads (the first five) on the hand-rolled pybind11 bridge, bench/pybind11_peer.cpp,
+when it was built (Debian: pybind11-dev): a worker pool that takes the GIL and calls
+loop.call_soon_threadsafe per completion, and run_coroutine_threadsafe for C++ awaiting Python;
 and the memory of one operation in flight: the RSS growth with M `sleep_ms` in flight at once,
 divided by M (in a fresh interpreter, so that no freed memory is reused), beside the same for
 M pure-Python futures completed by `loop.call_later`.
@@ -51,6 +54,7 @@ TARGETS = {  # the issues' targets, as ratios measured in the same run
 FLOORS = {  # workloads without a target, shown against their pure-Python counterpart
     "await_concurrent_local": "py_gather_tasks",
 }
+PEER_WORKLOADS = ["seq_noop", "gather_noop", "seq_echo", "await_seq", "await_concurrent"]
 BYTES_TARGET = 1536
 BEGIN = "<!-- bench/future_into_py.py: begin -->"
 END = "<!-- bench/future_into_py.py: end -->"
@@ -217,16 +221,18 @@ WORKLOADS = [seq_noop, gather_noop, seq_echo, await_seq, await_concurrent, await
              py_seq_task, py_gather_tasks, py_threadsafe_await_seq, py_threadsafe_await_concurrent]
 
 
-async def check_results(m):
-    """The benchmark interface does what it says (a benchmark of wrong results is worthless)."""
+async def check_results(m, local=True):
+    """The benchmark interface does what it says (a benchmark of wrong results is worthless).
+    local: m has the loop-executor workloads too (the pybind11 peer has not)."""
     assert await m.noop() is None
     marker = object()
     assert await m.echo(marker) is marker
     assert await m.sleep_ms(1) is None
     assert await m.await_seq(py_noop, 3) == 3
     assert await m.await_concurrent(py_noop, 3) == 3
-    assert await m.await_seq_local(py_noop, 3) == 3
-    assert await m.await_concurrent_local(py_noop, 3) == 3
+    if local:
+        assert await m.await_seq_local(py_noop, 3) == 3
+        assert await m.await_concurrent_local(py_noop, 3) == 3
     try:
         await m.fail("boom")
     except ValueError as e:
@@ -274,23 +280,32 @@ def summarize(samples):
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
 
 
-def measure(args, m):
+def measure(args, m, peer):
     factories = loop_factories()
     results = {}
+    runs = [(w.__name__, w, m) for w in WORKLOADS]
+    if peer is not None:
+        runs += [("peer_" + w.__name__, w, peer) for w in WORKLOADS if w.__name__ in PEER_WORKLOADS]
     for name, factory in factories.items():
-        samples = {w.__name__: [] for w in WORKLOADS}
+        samples = {key: [] for key, _, _ in runs}
         run_on(factory, check_results(m))
+        if peer is not None:
+            run_on(factory, check_results(peer, local=False))
         for _ in range(args.repeat):  # interleaved, so that a slow moment hits every workload
-            for w in WORKLOADS:
-                seconds = run_on(factory, w(m, args.n))
-                samples[w.__name__].append(seconds / args.n * 1e6)
+            for key, w, module in runs:
+                seconds = run_on(factory, w(module, args.n))
+                samples[key].append(seconds / args.n * 1e6)
         row = {k: summarize(v) for k, v in samples.items()}
-        for kind in ("sleep_ms", "py_call_later"):
+        kinds = [("sleep_ms", "pyasio_bench"), ("py_call_later", "pyasio_bench")]
+        if peer is not None:
+            kinds.append(("sleep_ms", "pybind11_peer"))
+        for kind, module in kinds:
             out = subprocess.run(
                 [sys.executable, __file__, "--module-dir", args.module_dir,
-                 "--memory", name, kind, str(args.inflight)],
+                 "--memory", name, kind, str(args.inflight), module],
                 check=True, capture_output=True, text=True).stdout
-            row["bytes_" + kind] = json.loads(out.splitlines()[-1])
+            key = "bytes_" + kind + ("_peer" if module == "pybind11_peer" else "")
+            row[key] = json.loads(out.splitlines()[-1])
         results[name] = row
     return results
 
@@ -312,9 +327,11 @@ def report(args, results):
         "runs (interleaved), fastest and slowest in brackets; memory with %d operations in flight."
         % (machine(), args.n, args.repeat, args.inflight), ""]
     for loop, row in results.items():
+        peer = "peer_seq_noop" in row
         lines += ["### %s" % loop, "",
-                  "| workload | µs per op, median (min–max) | ratio to its floor | target |",
-                  "|---|---|---|---|"]
+                  "| workload | µs per op, median (min–max) | ratio to its floor | target |"
+                  + (" pybind11 peer, µs per op | pyasio ÷ peer |" if peer else ""),
+                  "|---|---|---|---|" + ("---|---|" if peer else "")]
         for w in WORKLOADS:
             s = row[w.__name__]
             ratio = target = ""
@@ -326,13 +343,21 @@ def report(args, results):
             elif w.__name__ in FLOORS:
                 floor = FLOORS[w.__name__]
                 ratio = "%.2f × `%s`" % (s["median"] / row[floor]["median"], floor)
-            lines.append("| `%s` | %.2f (%.2f–%.2f) | %s | %s |"
-                         % (w.__name__, s["median"], s["min"], s["max"], ratio, target))
+            line = "| `%s` | %.2f (%.2f–%.2f) | %s | %s |" % (
+                w.__name__, s["median"], s["min"], s["max"], ratio, target)
+            if peer:
+                p = row.get("peer_" + w.__name__)
+                line += (" %.2f (%.2f–%.2f) | %.2f |" % (p["median"], p["min"], p["max"],
+                                                        s["median"] / p["median"])
+                         if p else " | |")
+            lines.append(line)
         b = row["bytes_sleep_ms"]
         lines += ["", "Bytes per operation in flight: `sleep_ms` %.0f B (target ≤ %d B, %s); "
                   "pure-Python floor (a future and a `call_later` timer) %.0f B."
                   % (b, BYTES_TARGET, "met" if b <= BYTES_TARGET else "**missed**",
-                     row["bytes_py_call_later"]), ""]
+                     row["bytes_py_call_later"])
+                  + (" The pybind11 peer's `sleep_ms`: %.0f B." % row["bytes_sleep_ms_peer"]
+                     if peer else ""), ""]
     return "\n".join(lines)
 
 
@@ -356,19 +381,25 @@ def main():
     p.add_argument("--inflight", type=int, default=200_000, help="operations in flight at once")
     p.add_argument("--write", metavar="PAGE", help="replace this script's section of PAGE")
     p.add_argument("--smoke", action="store_true", help="tiny counts, results checked")
-    p.add_argument("--memory", nargs=3, metavar=("LOOP", "KIND", "COUNT"), help=argparse.SUPPRESS)
+    p.add_argument("--memory", nargs=4, metavar=("LOOP", "KIND", "COUNT", "MODULE"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, args.module_dir)
     import pyasio_bench
 
     if args.memory:
-        loop, kind, count = args.memory
-        print(json.dumps(run_on(loop_factories()[loop], inflight_bytes(pyasio_bench, kind,
-                                                                       int(count)))))
+        loop, kind, count, module = args.memory
+        print(json.dumps(run_on(loop_factories()[loop],
+                                inflight_bytes(__import__(module), kind, int(count)))))
         return
+    try:
+        import pybind11_peer
+    except ImportError:
+        pybind11_peer = None
+        print("pybind11_peer: not built, skipped (Debian: apt-get install pybind11-dev)")
     if args.smoke:
         args.n, args.repeat, args.inflight = 200, 1, 2000
-    text = report(args, measure(args, pyasio_bench))
+    text = report(args, measure(args, pyasio_bench, pybind11_peer))
     print(text)
     if args.write:
         write_section(args.write, text)
