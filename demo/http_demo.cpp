@@ -156,12 +156,12 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
+// `s` without the characters of `chars` at either end (by default: spaces and tabs).
+std::string_view trim(std::string_view s, std::string_view chars = " \t") {
+    std::size_t first = s.find_first_not_of(chars);
+    if (first == std::string_view::npos)
+        return {};
+    return s.substr(first, s.find_last_not_of(chars) - first + 1);
 }
 
 std::size_t parse_size(std::string_view s, const char* what) {
@@ -328,25 +328,19 @@ struct load_state {
     }
 };
 
-std::string_view trim_newline(std::string_view s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-        s.remove_suffix(1);
-    return s;
-}
-
 // Checks one response: status 200, a body that holds the name (and its CRC-32 when asked).
 std::string check_response(const load_plan& plan, const std::string& name,
                            std::string_view status_line, const std::string& body) {
     if (status_line.substr(0, 13) != "HTTP/1.1 200 ")
-        return std::string(status_line) + ": " + std::string(trim_newline(body));
+        return std::string(status_line) + ": " + std::string(trim(body, "\r\n"));
     if (body.find(name) == std::string::npos)
-        return "the body lacks the name " + name + ": " + std::string(trim_newline(body));
+        return "the body lacks the name " + name + ": " + std::string(trim(body, "\r\n"));
     if (plan.expect_crc) {
         char hex[16];
         std::snprintf(hex, sizeof hex, "%08x", crc32(std::as_bytes(std::span(name))));
         if (body.find(hex) == std::string::npos)
             return "the body lacks crc32(" + name + ") = " + hex + ": " +
-                   std::string(trim_newline(body));
+                   std::string(trim(body, "\r\n"));
     }
     return {};
 }

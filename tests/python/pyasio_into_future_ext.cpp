@@ -156,6 +156,19 @@ PyObject* await_call(PyObject*, PyObject* args) {
     });
 }
 
+/// await_call_with(fn, g): C++ work awaits fn(async_function(g)); the argument arrives in
+/// Python as g itself.
+PyObject* await_call_with(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [f, g] = pyasio::from_python<std::tuple<object, object>>(handle(args));
+        pyasio::async_function fn(std::move(f));
+        pyasio::async_function arg(std::move(g));
+        return pyasio::future_into_py([fn, arg]() -> asio::awaitable<object> {
+            co_return co_await pyasio::into_future(fn(arg));
+        });
+    });
+}
+
 /// async_function_of(x): pyasio::async_function(x); TypeError unless x is callable.
 PyObject* async_function_of(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] { pyasio::async_function fn(pyasio::borrow(arg)); });
@@ -544,6 +557,7 @@ PyMethodDef methods[] = {
     {"await_py_twice", await_py_twice, METH_O, "awaits one awaitable twice"},
     {"await_py_each", await_py_each, METH_VARARGS, "calls the async function for each use"},
     {"await_call", await_call, METH_VARARGS, "into_future(async_function(fn)(i, s))"},
+    {"await_call_with", await_call_with, METH_VARARGS, "into_future(fn(async_function(g)))"},
     {"async_function_of", async_function_of, METH_O, "pyasio::async_function(x)"},
     {"await_py_timeout", await_py_timeout, METH_VARARGS, "into_future || timer"},
     {"await_py_report", await_py_report, METH_O, "what C++ caught"},

@@ -154,6 +154,11 @@ class IntoFuture:
             with self.assertRaisesRegex(TypeError, "expected a callable .*got int"):
                 m.async_function_of(42)
 
+            async def receive(g):  # an async_function argument arrives as its callable
+                return g
+
+            self.assertIs(await m.await_call_with(receive, print), print)
+
         self.run_on_loop(main())
 
     def test_runs_in_the_context_of_the_call(self):
