@@ -33,6 +33,7 @@ Usage (after building the CMake target pyasio_bench):
 import argparse
 import asyncio
 import concurrent.futures
+import functools
 import gc
 import json
 import os
@@ -60,6 +61,7 @@ BEGIN = "<!-- bench/future_into_py.py: begin -->"
 END = "<!-- bench/future_into_py.py: end -->"
 
 
+@functools.lru_cache(maxsize=None)  # says once that uvloop is missing
 def loop_factories():
     """The loops to measure on: asyncio's default, and uvloop where it is installed."""
     factories = {"asyncio": asyncio.new_event_loop}
@@ -264,8 +266,15 @@ async def inflight_bytes(m, kind, count):
             f = loop.create_future()
             loop.call_later(600, f.set_result, None)
             futures.append(f)
-    await asyncio.sleep(0.5)  # let the runtime start every operation
+    # Let the runtime start every operation: wait until the resident set stops growing.
     after = rss_bytes()
+    while True:
+        await asyncio.sleep(0.25)
+        now = rss_bytes()
+        if now - after <= (now - before) // 100:
+            break
+        after = now
+    after = now
     for f in futures:
         f.cancel()
     await asyncio.gather(*futures, return_exceptions=True)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSL-1.0
-// pyasio_bench: the benchmark interface (noop, echo, sleep_ms, fail, await_seq,
+// pyasio_bench: the benchmark interface (noop, echo, sleep_ms, spin, fail, await_seq,
 // await_concurrent, and await_seq_local, await_concurrent_local on the loop executor; streams:
-// count_stream, sum_stream), served by pyasio.
-// Measured by bench/future_into_py.py; see docs/benchmarks.md.
+// count_stream, sum_stream; configure_runtime), served by pyasio.
+// Measured by bench/future_into_py.py, bench/curves.py and bench/streams.py; see
+// docs/benchmarks.md.
 #include <pyasio.hpp>
 
 #include <asio/bind_executor.hpp>
@@ -45,6 +46,26 @@ PyObject* sleep_ms(PyObject*, PyObject* arg) {
             return timer->async_wait(std::forward<decltype(token)>(token));
         });
     });
+}
+
+/// spin(us): keeps a runtime thread busy for us microseconds (CPU work), then completes with
+/// None: what the runtime's thread count decides.
+PyObject* spin(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto us = std::chrono::microseconds(pyasio::from_python<long>(handle(arg)));
+        return pyasio::future_into_py([us]() -> asio::awaitable<void> {
+            auto until = std::chrono::steady_clock::now() + us;
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            co_return;
+        });
+    });
+}
+
+/// configure_runtime(threads): the default runtime's thread count, before its first use.
+PyObject* configure_runtime(PyObject*, PyObject* arg) {
+    return pyasio::entry_point(
+        [&] { pyasio::configure_runtime(pyasio::from_python<std::size_t>(handle(arg))); });
 }
 
 /// fail(msg): throws std::invalid_argument(msg) on the runtime; Python sees ValueError(msg).
@@ -150,6 +171,9 @@ PyMethodDef methods[] = {
     {"noop", noop, METH_NOARGS, "noop(): completes with None on the runtime."},
     {"echo", echo, METH_O, "echo(x): completes with x on the runtime."},
     {"sleep_ms", sleep_ms, METH_O, "sleep_ms(ms): waits on an Asio steady_timer."},
+    {"spin", spin, METH_O, "spin(us): keeps a runtime thread busy for us microseconds."},
+    {"configure_runtime", configure_runtime, METH_O,
+     "configure_runtime(threads): the runtime's thread count, before its first use."},
     {"fail", fail, METH_O, "fail(msg): raises ValueError(msg) from C++ on the runtime."},
     {"await_seq", [](PyObject*, PyObject* a) { return await_seq(a, false); }, METH_VARARGS,
      "await_seq(fn, n): C++ on the runtime awaits fn() n times in a row."},

@@ -2,7 +2,7 @@
 // pybind11_peer: the benchmark interface of pyasio_bench (noop, echo, sleep_ms, fail, await_seq,
 // await_concurrent) written the way C++ teams hand-roll it today with pybind11, without pyasio:
 // - a fixed pool of worker threads (an asio::io_context run by max(cores, 2) std::threads, as
-//   many as pyasio's default runtime) does the C++ work;
+//   many as pyasio's default runtime, or configure_pool(n)'s count) does the C++ work;
 // - Python awaits C++: the function creates loop.create_future() on the loop thread and posts
 //   the work to the pool; on completion the worker takes the GIL and calls
 //   loop.call_soon_threadsafe(_set_result, fut, value) (or _set_exception), one call per
@@ -40,14 +40,31 @@ struct pool {
     asio::executor_work_guard<asio::io_context::executor_type> guard{context.get_executor()};
     std::vector<std::thread> threads;
 
-    pool() {
-        auto n = std::max<unsigned>(std::thread::hardware_concurrency(), 2);
+    explicit pool(unsigned n) {
         for (unsigned i = 0; i < n; ++i)
             threads.emplace_back([this] { context.run(); });
     }
 };
 
-pool* the_pool = nullptr; // created at import, stopped and destroyed at interpreter exit
+pool* the_pool = nullptr; // created at first use, stopped and destroyed at interpreter exit
+unsigned pool_threads = std::max<unsigned>(std::thread::hardware_concurrency(), 2);
+
+/// The pool, started at first use (GIL held: no race).
+asio::io_context& pool_context() {
+    if (!the_pool)
+        the_pool = new pool(pool_threads);
+    return the_pool->context;
+}
+
+/// configure_pool(n): the pool's thread count, before its first use.
+void configure_pool(unsigned n) {
+    if (the_pool)
+        throw std::logic_error("configure_pool: the pool already runs; call it before the first "
+                               "operation");
+    if (n == 0)
+        throw std::invalid_argument("configure_pool: the pool needs at least one thread");
+    pool_threads = n;
+}
 
 // Python objects used on every call, looked up once at import. Leaked on purpose: they must not
 // be released after the interpreter is finalized.
@@ -130,7 +147,7 @@ private:
 template <class Work> py::object start(Work&& work) {
     py::object future;
     auto op = std::make_shared<pending>(pending::create(future));
-    asio::post(the_pool->context, [op, work = std::forward<Work>(work)]() mutable { work(*op); });
+    asio::post(pool_context(), [op, work = std::forward<Work>(work)]() mutable { work(*op); });
     return future;
 }
 
@@ -151,7 +168,7 @@ py::object sleep_ms(long ms) {
     py::object future;
     auto op = std::make_shared<pending>(pending::create(future));
     auto timer =
-        std::make_shared<asio::steady_timer>(the_pool->context, std::chrono::milliseconds(ms));
+        std::make_shared<asio::steady_timer>(pool_context(), std::chrono::milliseconds(ms));
     timer->async_wait([op, timer](const std::error_code& ec) {
         if (ec)
             op->fail(PyExc_OSError, ec.message());
@@ -159,6 +176,16 @@ py::object sleep_ms(long ms) {
             op->complete([] { return py::none(); });
     });
     return future;
+}
+
+/// spin(us): keeps a pool thread busy for us microseconds (CPU work), then completes with None.
+py::object spin(long us) {
+    return start([us](pending& op) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        op.complete([] { return py::none(); });
+    });
 }
 
 /// fail(msg): throws std::invalid_argument(msg) on the pool; Python sees ValueError(msg).
@@ -249,11 +276,13 @@ PYBIND11_MODULE(pybind11_peer, m) {
     m.def("noop", &noop, "noop(): completes with None on the pool.");
     m.def("echo", &echo, "echo(x): completes with x on the pool.");
     m.def("sleep_ms", &sleep_ms, "sleep_ms(ms): waits on an Asio steady_timer on the pool.");
+    m.def("spin", &spin, "spin(us): keeps a pool thread busy for us microseconds.");
+    m.def("configure_pool", &configure_pool,
+          "configure_pool(threads): the pool's thread count, before its first use.");
     m.def("fail", &fail, "fail(msg): raises ValueError(msg) from C++ on the pool.");
     m.def("await_seq", &await_seq, "await_seq(fn, n): a pool thread awaits fn() n times in a row.");
     m.def("await_concurrent", &await_concurrent,
           "await_concurrent(fn, n): a pool thread awaits n fn() started at once.");
 
-    the_pool = new pool();
     py::module_::import("atexit").attr("register")(py::cpp_function(&shutdown_pool));
 }
