@@ -4,6 +4,8 @@
 // count_stream, sum_stream; configure_runtime), served by pyasio.
 // Measured by bench/future_into_py.py, bench/curves.py and bench/streams.py; see
 // docs/benchmarks.md.
+#include "burn_cpu.hpp"
+
 #include <pyasio.hpp>
 
 #include <asio/bind_executor.hpp>
@@ -48,15 +50,13 @@ PyObject* sleep_ms(PyObject*, PyObject* arg) {
     });
 }
 
-/// spin(us): keeps a runtime thread busy for us microseconds (CPU work), then completes with
+/// spin(us): keeps a runtime thread busy for us microseconds of CPU time, then completes with
 /// None: what the runtime's thread count decides.
 PyObject* spin(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
-        auto us = std::chrono::microseconds(pyasio::from_python<long>(handle(arg)));
+        long us = pyasio::from_python<long>(handle(arg));
         return pyasio::future_into_py([us]() -> asio::awaitable<void> {
-            auto until = std::chrono::steady_clock::now() + us;
-            while (std::chrono::steady_clock::now() < until) {
-            }
+            bench::burn_cpu(us);
             co_return;
         });
     });

@@ -12,6 +12,8 @@
 //   (its result() and concurrent.futures.wait block on a lock, which releases the GIL).
 // Only Asio's headers are used (through the pyasio target's include directories); nothing of
 // pyasio's bridge. It exists to be measured beside pyasio_bench.
+#include "burn_cpu.hpp"
+
 #include <pybind11/pybind11.h>
 
 #include <asio/executor_work_guard.hpp>
@@ -178,12 +180,10 @@ py::object sleep_ms(long ms) {
     return future;
 }
 
-/// spin(us): keeps a pool thread busy for us microseconds (CPU work), then completes with None.
+/// spin(us): keeps a pool thread busy for us microseconds of CPU time, then completes with None.
 py::object spin(long us) {
     return start([us](pending& op) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
-        while (std::chrono::steady_clock::now() < until) {
-        }
+        bench::burn_cpu(us);
         op.complete([] { return py::none(); });
     });
 }

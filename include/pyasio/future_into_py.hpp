@@ -34,11 +34,15 @@
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <exception>
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -374,26 +378,79 @@ public:
 
     void push(future_state* s, const asio::any_io_executor& ex) {
         if (states_.push(s))
-            asio::post(ex, [this] { drain(); });
+            asio::post(ex, [this, ex] { drain(ex); });
     }
 
 private:
-    void drain() noexcept {
-        states_.consume([](future_state* s) {
-            try {
-                asio::dispatch(s->strand(), [s] { s->start_on_strand(); });
-            } catch (...) {
-                s->finish(std::current_exception());
+    /// Queued work, oldest first (linked through next_start), that one thread starts in turn.
+    /// Destroyed unrun (its context was shut down), its work ends as cancelled.
+    class run_of_work {
+    public:
+        explicit run_of_work(future_state* first) noexcept : first_(first) {}
+        run_of_work(run_of_work&& other) noexcept : first_(std::exchange(other.first_, nullptr)) {}
+        run_of_work& operator=(run_of_work&&) = delete;
+        ~run_of_work() {
+            while (future_state* s = pop())
+                s->finish(
+                    std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+        }
+
+        void operator()() noexcept {
+            while (future_state* s = pop()) {
+                try {
+                    asio::dispatch(s->strand(), [s] { s->start_on_strand(); });
+                } catch (...) {
+                    s->finish(std::current_exception());
+                }
             }
-        });
+        }
+
+    private:
+        future_state* pop() noexcept {
+            future_state* s = first_;
+            if (s != nullptr)
+                first_ = std::exchange(s->next_start, nullptr);
+            return s;
+        }
+
+        future_state* first_;
+    };
+
+    /// Starts a batch. Each start runs the work up to its first suspension, so a batch of
+    /// CPU-bound work started on one thread would keep the other threads idle: the batch is cut
+    /// into up to one run per hardware thread; the later runs are posted (each may wake a
+    /// thread), the first starts here.
+    void drain(const asio::any_io_executor& ex) noexcept {
+        static const std::size_t parallelism = std::max(1U, std::thread::hardware_concurrency());
+        future_state* first = states_.take_all();
+        std::size_t n = 0;
+        for (future_state* s = first; s != nullptr; s = s->next_start)
+            ++n;
+        std::size_t per_run = (n + parallelism - 1) / parallelism;
+        future_state* last_of_first = first;
+        for (std::size_t i = 1; i < per_run; ++i)
+            last_of_first = last_of_first->next_start;
+        future_state* rest = last_of_first != nullptr ? last_of_first->next_start : nullptr;
+        if (last_of_first != nullptr)
+            last_of_first->next_start = nullptr;
+        while (rest != nullptr) {
+            future_state* last = rest; // the last run may be shorter
+            for (std::size_t i = 1; i < per_run && last->next_start != nullptr; ++i)
+                last = last->next_start;
+            future_state* next = std::exchange(last->next_start, nullptr);
+            run_of_work run(rest);
+            try {
+                asio::post(ex, std::move(run));
+            } catch (...) { // std::bad_alloc: this thread starts that run too
+                run();
+            }
+            rest = next;
+        }
+        run_of_work{first}();
     }
 
     /// The context is going away with work never started: it ends as cancelled.
-    void shutdown() override {
-        states_.consume([](future_state* s) {
-            s->finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
-        });
-    }
+    void shutdown() override { run_of_work discard(states_.take_all()); }
 
     intrusive_stack<future_state, &future_state::next_start> states_;
 };

@@ -61,21 +61,29 @@ PyObject* sleep_ms(PyObject*, PyObject* arg) {
     });
 }
 
-/// A user's execution context that runs only once resume_paused() is called: work queued for
-/// it waits, and must not hold up work for the default runtime.
+/// A user's execution context that runs only once resumed: work queued for it waits, and must
+/// not hold up work for the default runtime. get(1): one thread, so the context runs its
+/// handlers in the order posted; get(2): two threads.
 struct paused_context {
     asio::io_context io;
     asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
-    std::thread thread; // one thread: the context runs its handlers in the order posted
+    std::vector<std::thread> threads;
+    std::size_t thread_count;
+
+    explicit paused_context(std::size_t n) : thread_count(n) {}
     ~paused_context() {
         work.reset();
         io.stop();
-        if (thread.joinable())
-            thread.join();
+        for (auto& t : threads)
+            t.join();
     }
-    static paused_context& get() {
-        static paused_context p;
-        return p;
+    static paused_context& get(std::size_t n) {
+        static paused_context one(1), two(2);
+        return n == 1 ? one : two;
+    }
+    void resume() {
+        while (threads.size() < thread_count)
+            threads.emplace_back([this] { io.run(); });
     }
 };
 
@@ -83,23 +91,42 @@ PyObject* sleep_ms_paused(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         long ms = pyasio::from_python<long>(handle(arg));
         return pyasio::future_into_py([ms] { return wait_ms(ms, paused_started); },
-                                      paused_context::get().io.get_executor());
+                                      paused_context::get(1).io.get_executor());
     });
 }
 
 PyObject* noop_paused(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
         return pyasio::future_into_py([]() -> asio::awaitable<void> { co_return; },
-                                      paused_context::get().io.get_executor());
+                                      paused_context::get(1).io.get_executor());
     });
 }
 
 PyObject* resume_paused(PyObject*, PyObject*) {
-    return pyasio::entry_point([] {
-        paused_context& p = paused_context::get();
-        if (!p.thread.joinable())
-            p.thread = std::thread([&p] { p.io.run(); });
+    return pyasio::entry_point([] { paused_context::get(1).resume(); });
+}
+
+/// meet_paused(n): work on the two-thread paused context that waits (busy, up to 5 s) until n
+/// such works have started; True if they all met. Started in one batch, n = 2 meet only if the
+/// batch's works start on different threads. Counts for the whole process: call it n times.
+PyObject* meet_paused(PyObject*, PyObject* arg) {
+    static std::atomic<long> arrived{0};
+    return pyasio::entry_point([&] {
+        long n = pyasio::from_python<long>(handle(arg));
+        return pyasio::future_into_py(
+            [n]() -> asio::awaitable<bool> {
+                arrived.fetch_add(1);
+                auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+                while (arrived.load() < n && std::chrono::steady_clock::now() < give_up) {
+                }
+                co_return arrived.load() >= n;
+            },
+            paused_context::get(2).io.get_executor());
     });
+}
+
+PyObject* resume_paused_pair(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { paused_context::get(2).resume(); });
 }
 
 PyObject* fail(PyObject*, PyObject* arg) {
@@ -269,6 +296,8 @@ PyMethodDef methods[] = {
     {"sleep_ms_paused", sleep_ms_paused, METH_O, "sleep_ms on a context that waits for resume"},
     {"noop_paused", noop_paused, METH_NOARGS, "noop on the paused context"},
     {"resume_paused", resume_paused, METH_NOARGS, "starts the paused context's thread"},
+    {"meet_paused", meet_paused, METH_O, "waits on the two-thread paused context for n works"},
+    {"resume_paused_pair", resume_paused_pair, METH_NOARGS, "starts the two-thread paused context"},
     {"fail", fail, METH_O, "throws std::invalid_argument(msg) on the runtime"},
     {"refuse", refuse, METH_NOARGS, "throws std::system_error(ECONNREFUSED)"},
     {"connect_closed_port", connect_closed_port, METH_NOARGS, "an Asio connect that is refused"},

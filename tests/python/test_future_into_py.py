@@ -4,6 +4,7 @@ pyasio_async_ext.cpp)."""
 import asyncio
 import contextvars
 import gc
+import os
 import sys
 import threading
 import time
@@ -306,6 +307,17 @@ class UserExecutor(unittest.TestCase):
             self.assertEqual(m.stats()["paused_started"], started + 1)
 
         asyncio.run(main())
+
+    @unittest.skipIf((os.cpu_count() or 1) < 2, "one hardware thread: a batch starts on one")
+    def test_a_batch_of_work_starts_on_several_threads(self):
+        # Queued for a context that is not running, the two works form one batch. Each waits
+        # (busy, up to 5 s) for the other to start: they meet only on different threads.
+        async def main():
+            futures = [m.meet_paused(2) for _ in range(2)]
+            m.resume_paused_pair()
+            return await asyncio.gather(*futures)
+
+        self.assertEqual(asyncio.run(main()), [True, True])
 
 
 if __name__ == "__main__":

@@ -28,9 +28,8 @@ public:
     /// True when something waits; a cheap check.
     bool pending() const noexcept { return head_.load(std::memory_order_relaxed) != nullptr; }
 
-    /// Takes every node pushed so far and calls f(node) on each, oldest first. The link is read
-    /// before f runs, so f may free or re-queue the node.
-    template <class F> void consume(F&& f) {
+    /// Takes every node pushed so far: the oldest, linked through Next to the newest.
+    T* take_all() noexcept {
         T* newest_first = head_.exchange(nullptr, std::memory_order_acquire);
         T* oldest_first = nullptr;
         while (newest_first != nullptr) {
@@ -39,6 +38,13 @@ public:
             oldest_first = newest_first;
             newest_first = next;
         }
+        return oldest_first;
+    }
+
+    /// Takes every node pushed so far and calls f(node) on each, oldest first. The link is read
+    /// before f runs, so f may free or re-queue the node.
+    template <class F> void consume(F&& f) {
+        T* oldest_first = take_all();
         while (oldest_first != nullptr) {
             T* next = oldest_first->*Next;
             f(oldest_first);
