@@ -40,8 +40,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from future_into_py import (loop_factories, machine, py_noop, run_on,  # noqa: E402
-                            write_section)
+from future_into_py import (loop_factories, machine, py_noop, pyplot,  # noqa: E402
+                            run_on, write_section)
 
 KINDS = ["inflight", "threads", "latency", "memory"]
 PERCENTILES = [50, 90, 99, 99.9]
@@ -428,19 +428,6 @@ PLOT = {"inflight": plot_inflight, "threads": plot_threads, "latency": plot_late
 BY_LOOP_NAME = {"threads", "memory"}  # measured in subprocesses, which take the loop's name
 
 
-def pyplot():
-    """matplotlib's pyplot without a display, or None (plots skipped) when it is missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        print("python3-matplotlib not installed: plots skipped "
-              "(Debian: apt-get install python3-matplotlib)")
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def check(kind, results):
     """Every figure is a positive number (a smoke run must not pass on an empty table)."""
     for loop, row in results.items():
@@ -466,7 +453,7 @@ def main():
     p.add_argument("--thread-counts", type=int, nargs="+",
                    default=list(range(1, 2 * os.cpu_count() + 1)))
     p.add_argument("--threads-n", type=int, default=20_000, help="operations at once (threads)")
-    p.add_argument("--trips", type=int, default=20_000, help="round trips per run (latency)")
+    p.add_argument("--trips", type=int, default=50_000, help="round trips per run (latency)")
     p.add_argument("--memory-counts", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     p.add_argument("--write", metavar="PAGE", help="replace this script's sections of PAGE")
     p.add_argument("--plots", metavar="DIR", help="write the PNG plots there")

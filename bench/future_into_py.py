@@ -370,6 +370,19 @@ def report(args, results):
     return "\n".join(lines)
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or None (with a note) where it is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("python3-matplotlib not installed: plots skipped "
+              "(Debian: apt-get install python3-matplotlib)")
+        return None
+    return plt
+
+
 def write_section(path, text, begin=BEGIN, end=END):
     """Replaces the text between the markers begin and end in the page at path."""
     with open(path) as f:
