@@ -93,11 +93,16 @@
 #define PYASIO_DETAIL_DEBUG 0
 #endif
 
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 
 PYASIO_NAMESPACE_BEGIN
 namespace detail {
+
+/// The size of a cache line (x86-64, and most ARM cores): members that two threads write apart
+/// are aligned to it, so that neither thread's writes evict the other's.
+inline constexpr std::size_t cache_line = 64;
 
 /// Reports a broken library rule and aborts: used only by debug checks, for misuse that would
 /// otherwise corrupt the interpreter (there is no safe way to continue).

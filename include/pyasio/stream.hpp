@@ -613,13 +613,9 @@ private:
             inner_ = await_iter(call(aclose), "aclose()");
             return;
         }
-        bool full = false;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            full = items_.size() + in_hand_ >= window_;
-            room_wanted_.store(full, std::memory_order_relaxed);
-        }
-        if (full) {
+        // NOTE: the count is an over-estimate (the consumer takes its batch without the lock):
+        // look under the lock only when it says full
+        if (fresh_.size() + shared_estimate_ >= window_ && notify(true)) {
             phase_ = phase::room;
             object loop = locals_.loop();
             if (!loop)
@@ -637,14 +633,10 @@ private:
         switch (phase_) {
         case phase::fetching:
             try {
-                T value = result_from_python<T>(out);
-                bool half = false;
-                {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    items_.push_back(std::move(value));
-                    half = waiter_ != nullptr && items_.size() >= (window_ + 1) / 2;
-                }
-                if (half) // the consumer waits: it reads this half while the pump goes on
+                fresh_.push_back(result_from_python<T>(out));
+                // NOTE: one lock per half window: a waiting consumer reads this half while the
+                // pump goes on
+                if (fresh_.size() >= (window_ + 1) / 2)
                     notify();
             } catch (...) { // a conversion error ends the stream at this item
                 end(std::current_exception());
@@ -700,31 +692,50 @@ private:
         std::lock_guard<std::mutex> lock(mutex_);
         if (ended_)
             return;
+        publish_locked();
         ended_ = true;
         end_error_ = std::move(error);
     }
 
-    /// Hands the front item (or the end) to a waiting next().
-    void notify() noexcept {
+    /// The items the pump fetched go to the consumer's side. Mutex held.
+    void publish_locked() noexcept {
+        if (items_.empty())
+            items_.swap(fresh_);
+        else
+            for (; !fresh_.empty(); fresh_.pop_front())
+                items_.push_back(std::move(fresh_.front()));
+        shared_estimate_ = items_.size() + in_hand_;
+    }
+
+    /// Publishes the fetched items and hands the front one (or the end) to a waiting next().
+    /// `room_check` (the pump, between items): returns whether the window is full, and marks
+    /// the pump as waiting for room if so.
+    bool notify(bool room_check = false) noexcept {
         pending<std::optional<T>>* p = nullptr;
         std::optional<T> item;
         std::exception_ptr error;
         bool room = false;
+        bool full = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            if (waiter_ == nullptr)
-                return;
-            // NOTE: the consumer waits, so it does not touch its batch until it is completed
-            if (!take_locked(item, room)) {
-                if (!ended_)
-                    return;
-                error = end_error_;
+            publish_locked();
+            if (waiter_ != nullptr) {
+                // NOTE: the consumer waits, so it does not touch its batch until it is completed
+                if (take_locked(item, room) || ended_) {
+                    error = item ? nullptr : end_error_;
+                    p = std::exchange(waiter_, nullptr);
+                }
             }
-            p = std::exchange(waiter_, nullptr);
+            if (room_check) {
+                full = items_.size() + in_hand_ >= window_;
+                room_wanted_.store(full, std::memory_order_relaxed);
+            }
         }
         if (room)
             push_job([](stream_core& c) { c.room(); });
-        p->complete(std::move(error), std::move(item));
+        if (p != nullptr)
+            p->complete(std::move(error), std::move(item));
+        return full;
     }
 
     /// The pump finished: the waiting next() hears the end; Python references go.
@@ -763,8 +774,11 @@ private:
             call_method(task_, per_interpreter<stream_names>().cancel);
     }
 
+    // NOTE: the three sides' members are on cache lines of their own: a side that writes its
+    // line for each item would otherwise slow the other thread's reads (false sharing).
+
     // Shared with the C++ side, under mutex_.
-    std::mutex mutex_;
+    alignas(cache_line) std::mutex mutex_;
     std::deque<T> items_;
     bool ended_ = false;
     std::exception_ptr end_error_;
@@ -773,7 +787,7 @@ private:
     std::atomic<bool> room_wanted_{false}; // the pump waits for room (written under mutex_)
     bool started_ = false;
     // The consumer's batch: its side only (the pump hands a waiting consumer its first item).
-    std::deque<T> local_;
+    alignas(cache_line) std::deque<T> local_;
     std::atomic<bool> cpp_cancelled_{false};
 
     std::unique_ptr<stream_source> source_;
@@ -781,6 +795,8 @@ private:
     std::size_t window_;
 
     // The pump's, on the loop thread with the GIL.
+    alignas(cache_line) std::deque<T> fresh_; // fetched, not yet published (one lock per batch)
+    std::size_t shared_estimate_ = 0;         // items_ + in_hand_ when it last published, or more
     phase phase_ = phase::idle;
     bool closing_ = false;
     object iter_;  // the async iterator
@@ -902,7 +918,9 @@ protected:
     /// suspends, or pushed to the loop.
     enum class wake { none, posted, pushed };
 
-    std::mutex mutex_;
+    // NOTE: the producer writes this line for each item: what the loop thread reads for each
+    // item is on other lines (false sharing)
+    alignas(cache_line) std::mutex mutex_;
     bool python_waits_ = false; // Python found the buffer empty
     wake wake_ = wake::none;
     bool gone_ = false; // Python let go
@@ -923,9 +941,9 @@ private:
     }
 
     // Loop thread, GIL held.
-    std::optional<task_locals> locals_; // NOTE: set before the producer starts
-    object done_;                       // the producer's future
-    object wait_;                       // what a waiting __anext__ awaits
+    alignas(cache_line) std::optional<task_locals> locals_; // NOTE: set before the producer starts
+    object done_;                                           // the producer's future
+    object wait_;                                           // what a waiting __anext__ awaits
     bool closed_ = false;
 };
 
@@ -1042,12 +1060,14 @@ private:
             writer->complete(operation_aborted());
     }
 
-    std::deque<T> items_;     // written by the producer, under mutex_
-    std::deque<T> local_;     // the batch Python reads from (loop thread)
-    std::size_t in_hand_ = 0; // the size of local_ when Python last looked, under mutex_
+    // Under mutex_ (the producer's line).
+    alignas(cache_line) std::deque<T> items_; // written by the producer
+    std::size_t in_hand_ = 0;                 // the size of local_ when Python last looked
     std::size_t capacity_;
     pending<>* room_waiter_ = nullptr;
-    std::atomic<bool> producer_waits_{false}; // room_waiter_ is set
+    // The loop thread's.
+    alignas(cache_line) std::deque<T> local_; // the batch Python reads from
+    std::atomic<bool> producer_waits_{false}; // room_waiter_ is set (written under mutex_)
 };
 
 template <class T, class Producer> class producer_core;
