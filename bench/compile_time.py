@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from future_into_py import machine, pyplot, write_section  # noqa: E402
+from future_into_py import error_bars, machine, publish, pyplot, save  # noqa: E402
 
 BEGIN = "<!-- bench/compile_time.py: begin -->"
 END = "<!-- bench/compile_time.py: end -->"
@@ -214,7 +214,7 @@ def plot(directory, configs, names, results):
         for i, name in enumerate(names):
             s = results[(compiler, label, name)]
             ax.barh(top + i, s["median"], color=colors[i % len(colors)],
-                    xerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]], capsize=3,
+                    xerr=error_bars([(s["median"], s["min"], s["max"])]), capsize=3,
                     label=name if g == 0 else None)
         group_ticks.append(top + (len(names) - 1) / 2)
         group_labels.append("%s %s" % (compiler, label))
@@ -224,9 +224,7 @@ def plot(directory, configs, names, results):
     ax.set_xlabel("seconds (median; bars: fastest to slowest run)")
     ax.set_title("Compile time of one translation unit")
     ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(plt, fig, path)
     return path
 
 
@@ -254,16 +252,8 @@ def main():
         for key, s in results.items():
             if not (s["min"] > 0 and s["mb"] > 0):
                 raise SystemExit("no positive figures for %s: %r" % (" ".join(key), s))
-    text = report(args, configs, names, results)
-    print(text)
-    if args.write:
-        write_section(args.write, text, BEGIN, END)
-        print("wrote", args.write)
-    if args.plots:
-        path = plot(args.plots, configs, names, results)
-        if path:
-            print("wrote", path)
-    print("took %.0f s" % (time.perf_counter() - start), file=sys.stderr)
+    publish(args, report(args, configs, names, results), BEGIN, END, start,
+            lambda directory: plot(directory, configs, names, results))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from future_into_py import (loop_factories, machine, py_noop, pyplot,  # noqa: E402
-                            run_on, write_section)
+from future_into_py import (error_bars, loop_factories, machine, py_noop,  # noqa: E402
+                            pyplot, run_on, save, write_section)
 
 KINDS = ["inflight", "threads", "latency", "memory"]
 PERCENTILES = [50, 90, 99, 99.9]
@@ -166,9 +166,7 @@ def plot_inflight(plt, results, path):
                 if not points:
                     continue
                 xs = [p[0] for p in points]
-                ax.errorbar(xs, [p[1][0] for p in points],
-                            yerr=[[p[1][0] - p[1][1] for p in points],
-                                  [p[1][2] - p[1][0] for p in points]],
+                ax.errorbar(xs, [p[1][0] for p in points], yerr=error_bars([p[1] for p in points]),
                             marker="o", capsize=3, label=label)
             ax.set_xscale("log")
             ax.set_ylim(bottom=0)
@@ -177,9 +175,7 @@ def plot_inflight(plt, results, path):
             ax.set_ylabel("µs per operation")
             ax.grid(True, alpha=0.3)
             ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(plt, fig, path)
 
 
 # --- threads ------------------------------------------------------------------------------------
@@ -250,8 +246,7 @@ def plot_threads(plt, results, path):
             for label in sorted({k[1] for k in row}, key=lambda l: l != "pyasio"):
                 points = sorted((k[2], v) for k, v in row.items() if k[:2] == (workload, label))
                 ax.errorbar([p[0] for p in points], [p[1][0] for p in points],
-                            yerr=[[p[1][0] - p[1][1] for p in points],
-                                  [p[1][2] - p[1][0] for p in points]],
+                            yerr=error_bars([p[1] for p in points]),
                             marker="o", capsize=3, label="%s, %s" % (label, loop))
         ax.axvline(os.cpu_count(), color="grey", linestyle=":", label="cores")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -262,9 +257,7 @@ def plot_threads(plt, results, path):
         ax.set_ylabel("operations per second")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(plt, fig, path)
 
 
 # --- latency ------------------------------------------------------------------------------------
@@ -349,9 +342,8 @@ def plot_latency(plt, results, path):
         ax = axes[0][i]
         row = results[loop]
         for label in dict.fromkeys(k[0] for k in row):
-            med = [row[(label, p)][0] for p in PERCENTILES]
-            ax.errorbar(xs, med, yerr=[[m - row[(label, p)][1] for m, p in zip(med, PERCENTILES)],
-                                       [row[(label, p)][2] - m for m, p in zip(med, PERCENTILES)]],
+            values = [row[(label, p)] for p in PERCENTILES]
+            ax.errorbar(xs, [v[0] for v in values], yerr=error_bars(values),
                         marker="o", capsize=3, label=label)
         ax.set_xticks(xs)
         ax.set_xticklabels(["p%g" % p for p in PERCENTILES])
@@ -360,9 +352,7 @@ def plot_latency(plt, results, path):
         ax.set_ylabel("µs (log scale)")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(plt, fig, path)
 
 
 # --- memory -------------------------------------------------------------------------------------
@@ -412,9 +402,7 @@ def plot_memory(plt, results, path):
     ax.set_ylabel("bytes per operation")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(plt, fig, path)
 
 
 # --- driver -------------------------------------------------------------------------------------

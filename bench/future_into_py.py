@@ -395,6 +395,32 @@ def write_section(path, text, begin=BEGIN, end=END):
         f.write(head + begin + "\n" + text + "\n" + end + tail)
 
 
+def error_bars(values):
+    """Matplotlib's yerr/xerr for points given as (median, min, max): from fastest to slowest."""
+    return [[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]]
+
+
+def save(plt, fig, path):
+    """Lays out, writes and closes a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def publish(args, text, begin, end, started, plot=None):
+    """Prints a report; --write replaces its section of the page; --plots calls plot(dir),
+    which returns the path it wrote, or None; prints how long the script took."""
+    print(text)
+    if args.write:
+        write_section(args.write, text, begin, end)
+        print("wrote", args.write)
+    if args.plots and plot is not None:
+        path = plot(args.plots)
+        if path:
+            print("wrote", path)
+    print("took %.0f s" % (time.perf_counter() - started), file=sys.stderr)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--module-dir", required=True, help="directory holding pyasio_bench")

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from future_into_py import machine, pyplot, write_section  # noqa: E402
+from future_into_py import error_bars, machine, publish, pyplot, save  # noqa: E402
 
 BEGIN = "<!-- bench/gil_acquire.py: begin -->"
 END = "<!-- bench/gil_acquire.py: end -->"
@@ -166,16 +166,14 @@ def plot(directory, results):
         xs = [x + (i - 0.5) * width for x in range(len(labels))]
         rows = [results[label][mode] for label in labels]
         ax.bar(xs, [r[0] for r in rows], width, label=text,
-               yerr=[[r[0] - r[1] for r in rows], [r[2] - r[0] for r in rows]], capsize=3)
+               yerr=error_bars(rows), capsize=3)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([label.replace("`", "").replace(" (", "\n(") for label in labels],
                        fontsize="small")
     ax.set_ylabel("ns per acquire/release pair")
     ax.set_title("GIL acquire/release on a worker thread (median; bars: fastest to slowest)")
     ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(plt, fig, path)
     return path
 
 
@@ -199,16 +197,8 @@ def main():
         for label, row in results.items():
             if not all(v > 0 for mode, _ in MODES for v in row[mode]):
                 raise SystemExit("no positive figures for %s: %r" % (label, row))
-    text = report(args, results)
-    print(text)
-    if args.write:
-        write_section(args.write, text, BEGIN, END)
-        print("wrote", args.write)
-    if args.plots:
-        path = plot(args.plots, results)
-        if path:
-            print("wrote", path)
-    print("took %.0f s" % (time.perf_counter() - start), file=sys.stderr)
+    publish(args, report(args, results), BEGIN, END, start,
+            lambda directory: plot(directory, results))
 
 
 if __name__ == "__main__":

@@ -32,18 +32,20 @@ asio::awaitable<void> sleep(std::chrono::milliseconds ms) {
     co_await timer.async_wait(asio::use_awaitable);
 }
 
+/// Runs `code` in __main__ (taking the GIL) and returns its function `name`.
+pyasio::async_function python_function(const char* code, const char* name) {
+    pyasio::gil_acquire gil;
+    exec(code);
+    return pyasio::async_function(main_attr(name));
+}
+
 /// Defines `async def twice(x)` in __main__ and awaits it from C++.
 asio::awaitable<long> await_python_twice(long x) {
-    pyasio::object fn;
-    {
-        pyasio::gil_acquire gil;
-        exec("import asyncio\n"
-             "async def twice(x):\n"
-             "    await asyncio.sleep(0.001)\n"
-             "    return 2 * x\n");
-        fn = main_attr("twice");
-    }
-    pyasio::async_function twice(std::move(fn));
+    pyasio::async_function twice = python_function("import asyncio\n"
+                                                   "async def twice(x):\n"
+                                                   "    await asyncio.sleep(0.001)\n"
+                                                   "    return 2 * x\n",
+                                                   "twice");
     co_return co_await pyasio::into_future<long>(twice(x));
 }
 
@@ -65,6 +67,25 @@ int sigint() {
             std::fflush(stdout);
             co_await sleep(std::chrono::seconds(60));
             std::printf("the timer was not cancelled\n");
+        });
+    } catch (const pyasio::interrupted& e) {
+        std::printf("%s\n", e.what());
+        return 130;
+    }
+    return 0;
+}
+
+/// main awaits Python code that raises KeyboardInterrupt: asyncio lets it out of the loop.
+int keyboard_interrupt() {
+    try {
+        pyasio::run([]() -> asio::awaitable<void> {
+            pyasio::async_function interrupted = python_function("import asyncio\n"
+                                                                 "async def interrupted():\n"
+                                                                 "    await asyncio.sleep(0.001)\n"
+                                                                 "    raise KeyboardInterrupt\n",
+                                                                 "interrupted");
+            co_await pyasio::into_future<void>(interrupted());
+            std::printf("the await returned\n");
         });
     } catch (const pyasio::interrupted& e) {
         std::printf("%s\n", e.what());
@@ -145,6 +166,8 @@ int main(int argc, char** argv) {
             return run_twice();
         if (mode == "sigint")
             return sigint();
+        if (mode == "keyboard-interrupt")
+            return keyboard_interrupt();
         if (mode == "own-interpreter")
             return own_interpreter();
         if (mode == "exception")
@@ -155,6 +178,8 @@ int main(int argc, char** argv) {
         std::printf("error: %s\n", e.what());
         return 1;
     }
-    std::printf("usage: %s twice|sigint|own-interpreter|exception|plain-thread\n", argv[0]);
+    std::printf(
+        "usage: %s twice|sigint|keyboard-interrupt|own-interpreter|exception|plain-thread\n",
+        argv[0]);
     return 2;
 }

@@ -49,6 +49,18 @@ TEST_CASE("the default runtime: configured, installed, shut down, set up again",
     asio::post(pyasio::default_executor(), [&] { ran_on.set_value(std::this_thread::get_id()); });
     CHECK(ran_on.get_future().get() != std::this_thread::get_id());
     CHECK(pyasio::runtime_thread_count() == 3);
+    std::promise<std::string> refused; // it would join the thread that calls it
+    asio::post(pyasio::default_executor(), [&] {
+        try {
+            pyasio::shutdown_runtime();
+            refused.set_value("no error");
+        } catch (const std::logic_error& e) {
+            refused.set_value(e.what());
+        }
+    });
+    std::string why = refused.get_future().get();
+    CHECK(why.find("on one of the runtime's own threads") != std::string::npos);
+    CHECK(pyasio::runtime_thread_count() == 3); // still runs
     CHECK_THROWS_AS(pyasio::configure_runtime(2), std::logic_error);
     asio::io_context io;
     CHECK_THROWS_AS(pyasio::install_runtime(io), std::logic_error);

@@ -11,6 +11,7 @@
 #include <pyasio/detail/object_core.hpp>
 #include <pyasio/error.hpp>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -75,7 +76,8 @@ inline constexpr bool is_integer_v =
 [[noreturn]] inline void throw_out_of_range(handle value, const char* cpp_type, long long min,
                                             unsigned long long max) {
     std::string msg = "Python int " + str_or(value, "?") + " is out of range for C++ " + cpp_type +
-                      " [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+                      " [" + std::to_string(min) + ", " + std::to_string(max) +
+                      "]; convert to a wider C++ type, or to pyasio::object to take any int";
     throw_error(PyExc_OverflowError, msg);
 }
 
@@ -203,12 +205,26 @@ template <class T> struct converter<T, std::enable_if_t<std::is_floating_point_v
     /// Accepts float and int (as Python's float() would); not str or None.
     static T from_python(handle h) {
         if (PyFloat_Check(h.ptr()))
-            return static_cast<T>(PyFloat_AS_DOUBLE(h.ptr()));
+            return narrow(h, PyFloat_AS_DOUBLE(h.ptr()));
         if (!PyLong_Check(h.ptr()))
             detail::throw_type_error("float", h);
         double v = PyLong_AsDouble(h.ptr());
         if (v == -1.0 && PyErr_Occurred())
             detail::throw_error_already_set();
+        return narrow(h, v);
+    }
+
+private:
+    /// v as T: a finite double beyond a float's range is an OverflowError (the cast would be
+    /// undefined); infinities and NaN pass.
+    static T narrow(handle h, double v) {
+        if constexpr (sizeof(T) < sizeof(double)) {
+            if (std::isfinite(v) && std::fabs(v) > double(std::numeric_limits<T>::max()))
+                detail::throw_error(PyExc_OverflowError,
+                                    "Python number " + detail::str_or(h, "?") +
+                                        " is out of range for C++ float (its largest magnitude "
+                                        "is about 3.4e38); convert to double");
+        }
         return static_cast<T>(v);
     }
 };
@@ -216,9 +232,23 @@ template <class T> struct converter<T, std::enable_if_t<std::is_floating_point_v
 // --- text -------------------------------------------------------------------------------------
 
 namespace detail {
-/// A str from UTF-8; invalid UTF-8 raises UnicodeDecodeError (as python_error).
+/// A str from UTF-8; invalid UTF-8 raises UnicodeDecodeError (as python_error), whose reason
+/// says what to do.
 inline object utf8_to_python(std::string_view s) {
-    return checked(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "strict"));
+    PyObject* text = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "strict");
+    if (text == nullptr && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError) != 0) {
+        python_error e = python_error::fetch();
+        object reason = steal(PyObject_GetAttrString(e.value().ptr(), "reason"));
+        object hint = steal(
+            PyUnicode_FromFormat("%S (a C++ string sent to Python must hold UTF-8; send bytes, as "
+                                 "std::vector<std::byte>, for other data)",
+                                 reason ? reason.ptr() : Py_None));
+        if (hint)
+            PyObject_SetAttrString(e.value().ptr(), "reason", hint.ptr());
+        PyErr_Clear();
+        throw e;
+    }
+    return checked(text);
 }
 } // namespace detail
 

@@ -67,7 +67,8 @@ class future_state : public ref_counted,
                      public done_callback_target,
                      public inflight_operation {
 public:
-    future_state(task_locals locals, const asio::any_io_executor& ex)
+    future_state(task_locals locals, const asio::any_io_executor& ex,
+                 std::shared_ptr<const std::atomic<bool>> context_gone)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
         // running while the operation lives (even when it waits on nothing the context sees).
         // And what the strand posts is a continuation of the operation: a runtime thread keeps
@@ -75,18 +76,34 @@ public:
         // to take it, which put a second thread wake on every operation's path.
         : ref_counted(2), locals_(std::move(locals)),
           strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked,
-                                                 asio::execution::relationship.continuation))) {
+                                                 asio::execution::relationship.continuation))),
+          context_gone_(std::move(context_gone)) {
         inflight_registry::instance().add(this);
     }
 
-    ~future_state() override { inflight_registry::instance().remove(this); }
+    ~future_state() override {
+        inflight_registry::instance().remove(this);
+        // NOTE: Python may keep the state (its future) after the user destroyed the execution
+        // context the work ran on; a strand (and counted work) must not be destroyed after its
+        // context (Asio touches the context's mutexes): it is then left undestroyed, a small
+        // leak instead of a crash. A runtime's context lives until the process exits.
+        // Likewise in the child of a fork: the parent's context is the parent's.
+        if (!context_gone_->load(std::memory_order_acquire) && !of_parent_process())
+            strand_.~strand();
+    }
     future_state(const future_state&) = delete;
     future_state& operator=(const future_state&) = delete;
 
-    /// C++ side: the work finished; hand the outcome to the loop. Runtime thread, no GIL.
-    void finish(std::exception_ptr error) noexcept {
+    /// C++ side: the work finished; hand the outcome to the loop. Takes a C++ reference. Once:
+    /// a later call (a completion destroyed unrun after an error was reported) only drops its
+    /// reference. Runtime thread, no GIL.
+    void finish(std::exception_ptr error, bool unrun = false) noexcept {
+        if (finished_.exchange(true, std::memory_order_acq_rel)) {
+            release();
+            return;
+        }
         error_ = std::move(error);
-        finished_.store(true, std::memory_order_release);
+        context_lost_ = unrun;
         inflight_registry::instance().remove(this);
         // NOTE: once pushed, the loop thread may run and free this state, which may hold the
         // last reference to the bridge, before push() returns: hold the bridge for the push.
@@ -94,12 +111,24 @@ public:
         bridge->push(this); // the C++ reference travels with the job
     }
 
+    /// Made before this process forked (this is the child): its work, its strand and its
+    /// context belong to the parent and are never touched; its future never completes here.
+    bool of_parent_process() const noexcept {
+        return listed_in != fork_generation.load(std::memory_order_relaxed);
+    }
+
+    /// C++ side: the work (or its start) was destroyed unrun, with its execution context: the
+    /// future ends cancelled. Takes a C++ reference, as finish().
+    void finish_unrun() noexcept {
+        finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)), true);
+    }
+
     /// Python side: the future was cancelled, completed by someone else, or collected (loop
     /// thread, GIL held); or runtime shutdown (any thread). Emits a terminal cancellation on the
     /// work's own strand (where the work also starts, so the two never race); work not yet
     /// started then never starts.
     void request_cancel() noexcept {
-        if (finished_.load(std::memory_order_acquire))
+        if (finished_.load(std::memory_order_acquire) || of_parent_process())
             return;
         cancel_requested_.store(true, std::memory_order_release);
         try {
@@ -193,10 +222,17 @@ private:
                 return;
             if (error_ && shutdown_.load(std::memory_order_acquire)) {
                 cancel_for_runtime_shutdown(fut);
+            } else if (error_ && context_lost_) {
+#if PY_VERSION_HEX >= 0x03090000
+                call_method(fut, "cancel",
+                            "pyasio: the execution context of this C++ work was destroyed (or "
+                            "shut down) before the work finished; keep it running until the "
+                            "work's Python futures are done");
+#else
+                call_method(fut, "cancel");
+#endif
             } else if (error_) {
-                translate_exception(error_);
-                python_error e = python_error::fetch();
-                call_method(fut, names.set_exception, e.value());
+                set_exception(fut, names, error_);
             } else {
                 set_result(fut, names);
             }
@@ -210,12 +246,26 @@ private:
         try {
             value = result_to_python();
         } catch (...) { // a conversion error is the operation's error
-            translate_exception(std::current_exception());
-            python_error e = python_error::fetch();
-            call_method(fut, names.set_exception, e.value());
+            set_exception(fut, names, std::current_exception());
             return;
         }
         call_method(fut, names.set_result, value);
+    }
+
+    static void set_exception(handle fut, const future_names& names, const std::exception_ptr& e) {
+        translate_exception(e);
+        python_error error = python_error::fetch();
+        object value = borrow(error.value());
+        if (error.matches(handle(PyExc_StopIteration))) {
+            // NOTE: a Future refuses StopIteration before 3.12 (TypeError, and it would stay
+            // pending): it becomes a RuntimeError caused by it, as in a coroutine (PEP 479)
+            object wrapped = call(handle(PyExc_RuntimeError),
+                                  "pyasio: the C++ work raised StopIteration, which an awaitable "
+                                  "cannot raise (PEP 479); raise another exception");
+            PyException_SetCause(wrapped.ptr(), value.release());
+            value = std::move(wrapped);
+        }
+        call_method(fut, names.set_exception, value);
     }
 
     /// The work ended with an error after shutdown_runtime() cancelled it: the future is
@@ -238,8 +288,12 @@ private:
     std::atomic<bool> finished_{false};
     std::atomic<bool> cancel_requested_{false};
     std::atomic<bool> shutdown_{false};
-    task_locals locals_; // the loop (and its bridge) and the context captured at the call
-    asio::strand<asio::any_io_executor> strand_;
+    bool context_lost_ = false; // the work was destroyed unrun with its context
+    task_locals locals_;        // the loop (and its bridge) and the context captured at the call
+    union {                     // NOTE: destroyed by hand (~future_state)
+        asio::strand<asio::any_io_executor> strand_;
+    };
+    std::shared_ptr<const std::atomic<bool>> context_gone_; // set when the context shuts down
     asio::cancellation_signal signal_;
     std::exception_ptr error_;
     PyObject* operation_ = nullptr; // weak: our done callback, cleared when it dies
@@ -286,7 +340,8 @@ private:
 /// Takes any completion signature: co_spawn's (exception_ptr[, T]), an Asio operation's
 /// (error_code[, values...]), or plain values. Its associated executor is the operation's strand
 /// and its cancellation slot the operation's signal. Owns the C++ reference until it runs;
-/// destroyed unrun (its execution context was shut down), it drops it.
+/// destroyed unrun (its execution context was destroyed with the work pending), it ends the
+/// operation as cancelled, so that its Python future does not wait for ever.
 template <class State> class completion {
 public:
     using executor_type = operation_executor;
@@ -297,7 +352,10 @@ public:
     completion(const completion&) = delete;
     completion& operator=(const completion&) = delete;
     completion& operator=(completion&&) = delete;
-    ~completion() = default;
+    ~completion() {
+        if (State* s = s_.detach()) // the C++ reference goes with the job
+            s->finish_unrun();
+    }
 
     executor_type get_executor() const noexcept { return operation_executor(s_.get()); }
     cancellation_slot_type get_cancellation_slot() const noexcept { return s_->signal().slot(); }
@@ -314,8 +372,9 @@ private:
 /// The state of one call, with its work and its result T.
 template <class T, class Work> class typed_future_state final : public future_state {
 public:
-    typed_future_state(task_locals locals, const asio::any_io_executor& ex, Work work)
-        : future_state(std::move(locals), ex), work_(std::move(work)) {}
+    typed_future_state(task_locals locals, const asio::any_io_executor& ex,
+                       std::shared_ptr<const std::atomic<bool>> context_gone, Work work)
+        : future_state(std::move(locals), ex, std::move(context_gone)), work_(std::move(work)) {}
 
     /// Keeps a completion's values; returns its error. A runtime thread, no GIL.
     template <class... V> std::exception_ptr store(V&&... v) {
@@ -376,6 +435,9 @@ public:
         return asio::use_service<start_queue>(asio::query(ex, asio::execution::context));
     }
 
+    /// Set when the context shuts down: what a future_state of it must not touch from then on.
+    const std::shared_ptr<std::atomic<bool>>& context_gone() const noexcept { return gone_; }
+
     void push(future_state* s, const asio::any_io_executor& ex) {
         if (states_.push(s))
             asio::post(ex, [this, ex] { drain(ex); });
@@ -391,8 +453,7 @@ private:
         run_of_work& operator=(run_of_work&&) = delete;
         ~run_of_work() {
             while (future_state* s = pop())
-                s->finish(
-                    std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+                s->finish_unrun();
         }
 
         void operator()() noexcept {
@@ -427,32 +488,34 @@ private:
         for (future_state* s = first; s != nullptr; s = s->next_start)
             ++n;
         std::size_t per_run = (n + parallelism - 1) / parallelism;
-        future_state* last_of_first = first;
-        for (std::size_t i = 1; i < per_run; ++i)
-            last_of_first = last_of_first->next_start;
-        future_state* rest = last_of_first != nullptr ? last_of_first->next_start : nullptr;
-        if (last_of_first != nullptr)
-            last_of_first->next_start = nullptr;
-        while (rest != nullptr) {
-            future_state* last = rest; // the last run may be shorter
+        // Cuts the list after every per_run states; each run but the first is posted.
+        future_state* run_start = first;
+        while (run_start != nullptr) {
+            future_state* last = run_start; // the last run may be shorter
             for (std::size_t i = 1; i < per_run && last->next_start != nullptr; ++i)
                 last = last->next_start;
             future_state* next = std::exchange(last->next_start, nullptr);
-            run_of_work run(rest);
-            try {
-                asio::post(ex, std::move(run));
-            } catch (...) { // std::bad_alloc: this thread starts that run too
-                run();
+            if (run_start != first) {
+                run_of_work run(run_start);
+                try {
+                    asio::post(ex, std::move(run));
+                } catch (...) { // std::bad_alloc: this thread starts that run too
+                    run();
+                }
             }
-            rest = next;
+            run_start = next;
         }
         run_of_work{first}();
     }
 
     /// The context is going away with work never started: it ends as cancelled.
-    void shutdown() override { run_of_work discard(states_.take_all()); }
+    void shutdown() override {
+        gone_->store(true, std::memory_order_release);
+        run_of_work discard(states_.take_all());
+    }
 
     intrusive_stack<future_state, &future_state::next_start> states_;
+    std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 // --- the Python types ----------------------------------------------------------------------
@@ -619,13 +682,14 @@ template <class Work> object launch(handle loop, const asio::any_io_executor& ex
     const future_names& names = per_interpreter<future_names>();
     object fut = call_method(loop, names.create_future);
     object op = make_done_callback(nullptr);
-    auto* state =
-        new typed_future_state<typename Work::value_type, Work>(locals, ex, std::move(work));
+    start_queue& queue = start_queue::of(ex);
+    auto* state = new typed_future_state<typename Work::value_type, Work>(
+        locals, ex, queue.context_gone(), std::move(work));
     reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
     // the future now owns the callback, which runs in the call's context
     add_done_callback(fut, op, locals.context());
-    start_queue::of(ex).push(state, ex); // the C++ reference goes with the work
+    queue.push(state, ex); // the C++ reference goes with the work
     return fut;
 }
 

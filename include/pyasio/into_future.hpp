@@ -48,6 +48,7 @@ struct into_future_names {
     object cancelled = interned("cancelled");
     object exception = interned("exception");
     object result = interned("result");
+    object cr_frame = interned("cr_frame");
     object loop_keyword = checked(Py_BuildValue("(s)", "loop")); // kwnames: ("loop",)
 };
 
@@ -58,10 +59,29 @@ inline void check_awaitable(handle o) {
         throw type_error("pyasio::into_future: expected an awaitable, got no object (an empty "
                          "pyasio::object)");
     PyTypeObject* type = Py_TYPE(o.ptr());
-    if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
-        throw type_error(std::string("pyasio::into_future: expected an awaitable (a coroutine, "
-                                     "Task, Future or an object with __await__), got ") +
-                         type->tp_name);
+    if (type->tp_as_async != nullptr && type->tp_as_async->am_await != nullptr)
+        return;
+    const char* hint = "; pass the coroutine an async function returns, a Task or a Future";
+    if (o.ptr() == Py_None)
+        hint = "; a function returned None where a coroutine was expected: is it an `async def`?";
+    else if (type->tp_call != nullptr)
+        hint = "; did you forget to call it? Pass f(args), not f (or use pyasio::async_function)";
+    throw type_error(std::string("pyasio::into_future: expected an awaitable (a coroutine, "
+                                 "Task, Future or an object with __await__), got ") +
+                     type->tp_name + hint);
+}
+
+/// A coroutine object runs once: one that ran (or was closed) gets Python's own error, with
+/// what to do. Loop thread, GIL held.
+inline void check_not_reused(handle awaitable) {
+    if (!PyCoro_CheckExact(awaitable.ptr()) ||
+        !getattr(awaitable, per_interpreter<into_future_names>().cr_frame).is_none())
+        return;
+    throw_error(PyExc_RuntimeError,
+                "cannot reuse already awaited coroutine " +
+                    str_or(getattr(awaitable, "__qualname__"), "?") +
+                    ": a coroutine object runs once; call the async function again for each "
+                    "await (pyasio::async_function does that for you)");
 }
 
 /// The task locals into_future (or `what`) uses when none are given: those of the C++ work that
@@ -202,8 +222,9 @@ public:
     void on_gone() noexcept override {
         locals_.bridge()->unwatch(this);
         deliver(std::make_exception_ptr(event_loop_closed(
-            "pyasio::into_future: the Python task was destroyed before it finished (its event "
-            "loop closed)")));
+            "pyasio::into_future: the event loop closed before the Python task's outcome "
+            "reached C++ (the task was dropped unfinished, or its done callback never ran); "
+            "keep the loop running until the C++ side is done")));
         object task = std::move(task_);
         release();
     }
@@ -242,9 +263,24 @@ private:
             if constexpr (std::is_void_v<T>)
                 deliver(nullptr);
             else
-                deliver(nullptr, result_from_python<T>(result));
+                deliver(nullptr, converted(result));
         } catch (...) {
             deliver(std::current_exception());
+        }
+    }
+
+    /// The result as T; a conversion error says where it comes from.
+    static auto converted(handle result) {
+        try {
+            return result_from_python<T>(result);
+        } catch (const python_error& e) {
+            if (!e.matches(handle(PyExc_TypeError)) && !e.matches(handle(PyExc_OverflowError)))
+                throw;
+            throw_error(reinterpret_cast<PyObject*>(Py_TYPE(e.value().ptr())),
+                        "pyasio::into_future<T>: the awaitable's result does not convert to T: " +
+                            str_or(e.value(), "?") +
+                            " (await something that returns that, or ask for "
+                            "into_future<pyasio::object> to take any result)");
         }
     }
 
@@ -290,9 +326,18 @@ private:
         {
             context_scope in_context(locals_.context());
             object awaitable = awaitable_from(*source_);
+            check_not_reused(awaitable);
             PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
             task = steal(vectorcall(names.ensure_future.ptr(), args + 1,
                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
+            if (!task && PyErr_ExceptionMatches(PyExc_ValueError) != 0) {
+                python_error e = python_error::fetch(); // a future of another loop
+                throw_error(PyExc_ValueError,
+                            str_or(e.value(), "?") +
+                                " (pyasio::into_future: a Future or Task runs on the loop that "
+                                "made it; await it on that loop, e.g. with "
+                                "pyasio::task_locals::of(its loop), or make it on this one)");
+            }
         }
         if (!task)
             throw_error_already_set();
@@ -349,9 +394,9 @@ private:
             if (post || starting_inline_)
                 asio::post(work_, std::move(f));
             else
-                asio::dispatch(work_, std::move(f));
-        } catch (...) {
-            // NOTE: only std::bad_alloc gets here; the handler then never runs.
+                asio::dispatch(work_, std::move(f)); // NOTE: may run the handler here
+        } catch (...) { // the handler threw (run here by dispatch), or std::bad_alloc
+            report_escaped(std::current_exception(), "that pyasio::into_future completed");
         }
     }
 

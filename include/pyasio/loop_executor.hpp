@@ -35,8 +35,7 @@ template <class F> struct handler_job final : loop_job {
             context_scope in_context(locals.context());
             f();
         } catch (...) { // a handler must not throw: report it like an error in a callback
-            translate_exception(std::current_exception());
-            PyErr_WriteUnraisable(nullptr);
+            report_escaped(std::current_exception(), "on the loop thread (pyasio::loop_executor)");
         }
         delete this;
     }

@@ -128,21 +128,25 @@ template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
         } catch (const python_error&) {
         }
     }
-    bool stopped_by_sigint = false;
+    const char* stopped = nullptr;
     try {
         call_method(loop, "run_until_complete", task);
     } catch (const python_error& e) {
-        // the task cancelled by our SIGINT handler, or KeyboardInterrupt from Python's own
-        if (!(handler && call_method(task, "cancelled").ptr() == Py_True) &&
-            !e.matches(handle(PyExc_KeyboardInterrupt)))
+        // the task cancelled by our SIGINT handler, or KeyboardInterrupt from Python code
+        // (Python's own SIGINT handler, or raised), which asyncio lets out of the loop
+        if (handler && call_method(task, "cancelled").ptr() == Py_True)
+            stopped = "pyasio: interrupted by Ctrl-C (SIGINT); the main coroutine was cancelled";
+        else if (e.matches(handle(PyExc_KeyboardInterrupt)))
+            stopped = "pyasio: interrupted: KeyboardInterrupt was raised in Python code the main "
+                      "coroutine awaited (Ctrl-C, or raised by the code), which stops the event "
+                      "loop; the main coroutine was cancelled";
+        else
             throw;
-        stopped_by_sigint = true;
     }
     if (handler)
         call_method(loop, "remove_signal_handler", int(SIGINT));
-    if (stopped_by_sigint)
-        throw interrupted("pyasio: interrupted by Ctrl-C (SIGINT); the main coroutine was "
-                          "cancelled");
+    if (stopped != nullptr)
+        throw interrupted(stopped);
     return out->take();
 }
 
@@ -446,12 +450,26 @@ requires(!std::is_convertible_v<Work, object>) auto block_on(Work&& work) {
 /// (asyncio.run_coroutine_threadsafe(...).result()): runs it on `locals`' loop and returns its
 /// result converted to T, or throws what into_future would. The GIL, if held, is released while
 /// waiting. Throws std::logic_error on the loop's own thread while it runs, where waiting would
-/// deadlock (the loop must be running on its thread: a stopped loop never runs the awaitable).
+/// deadlock, and when the loop is not running (it would never run the awaitable);
+/// event_loop_closed when it is closed.
 template <class T = object> T block_on(object awaitable, task_locals locals) {
     if (detail::loop_runs_here(*locals.bridge()))
         throw std::logic_error("pyasio::block_on: called on the thread of the loop the awaitable "
                                "runs on; waiting here would stop that loop (deadlock). Await it "
                                "instead");
+    {
+        gil_acquire gil;
+        object loop = locals.loop();
+        if (!loop || call_method(loop, "is_closed").ptr() == Py_True)
+            throw event_loop_closed("pyasio::block_on: the event loop is closed, so the "
+                                    "awaitable can never run");
+        // NOTE: a loop that is not running would never run it: this call would wait for ever
+        if (call_method(loop, "is_running").ptr() != Py_True)
+            throw std::logic_error(
+                "pyasio::block_on: the event loop is not running, so the awaitable would never "
+                "run and this call would wait for ever; call it while the loop runs in its own "
+                "thread, or run the loop here with pyasio::run_until_complete(loop, awaitable)");
+    }
     std::future<std::conditional_t<std::is_void_v<T>, void, T>> result =
         into_future<T>(std::move(awaitable), std::move(locals), asio::use_future);
     if (gil::held()) {

@@ -9,6 +9,7 @@
 #include <pyasio/config.hpp>
 
 #include <pyasio/detail/object_core.hpp>
+#include <pyasio/error.hpp>
 #include <pyasio/gil.hpp>
 #include <pyasio/object.hpp>
 
@@ -24,7 +25,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
 #include <deque>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -34,6 +37,15 @@
 #include <thread>
 #include <vector>
 
+#if __has_include(<pthread.h>) && !defined(_WIN32)
+#include <pthread.h>
+/// 1 where fork() exists: the child of a fork then starts a fresh runtime (pthread_atfork).
+#define PYASIO_DETAIL_HAS_FORK 1
+#else
+/// 1 where fork() exists: the child of a fork then starts a fresh runtime (pthread_atfork).
+#define PYASIO_DETAIL_HAS_FORK 0
+#endif
+
 PYASIO_NAMESPACE_BEGIN
 
 namespace detail {
@@ -41,6 +53,31 @@ namespace detail {
 inline thread_local bool runtime_thread = false;
 inline bool on_runtime_thread() noexcept {
     return runtime_thread;
+}
+
+/// Reports an exception that escaped a completion handler `where` pyasio runs it (Asio would
+/// end the thread): through sys.unraisablehook, which prints it with its traceback by default,
+/// as Python reports an exception in a callback. On stderr when Python no longer runs. An error
+/// path only: the GIL is taken for the report. Never throws.
+inline void report_escaped(const std::exception_ptr& error, const char* where) noexcept {
+    std::string what = std::string("pyasio: an exception escaped a completion handler ") + where +
+                       " and was ignored; handlers must not throw: catch it inside the handler";
+    try {
+        gil_acquire gil; // std::logic_error when Python no longer runs
+        translate_exception(error);
+        object context = steal(PyUnicode_FromString(what.c_str()));
+        PyErr_WriteUnraisable(context.ptr());
+        PyErr_Clear(); // NOTE: only if the hook itself failed
+        return;
+    } catch (...) {
+    }
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", what.c_str(), e.what());
+    } catch (...) {
+        std::fprintf(stderr, "%s\n", what.c_str());
+    }
 }
 } // namespace detail
 
@@ -59,19 +96,28 @@ public:
         for (std::size_t i = 0; i < threads; ++i)
             threads_.emplace_back([this] {
                 detail::runtime_thread = true;
+                for (;;) {
+                    try {
 #if PYASIO_DETAIL_DEBUG
-                // NOTE: one handler at a time, so that a handler that returns holding the GIL
-                // (a GIL scope kept across a co_await) is caught here instead of deadlocking
-                while (io_.run_one() != 0)
-                    if (detail::gil_held())
-                        detail::fatal(
-                            "a runtime thread still holds the GIL after a handler returned: a "
-                            "GIL scope (pyasio::gil_acquire) was kept across a co_await (rule: "
-                            "never hold the GIL across a suspension; in a coroutine use "
-                            "pyasio::async_gil and co_await gil.release_during(op))");
+                        // NOTE: one handler at a time, so that a handler that returns holding
+                        // the GIL (a GIL scope kept across a co_await) is caught here instead
+                        // of deadlocking
+                        while (io_.run_one() != 0)
+                            if (detail::gil_held())
+                                detail::fatal("a runtime thread still holds the GIL after a "
+                                              "handler returned: a GIL scope "
+                                              "(pyasio::gil_acquire) was kept across a co_await "
+                                              "(rule: never hold the GIL across a suspension; in "
+                                              "a coroutine use pyasio::async_gil and co_await "
+                                              "gil.release_during(op))");
 #else
-                io_.run();
+                        io_.run();
 #endif
+                        return;
+                    } catch (...) { // a handler threw: report it, and serve the others on
+                        detail::report_escaped(std::current_exception(), "on a runtime thread");
+                    }
+                }
             });
     }
 
@@ -121,11 +167,16 @@ public:
 
 namespace detail {
 
+/// Counts the forks this process is a child of. What the parent's threads left half done (the
+/// runtime, its io_context, the registry's links) is never touched by a child: it starts afresh.
+inline std::atomic<unsigned> fork_generation{0};
+
 /// An operation whose C++ work runs, known to the runtime so that shutdown can cancel it.
 struct inflight_operation {
     inflight_operation* prev = nullptr;
     inflight_operation* next = nullptr;
-    bool listed = false; // guarded by the registry's mutex
+    bool listed = false;    // guarded by the registry's mutex
+    unsigned listed_in = 0; // the fork generation whose registry lists it
     /// Adds an owner unless the operation is being destroyed. Registry mutex held: no locking.
     virtual bool hold() noexcept = 0;
     /// Asks the work to stop (terminal cancellation), then drops the owner hold() added.
@@ -141,13 +192,20 @@ public:
     static inflight_registry& instance() noexcept {
         // NOTE: never destroyed (placement in static storage, no destructor call): operations
         // may be destroyed at process exit, after the statics
-        alignas(inflight_registry) static unsigned char storage[sizeof(inflight_registry)];
-        static inflight_registry* r = ::new (static_cast<void*>(storage)) inflight_registry;
+        static inflight_registry* r = ::new (storage()) inflight_registry;
         return *r;
+    }
+
+    /// In the child of a fork: an empty registry replaces the parent's, whose mutex a parent's
+    /// thread may have held (its operations are the parent's: remove() ignores them).
+    static void reset_after_fork() noexcept {
+        instance();
+        ::new (storage()) inflight_registry;
     }
 
     void add(inflight_operation* op) noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
+        op->listed_in = fork_generation.load(std::memory_order_relaxed);
         op->prev = nullptr;
         op->next = head_;
         if (head_ != nullptr)
@@ -158,6 +216,8 @@ public:
     }
 
     void remove(inflight_operation* op) noexcept {
+        if (op->listed_in != fork_generation.load(std::memory_order_relaxed))
+            return; // listed by the parent of this forked process
         std::lock_guard<std::mutex> lock(mutex_);
         if (!op->listed)
             return;
@@ -199,6 +259,11 @@ public:
     }
 
 private:
+    static void* storage() noexcept {
+        alignas(inflight_registry) static unsigned char bytes[sizeof(inflight_registry)];
+        return bytes;
+    }
+
     std::mutex mutex_;
     std::condition_variable empty_;
     inflight_operation* head_ = nullptr;
@@ -214,6 +279,15 @@ public:
         static runtime_slot s;
         return s;
     }
+
+    runtime_slot() noexcept {
+#if PYASIO_DETAIL_HAS_FORK
+        ::pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+#endif
+    }
+    runtime_slot(const runtime_slot&) = delete;
+    runtime_slot& operator=(const runtime_slot&) = delete;
+    ~runtime_slot() = default;
 
     /// The current executor (the fast path: one atomic load), or a started runtime's.
     asio::any_io_executor executor() {
@@ -273,6 +347,10 @@ public:
             return asio::query(executor(), asio::execution::context);
         } catch (const runtime_stopped&) {
             std::lock_guard<std::mutex> lock(mutex_);
+            if (retired_.empty()) { // shut down before it ever started: a context that never
+                static asio::io_context none; // runs, like a stopped runtime's
+                return none;
+            }
             return asio::query(retired_.back().ex, asio::execution::context);
         }
     }
@@ -321,6 +399,29 @@ private:
     }
 
     static void shutdown_at_exit() noexcept;
+
+    /// In the child of a fork only the forking thread exists: the runtime's threads do not, and
+    /// a mutex one of them held stays locked. The child starts a fresh runtime at its first use
+    /// (an installed executor is forgotten: install it again). The parent's runtimes are left
+    /// as they are, never destroyed (that would join threads the child does not have).
+    static void after_fork_in_child() noexcept {
+        fork_generation.fetch_add(1, std::memory_order_relaxed);
+        inflight_registry::reset_after_fork();
+        runtime_slot& s = instance();
+        ::new (&s.mutex_) std::mutex;
+        // NOTE: leaked on purpose; without the memory, the runtimes at least are never destroyed
+        if (auto* kept = new (std::nothrow) std::deque<record>())
+            kept->swap(s.retired_);
+        else
+            for (record& r : s.retired_)
+                (void)r.owned.release();
+        if (s.installed_)
+            (void)new (std::nothrow) asio::any_io_executor(*std::move(s.installed_)); // likewise
+        s.retired_.clear();
+        s.installed_.reset();
+        s.current_.store(nullptr, std::memory_order_relaxed);
+        s.stopped_ = false;
+    }
 
     asio::any_io_executor start_locked() {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -402,8 +503,14 @@ inline std::size_t runtime_thread_count() {
 /// abandoned: it never runs again and its Python future never completes.
 ///
 /// pyasio calls it at interpreter exit (an atexit hook), before finalization. Call it with or
-/// without the GIL (it is released while waiting), never from a runtime thread.
+/// without the GIL (it is released while waiting), never from a runtime thread
+/// (std::logic_error).
 inline void shutdown_runtime(std::chrono::milliseconds grace = std::chrono::seconds(5)) {
+    if (detail::on_runtime_thread())
+        throw std::logic_error(
+            "pyasio::shutdown_runtime: called on one of the runtime's own threads, which it "
+            "would have to join (and wait for the work that calls it); call it from the main "
+            "thread or a thread of your own");
     runtime* owned = detail::runtime_slot::instance().stop();
     detail::inflight_registry& inflight = detail::inflight_registry::instance();
     inflight.cancel_all();

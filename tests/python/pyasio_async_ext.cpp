@@ -129,6 +129,49 @@ PyObject* resume_paused_pair(PyObject*, PyObject*) {
     return pyasio::entry_point([] { paused_context::get(2).resume(); });
 }
 
+/// batch_then_discard(n): n works queued as one batch for an io_context that runs one handler
+/// (the batch's start, which posts all runs but the first) and is then destroyed; the futures.
+/// Works whose run was posted but never ran must end cancelled.
+PyObject* batch_then_discard(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long n = pyasio::from_python<long>(handle(arg));
+        auto io = std::make_unique<asio::io_context>(1);
+        std::vector<pyasio::object> futures;
+        for (long i = 0; i < n; ++i)
+            futures.push_back(pyasio::future_into_py(
+                [i]() -> asio::awaitable<long> { co_return i; }, io->get_executor()));
+        io->run_one();
+        io.reset();
+        return pyasio::to_python(futures);
+    });
+}
+
+/// context_destroyed_midway(): work that waits on a 60 s timer of an io_context of its own,
+/// which is destroyed while the work waits; the future.
+PyObject* context_destroyed_midway(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        auto io = std::make_unique<asio::io_context>(1);
+        pyasio::object future = pyasio::future_into_py(
+            []() -> asio::awaitable<void> {
+                asio::steady_timer timer(co_await asio::this_coro::executor,
+                                         std::chrono::seconds(60));
+                co_await timer.async_wait(asio::use_awaitable);
+            },
+            io->get_executor());
+        io->run_for(std::chrono::milliseconds(50)); // the work starts and waits
+        io.reset();
+        return future;
+    });
+}
+
+/// bad_utf8(): work on the runtime whose result, a std::string, is not UTF-8.
+PyObject* bad_utf8(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        return pyasio::future_into_py(
+            []() -> asio::awaitable<std::string> { co_return std::string("caf\xe9"); });
+    });
+}
+
 PyObject* fail(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         std::string msg = pyasio::from_python<std::string>(handle(arg));
@@ -298,6 +341,11 @@ PyMethodDef methods[] = {
     {"resume_paused", resume_paused, METH_NOARGS, "starts the paused context's thread"},
     {"meet_paused", meet_paused, METH_O, "waits on the two-thread paused context for n works"},
     {"resume_paused_pair", resume_paused_pair, METH_NOARGS, "starts the two-thread paused context"},
+    {"context_destroyed_midway", context_destroyed_midway, METH_NOARGS,
+     "work whose io_context is destroyed while it waits"},
+    {"bad_utf8", bad_utf8, METH_NOARGS, "work whose std::string result is not UTF-8"},
+    {"batch_then_discard", batch_then_discard, METH_O,
+     "a batch of n works on a context that runs one handler and is destroyed"},
     {"fail", fail, METH_O, "throws std::invalid_argument(msg) on the runtime"},
     {"refuse", refuse, METH_NOARGS, "throws std::system_error(ECONNREFUSED)"},
     {"connect_closed_port", connect_closed_port, METH_NOARGS, "an Asio connect that is refused"},

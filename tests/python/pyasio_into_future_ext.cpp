@@ -540,6 +540,25 @@ PyObject* post_throwing(PyObject*, PyObject*) {
     });
 }
 
+/// into_future_throwing_handler(aw, on_loop): into_future of aw with a callback that throws;
+/// the callback runs on the loop executor (on_loop) or, with no executor of its own, on a
+/// runtime thread.
+PyObject* into_future_throwing_handler(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [aw, on_loop] = pyasio::from_python<std::tuple<object, bool>>(handle(args));
+        auto handler = [](const std::exception_ptr&) {
+            throw std::runtime_error("a completion handler failed");
+        };
+        pyasio::task_locals locals = pyasio::task_locals::capture();
+        if (on_loop)
+            pyasio::into_future<void>(
+                std::move(aw), locals,
+                asio::bind_executor(pyasio::loop_executor::current(), handler));
+        else
+            pyasio::into_future<void>(std::move(aw), locals, handler);
+    });
+}
+
 /// bridge_pushes(): jobs pushed so far to the running loop's bridge (this module's).
 PyObject* bridge_pushes(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
@@ -577,6 +596,8 @@ PyMethodDef methods[] = {
     {"remember_task_locals", remember_task_locals, METH_NOARGS, "task_locals::capture(), kept"},
     {"await_with_remembered", await_with_remembered, METH_O, "into_future on the kept locals"},
     {"post_throwing", post_throwing, METH_NOARGS, "a throwing handler on the loop executor"},
+    {"into_future_throwing_handler", into_future_throwing_handler, METH_VARARGS,
+     "into_future with a completion handler that throws"},
     {"bridge_pushes", bridge_pushes, METH_NOARGS, "jobs pushed to this loop's bridge"},
     {nullptr, nullptr, 0, nullptr}};
 

@@ -86,6 +86,32 @@ PyObject* own_io_context_stopped(PyObject*, PyObject*) {
     return pyasio::entry_point([] { return own && own->io.stopped(); });
 }
 
+/// block_on_awaitable(aw, loop): pyasio::block_on(aw, task_locals::of(loop)) on a new thread;
+/// its result, or the error it threw.
+PyObject* block_on_awaitable(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto parsed = pyasio::from_python<std::tuple<pyasio::object, pyasio::object>>(handle(args));
+        pyasio::object aw = std::move(std::get<0>(parsed));
+        pyasio::object loop = std::move(std::get<1>(parsed));
+        pyasio::task_locals locals = pyasio::task_locals::of(loop);
+        std::exception_ptr error;
+        pyasio::object result;
+        {
+            pyasio::gil_release nogil;
+            std::thread([&] {
+                try {
+                    result = pyasio::block_on(std::move(aw), locals);
+                } catch (...) {
+                    error = std::current_exception();
+                }
+            }).join();
+        }
+        if (error)
+            std::rethrow_exception(error);
+        return result;
+    });
+}
+
 /// block_on_sleep(ms[, announce]): synchronous: runs a C++ coroutine (a timer wait) to
 /// completion with pyasio::block_on; returns ms. With announce, the coroutine first writes
 /// "started" to stdout (fd 1, no GIL): block_on is then waiting.
@@ -150,6 +176,8 @@ PyMethodDef methods[] = {
      "pyasio::run_until_complete(loop, C++ work)"},
     {"task_locals_of", task_locals_of, METH_O, "pyasio::task_locals::of(loop)"},
     {"gil_timers", gil_timers, METH_VARARGS, "async_gil across n timer waits"},
+    {"block_on_awaitable", block_on_awaitable, METH_VARARGS,
+     "pyasio::block_on(aw, locals of loop) on a plain thread"},
     {"block_on_sleep", block_on_sleep, METH_VARARGS, "pyasio::block_on(a timer wait)"},
     {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
     {"shutdown_runtime", shutdown_runtime, METH_O, "pyasio::shutdown_runtime(grace)"},

@@ -58,6 +58,27 @@ class Run(unittest.TestCase):
         self.assertEqual(out, "pyasio: interrupted by Ctrl-C (SIGINT); the main coroutine was "
                               "cancelled\n")
 
+    def test_keyboard_interrupt_in_awaited_python_code_stops_run(self):
+        done = embed("keyboard-interrupt")
+        self.assertEqual(done.returncode, 130, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "pyasio: interrupted: KeyboardInterrupt was raised in "
+                                      "Python code the main coroutine awaited (Ctrl-C, or raised "
+                                      "by the code), which stops the event loop; the main "
+                                      "coroutine was cancelled\n")
+
+
+class BlockOnAwaitable(unittest.TestCase):
+    def test_a_loop_that_does_not_run_is_refused_not_waited_for(self):
+        loop = asyncio.new_event_loop()
+        try:
+            with self.assertRaisesRegex(RuntimeError, "the event loop is not running, so the "
+                                                      "awaitable would never run"):
+                m.block_on_awaitable(asyncio.sleep(0), loop)
+        finally:
+            loop.close()
+        with self.assertRaisesRegex(RuntimeError, "the event loop is closed"):
+            m.block_on_awaitable(asyncio.sleep(0), loop)
+
 
 class RunUntilComplete(unittest.TestCase):
     def test_cpp_work_on_a_loop_that_exists(self):

@@ -121,10 +121,17 @@ class FutureIntoPy:
         self.assertTrue(wait_until(lambda: m.stats()["aborted"] > before),
                         "the C++ wait never saw operation_aborted")
 
+    @staticmethod
+    async def started_in_cpp(started):
+        """Until the C++ wait began (else a cancel reaches work that never starts)."""
+        while m.stats()["started"] == started:
+            await asyncio.sleep(0.001)
+
     def test_cancel_reaches_cpp(self):
         async def action():
+            started = m.stats()["started"]
             task = asyncio.ensure_future(m.sleep_ms(60_000))
-            await asyncio.sleep(0.01)
+            await self.started_in_cpp(started)
             task.cancel()
             with self.assertRaises(asyncio.CancelledError):
                 await task
@@ -133,8 +140,11 @@ class FutureIntoPy:
 
     def test_wait_for_timeout_reaches_cpp(self):
         async def action():
+            started = m.stats()["started"]
+            task = asyncio.ensure_future(m.sleep_ms(60_000))
+            await self.started_in_cpp(started)
             with self.assertRaises(asyncio.TimeoutError):
-                await asyncio.wait_for(m.sleep_ms(60_000), 0.02)
+                await asyncio.wait_for(task, 0.02)
 
         self.cancelled_in_cpp(action)
 
@@ -158,8 +168,7 @@ class FutureIntoPy:
         async def action():
             started = m.stats()["started"]
             future = m.sleep_ms(60_000)
-            while m.stats()["started"] == started:  # let the C++ wait begin
-                await asyncio.sleep(0.001)
+            await self.started_in_cpp(started)
             del future  # the last reference
             gc.collect()
             await asyncio.sleep(0)
@@ -318,6 +327,55 @@ class UserExecutor(unittest.TestCase):
             return await asyncio.gather(*futures)
 
         self.assertEqual(asyncio.run(main()), [True, True])
+
+    def test_work_whose_context_is_destroyed_ends_cancelled(self):
+        # Asio destroys the pending work unrun with its context: the future must not wait for
+        # ever, and the operation's strand must not be touched after the context is gone.
+        async def main():
+            future = m.context_destroyed_midway()
+            await asyncio.wait([future], timeout=10)
+            return future
+
+        future = asyncio.run(main())
+        self.assertTrue(future.cancelled())
+
+    def test_bad_input_reaches_python_as_named_errors(self):
+        async def main():
+            with self.assertRaisesRegex(UnicodeDecodeError, "a C\\+\\+ string sent to Python "
+                                                            "must hold UTF-8; send bytes"):
+                await m.bad_utf8()  # the result's conversion fails on the loop thread
+            with self.assertRaisesRegex(OverflowError, "out of range for C\\+\\+ long .*wider"):
+                m.echo_int(2 ** 70)  # at the call
+            with self.assertRaisesRegex(TypeError, "^expected int, got NoneType$"):
+                m.echo_int(None)
+
+        asyncio.run(main())
+
+    def test_stop_iteration_from_work_becomes_a_runtime_error(self):
+        # A Future refuses StopIteration (before 3.12 with a TypeError, leaving it pending).
+        async def main():
+            stop = StopIteration("from C++")
+            with self.assertRaisesRegex(RuntimeError, "raised StopIteration") as caught:
+                await asyncio.wait_for(m.raise_later(stop), 10)
+            self.assertIs(caught.exception.__cause__, stop)
+            with self.assertRaisesRegex(ValueError, "passes as it is"):
+                await m.raise_later(ValueError("passes as it is"))
+
+        asyncio.run(main())
+
+    @unittest.skipIf((os.cpu_count() or 1) < 2, "a batch is cut into runs only with 2+ CPUs")
+    def test_work_of_a_posted_run_that_never_ran_ends_cancelled(self):
+        # The context runs the batch's start (the first run starts, the others are posted) and
+        # is destroyed: each work ends, the never-started ones as cancelled.
+        async def main():
+            futures = m.batch_then_discard(8)
+            done, pending = await asyncio.wait(futures, timeout=10)
+            self.assertEqual(pending, set())
+            return [f.cancelled() for f in futures]
+
+        cancelled = asyncio.run(main())
+        self.assertEqual(len(cancelled), 8)
+        self.assertTrue(cancelled[-1], cancelled)  # the last run was posted
 
 
 if __name__ == "__main__":

@@ -78,8 +78,13 @@ class IntoFuture:
 
     def test_not_awaitable_is_type_error_at_the_call(self):
         async def main():
-            for bad in (42, None, "text", lambda: None):
-                with self.assertRaisesRegex(TypeError, "expected an awaitable .* got "):
+            for bad, hint in ((42, "got int; pass the coroutine an async function returns"),
+                              ("text", "got str; pass the coroutine"),
+                              (None, "got NoneType; a function returned None where a coroutine "
+                                     "was expected: is it an `async def`"),
+                              (lambda: None, "got function; did you forget to call it"),
+                              (asyncio.sleep, "did you forget to call it")):
+                with self.assertRaisesRegex(TypeError, "expected an awaitable .* " + hint):
                     await m.await_py(bad)
 
         self.run_on_loop(main())
@@ -89,8 +94,13 @@ class IntoFuture:
             return "not an int"
 
         async def main():
-            with self.assertRaisesRegex(TypeError, "expected int, got str"):
+            with self.assertRaisesRegex(
+                    TypeError, "^pyasio::into_future<T>: the awaitable's result does not convert "
+                               "to T: expected int, got str \\(await something that returns "
+                               "that, or ask for into_future<pyasio::object>"):
                 await m.await_py_int(text())
+            with self.assertRaisesRegex(OverflowError, "out of range for C\\+\\+ long"):
+                await m.await_py_int(asyncio.sleep(0, 2 ** 64))
 
         self.run_on_loop(main())
 
@@ -115,9 +125,11 @@ class IntoFuture:
             return 1
 
         async def main():
-            # one coroutine: usable once; Python's own error arrives in C++ unchanged
-            self.assertEqual(await m.await_py_twice(once()),
-                             "ok;RuntimeError: cannot reuse already awaited coroutine;")
+            # one coroutine: usable once; Python's error, with what to do, arrives in C++
+            self.assertRegex(await m.await_py_twice(once()),
+                             "^ok;RuntimeError: cannot reuse already awaited coroutine "
+                             r"\S*once: a coroutine object runs once; call the async function "
+                             "again for each await")
             # the async function: C++ calls it for each use
             async def double(i):
                 await asyncio.sleep(0)
@@ -419,7 +431,8 @@ class LoopExecutor:
         other = asyncio.new_event_loop()
         try:
             async def main():
-                with self.assertRaisesRegex(ValueError, "different loop"):
+                with self.assertRaisesRegex(ValueError, "different loop.*await it on that "
+                                                        "loop.*or make it on this one"):
                     await m.on_loop_await(other.create_future())
                 with self.assertRaisesRegex(ValueError, "different loop"):
                     await m.await_py(other.create_future())  # from the runtime: the same
@@ -430,25 +443,87 @@ class LoopExecutor:
         finally:
             other.close()
 
-    def test_a_throwing_handler_is_reported(self):
+    def test_a_coroutine_bound_to_another_loop_fails_with_python_s_error(self):
+        other = asyncio.new_event_loop()
+        try:
+            elsewhere = other.create_future()
+
+            async def bound():
+                return await elsewhere
+
+            async def main():
+                with self.assertRaisesRegex(RuntimeError, "attached to a different loop"):
+                    await m.await_py(bound())
+
+            self.run_on_loop(main())
+        finally:
+            other.close()
+
+    @staticmethod
+    async def reported(start):
+        """What sys.unraisablehook receives once start() ran (waits up to 5 s for one)."""
         seen = []
+        old_hook = sys.unraisablehook
+        sys.unraisablehook = seen.append
+        try:
+            start()
+            for _ in range(500):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            sys.unraisablehook = old_hook
+        return seen
 
-        async def main():
-            old_hook = sys.unraisablehook
-            sys.unraisablehook = seen.append
-            try:
-                m.post_throwing()
-                for _ in range(100):
-                    if seen:
-                        break
-                    await asyncio.sleep(0.01)
-            finally:
-                sys.unraisablehook = old_hook
-
-        self.run_on_loop(main())
+    def test_a_throwing_handler_is_reported(self):
+        seen = self.run_on_loop(self.reported(m.post_throwing))
         self.assertEqual(len(seen), 1)
         self.assertIsInstance(seen[0].exc_value, RuntimeError)
         self.assertEqual(str(seen[0].exc_value), "a loop_executor handler failed")
+
+
+    def test_keyboard_interrupt_in_an_awaited_coroutine_stops_the_loop(self):
+        # asyncio lets KeyboardInterrupt out of the loop; the C++ side that awaited the
+        # coroutine is cancelled with the rest as the loop ends, and nothing hangs.
+        async def interrupted():
+            await asyncio.sleep(0)
+            raise KeyboardInterrupt("stop")
+
+        async def main():
+            return await m.await_py_report(interrupted())
+
+        loop = self.loop_factory()
+        try:
+            with self.assertRaises(KeyboardInterrupt):
+                loop.run_until_complete(main())
+            tasks = asyncio.all_tasks(loop)  # asyncio.run's ending: cancel what is left
+            for t in tasks:
+                t.cancel()
+            outcomes = loop.run_until_complete(
+                asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10))
+            self.assertTrue(all(isinstance(o, (asyncio.CancelledError, KeyboardInterrupt))
+                                for o in outcomes), outcomes)
+        finally:
+            loop.close()
+        self.assertEqual(self.run_on_loop(m.await_py(asyncio.sleep(0, "still works"))),
+                         "still works")
+
+    def test_a_throwing_completion_handler_is_reported_and_work_goes_on(self):
+        # Asio would end the thread that runs it (std::terminate on a runtime thread), and a
+        # handler run inside pyasio's done callback would be lost: each is reported instead.
+        for on_loop in (False, True):
+            with self.subTest(on_loop=on_loop):
+                async def main():
+                    seen = await self.reported(
+                        lambda: m.into_future_throwing_handler(asyncio.sleep(0), on_loop))
+                    return seen, await m.await_py(asyncio.sleep(0, "still works"))
+
+                seen, after = self.run_on_loop(main())
+                self.assertEqual(after, "still works")
+                self.assertEqual(len(seen), 1)
+                self.assertIsInstance(seen[0].exc_value, RuntimeError)
+                self.assertEqual(str(seen[0].exc_value), "a completion handler failed")
+                self.assertIn("catch it inside the handler", str(seen[0].object))
 
 
 class OnAsyncio(IntoFuture, LoopExecutor, unittest.TestCase):

@@ -3,12 +3,14 @@
 interpreter exit with work in flight in both directions (test module: pyasio_runtime_ext.cpp)."""
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import unittest
+import warnings
 
 import _pyasio_runtime_test as m
 
@@ -74,6 +76,57 @@ class AsyncGil(unittest.TestCase):
                 t.join()
         self.assertEqual(seen, list(range(10_000)))
         self.assertGreater(len(ticks), 0)
+
+
+@unittest.skipUnless(hasattr(os, "fork"), "no os.fork on this platform")
+class Fork(unittest.TestCase):
+    def test_the_child_of_a_fork_starts_a_fresh_runtime(self):
+        # The parent's runtime threads keep finishing work (taking pyasio's locks) while the
+        # main thread forks: the child has none of those threads, and must neither hang on a
+        # lock they held nor wait for them. It starts a runtime of its own.
+        stop = threading.Event()
+
+        def busy():
+            async def main():
+                while not stop.is_set():
+                    await asyncio.gather(*[m.sleep_ms(0) for _ in range(100)])
+
+            asyncio.run(main())
+
+        t = threading.Thread(target=busy)
+        t.start()
+        try:
+            time.sleep(0.1)
+            for _ in range(5):
+                with warnings.catch_warnings():  # 3.12+: "use of fork() may lead to deadlocks"
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
+                if pid == 0:
+                    code = 3
+                    try:
+                        async def child():
+                            await asyncio.gather(*[m.sleep_ms(1) for _ in range(100)])
+                            return m.runtime_thread_count()
+
+                        code = 0 if asyncio.run(child()) > 0 else 2
+                    finally:
+                        os._exit(code)
+                deadline = time.monotonic() + 30
+                while True:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        break
+                    if time.monotonic() > deadline:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        self.fail("the child of a fork hung")
+                    time.sleep(0.01)
+                self.assertTrue(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+                                "the child of a fork failed: status %d" % status)
+            asyncio.run(m.sleep_ms(1))  # and the parent goes on
+        finally:
+            stop.set()
+            t.join()
 
 
 class ExitWithWorkInFlight(unittest.TestCase):
