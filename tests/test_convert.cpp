@@ -104,6 +104,10 @@ TEST_CASE("floating point", "[convert]") {
                                [] { (void)from_python<float>(test::eval("-10 ** 60")); });
     CHECK(std::isinf(from_python<float>(test::eval("float('-inf')"))));
     CHECK(from_python<float>(test::eval("3.4e38")) == 3.4e38f);
+    // rounds to the largest float; just past it, a double rounds to infinity
+    CHECK(from_python<float>(test::eval("3.4028235e38")) == std::numeric_limits<float>::max());
+    test::python_error_message(PyExc_OverflowError,
+                               [] { (void)from_python<float>(test::eval("3.4028236e38")); });
 }
 
 TEST_CASE("strings are UTF-8", "[convert]") {

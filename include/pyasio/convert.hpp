@@ -215,11 +215,16 @@ template <class T> struct converter<T, std::enable_if_t<std::is_floating_point_v
     }
 
 private:
-    /// v as T: a finite double beyond a float's range is an OverflowError (the cast would be
-    /// undefined); infinities and NaN pass.
+    /// v as T: a finite double that would round beyond a float's range is an OverflowError (the
+    /// cast would be undefined); one that rounds to the largest float passes, and so do
+    /// infinities and NaN.
     static T narrow(handle h, double v) {
         if constexpr (sizeof(T) < sizeof(double)) {
-            if (std::isfinite(v) && std::fabs(v) > double(std::numeric_limits<T>::max()))
+            // NOTE: from the largest float plus half its ulp, a double rounds to infinity
+            const double limit = double(std::numeric_limits<T>::max()) +
+                                 std::ldexp(1.0, std::numeric_limits<T>::max_exponent -
+                                                     std::numeric_limits<T>::digits - 1);
+            if (std::isfinite(v) && std::fabs(v) >= limit)
                 detail::throw_error(PyExc_OverflowError,
                                     "Python number " + detail::str_or(h, "?") +
                                         " is out of range for C++ float (its largest magnitude "

@@ -175,16 +175,38 @@ public:
             finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
             return;
         }
-        // NOTE: if co_spawn throws, its handler (and the C++ reference it holds) may or may not
-        // be gone; an extra reference keeps the state alive to report the error either way.
+        // NOTE: if the start throws, its handler (and the C++ reference it holds) may or may not
+        // be gone; an extra reference keeps the state alive to report the error either way. A
+        // handler destroyed unrun meanwhile only says so (completion_dropped): the error thrown
+        // is what the future reports, not a lost context.
         auto extra = counted_ref<future_state>::share(this);
+        start_.store(start_phase::starting, std::memory_order_relaxed);
         try {
             task_locals_scope scope(&locals_);
             spawn();
         } catch (...) {
+            start_.store(start_phase::started, std::memory_order_relaxed);
             extra.detach(); // goes with the job
             finish(std::current_exception());
+            return;
         }
+        if (start_.exchange(start_phase::started, std::memory_order_acq_rel) ==
+            start_phase::dropped) {
+            extra.detach(); // the start dropped the handler unrun, without an error
+            finish_unrun();
+        }
+    }
+
+    /// The completion handler was destroyed unrun; it held a C++ reference. During the start,
+    /// the start reports the outcome; after it, the work ends as cancelled (finish_unrun).
+    void completion_dropped() noexcept {
+        start_phase expected = start_phase::starting;
+        if (start_.compare_exchange_strong(expected, start_phase::dropped,
+                                           std::memory_order_acq_rel)) {
+            release();
+            return;
+        }
+        finish_unrun();
     }
 
     future_state* next_start = nullptr; // link in the start queue
@@ -289,8 +311,10 @@ private:
     std::atomic<bool> cancel_requested_{false};
     std::atomic<bool> shutdown_{false};
     bool context_lost_ = false; // the work was destroyed unrun with its context
-    task_locals locals_;        // the loop (and its bridge) and the context captured at the call
-    union {                     // NOTE: destroyed by hand (~future_state)
+    enum class start_phase : unsigned char { not_started, starting, dropped, started };
+    std::atomic<start_phase> start_{start_phase::not_started};
+    task_locals locals_; // the loop (and its bridge) and the context captured at the call
+    union {              // NOTE: destroyed by hand (~future_state)
         asio::strand<asio::any_io_executor> strand_;
     };
     std::shared_ptr<const std::atomic<bool>> context_gone_; // set when the context shuts down
@@ -353,8 +377,8 @@ public:
     completion& operator=(const completion&) = delete;
     completion& operator=(completion&&) = delete;
     ~completion() {
-        if (State* s = s_.detach()) // the C++ reference goes with the job
-            s->finish_unrun();
+        if (State* s = s_.detach()) // the C++ reference goes with it
+            s->completion_dropped();
     }
 
     executor_type get_executor() const noexcept { return operation_executor(s_.get()); }

@@ -235,6 +235,19 @@ PyObject* timer_wait(PyObject*, PyObject* arg) {
     });
 }
 
+/// initiation_throws(): an Asio initiation that throws before it starts the wait (and so
+/// destroys the completion handler unrun).
+PyObject* initiation_throws(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        auto timer = std::make_shared<asio::steady_timer>(pyasio::default_executor());
+        return pyasio::future_into_py([timer](auto&& token) {
+            if (timer)
+                throw std::invalid_argument("the initiation refused before the wait");
+            return timer->async_wait(std::forward<decltype(token)>(token));
+        });
+    });
+}
+
 asio::awaitable<std::string> greet(std::string name) {
     co_return "hello " + name;
 }
@@ -351,6 +364,7 @@ PyMethodDef methods[] = {
     {"connect_closed_port", connect_closed_port, METH_NOARGS, "an Asio connect that is refused"},
     {"raise_later", raise_later, METH_O, "throws the given Python exception from C++"},
     {"timer_wait", timer_wait, METH_O, "an Asio initiation given directly"},
+    {"initiation_throws", initiation_throws, METH_NOARGS, "an initiation that throws"},
     {"greet", greet_py, METH_O, "an asio::awaitable given directly"},
     {"bad_result", bad_result, METH_NOARGS, "a result that cannot be converted"},
     {"task_locals_here", task_locals_here, METH_NOARGS, "current_task_locals() inside work"},

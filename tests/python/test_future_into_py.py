@@ -123,9 +123,12 @@ class FutureIntoPy:
 
     @staticmethod
     async def started_in_cpp(started):
-        """Until the C++ wait began (else a cancel reaches work that never starts)."""
-        while m.stats()["started"] == started:
+        """Until the C++ wait began (else a cancel reaches work that never starts); 10 s at most."""
+        for _ in range(10_000):
+            if m.stats()["started"] != started:
+                return
             await asyncio.sleep(0.001)
+        raise AssertionError("the C++ wait did not begin within 10 s")
 
     def test_cancel_reaches_cpp(self):
         async def action():
@@ -327,6 +330,15 @@ class UserExecutor(unittest.TestCase):
             return await asyncio.gather(*futures)
 
         self.assertEqual(asyncio.run(main()), [True, True])
+
+    def test_an_initiation_that_throws_reports_its_error(self):
+        # Its completion handler is destroyed unrun as the exception leaves: the error, not a
+        # cancellation, is the outcome.
+        async def main():
+            with self.assertRaisesRegex(ValueError, "^the initiation refused before the wait$"):
+                await asyncio.wait_for(m.initiation_throws(), 10)
+
+        asyncio.run(main())
 
     def test_work_whose_context_is_destroyed_ends_cancelled(self):
         # Asio destroys the pending work unrun with its context: the future must not wait for
