@@ -164,6 +164,12 @@ PyObject* context_destroyed_midway(PyObject*, PyObject*) {
     });
 }
 
+/// configure_runtime(threads): pyasio::configure_runtime, before this module's first work.
+PyObject* configure_runtime(PyObject*, PyObject* arg) {
+    return pyasio::entry_point(
+        [&] { pyasio::configure_runtime(pyasio::from_python<std::size_t>(handle(arg))); });
+}
+
 /// bad_utf8(): work on the runtime whose result, a std::string, is not UTF-8.
 PyObject* bad_utf8(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
@@ -356,6 +362,7 @@ PyMethodDef methods[] = {
     {"resume_paused_pair", resume_paused_pair, METH_NOARGS, "starts the two-thread paused context"},
     {"context_destroyed_midway", context_destroyed_midway, METH_NOARGS,
      "work whose io_context is destroyed while it waits"},
+    {"configure_runtime", configure_runtime, METH_O, "pyasio::configure_runtime(threads)"},
     {"bad_utf8", bad_utf8, METH_NOARGS, "work whose std::string result is not UTF-8"},
     {"batch_then_discard", batch_then_discard, METH_O,
      "a batch of n works on a context that runs one handler and is destroyed"},
