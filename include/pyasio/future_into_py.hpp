@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -59,6 +60,15 @@ struct future_names {
     object await_ = interned("__await__");
 };
 
+/// Whether an execution context that runs future_into_py work shut down, shared by its start
+/// queue and each operation's state: a state destroys (or posts to) its strand only while it
+/// holds the mutex and the context has not shut down, so a context destroyed on another thread
+/// waits for that, and a strand is never touched after its context is gone.
+struct context_token {
+    std::mutex mutex;
+    bool gone = false;
+};
+
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
 /// future. Two owners: the C++ side (the completion handler, then the bridge's queue) and the
 /// Python side (the pyasio._DoneCallback registered with the future).
@@ -68,7 +78,7 @@ class future_state : public ref_counted,
                      public inflight_operation {
 public:
     future_state(task_locals locals, const asio::any_io_executor& ex,
-                 std::shared_ptr<const std::atomic<bool>> context_gone)
+                 std::shared_ptr<context_token> context)
         // NOTE: the strand's executor counts as outstanding work, so that the context keeps
         // running while the operation lives (even when it waits on nothing the context sees).
         // And what the strand posts is a continuation of the operation: a runtime thread keeps
@@ -77,7 +87,7 @@ public:
         : ref_counted(2), locals_(std::move(locals)),
           strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked,
                                                  asio::execution::relationship.continuation))),
-          context_gone_(std::move(context_gone)) {
+          context_(std::move(context)) {
         inflight_registry::instance().add(this);
     }
 
@@ -88,7 +98,10 @@ public:
         // context (Asio touches the context's mutexes): it is then left undestroyed, a small
         // leak instead of a crash. A runtime's context lives until the process exits.
         // Likewise in the child of a fork: the parent's context is the parent's.
-        if (!context_gone_->load(std::memory_order_acquire) && !of_parent_process())
+        if (of_parent_process()) // NOTE: first: a parent's thread may have held the mutex
+            return;
+        std::lock_guard<std::mutex> lock(context_->mutex);
+        if (!context_->gone)
             strand_.~strand();
     }
     future_state(const future_state&) = delete;
@@ -132,6 +145,9 @@ public:
             return;
         cancel_requested_.store(true, std::memory_order_release);
         try {
+            std::lock_guard<std::mutex> lock(context_->mutex);
+            if (context_->gone) // its work was ended when the context shut down
+                return;
             asio::post(strand_, [self = counted_ref<future_state>::share(this)] {
                 self->signal_.emit(asio::cancellation_type::terminal);
             });
@@ -317,7 +333,7 @@ private:
     union {              // NOTE: destroyed by hand (~future_state)
         asio::strand<asio::any_io_executor> strand_;
     };
-    std::shared_ptr<const std::atomic<bool>> context_gone_; // set when the context shuts down
+    std::shared_ptr<context_token> context_; // whether the context shut down
     asio::cancellation_signal signal_;
     std::exception_ptr error_;
     PyObject* operation_ = nullptr; // weak: our done callback, cleared when it dies
@@ -397,8 +413,8 @@ private:
 template <class T, class Work> class typed_future_state final : public future_state {
 public:
     typed_future_state(task_locals locals, const asio::any_io_executor& ex,
-                       std::shared_ptr<const std::atomic<bool>> context_gone, Work work)
-        : future_state(std::move(locals), ex, std::move(context_gone)), work_(std::move(work)) {}
+                       std::shared_ptr<context_token> context, Work work)
+        : future_state(std::move(locals), ex, std::move(context)), work_(std::move(work)) {}
 
     /// Keeps a completion's values; returns its error. A runtime thread, no GIL.
     template <class... V> std::exception_ptr store(V&&... v) {
@@ -459,8 +475,8 @@ public:
         return asio::use_service<start_queue>(asio::query(ex, asio::execution::context));
     }
 
-    /// Set when the context shuts down: what a future_state of it must not touch from then on.
-    const std::shared_ptr<std::atomic<bool>>& context_gone() const noexcept { return gone_; }
+    /// Whether the context shut down: what a future_state of it must not touch from then on.
+    const std::shared_ptr<context_token>& token() const noexcept { return token_; }
 
     void push(future_state* s, const asio::any_io_executor& ex) {
         if (states_.push(s))
@@ -534,12 +550,15 @@ private:
 
     /// The context is going away with work never started: it ends as cancelled.
     void shutdown() override {
-        gone_->store(true, std::memory_order_release);
+        {
+            std::lock_guard<std::mutex> lock(token_->mutex);
+            token_->gone = true;
+        }
         run_of_work discard(states_.take_all());
     }
 
     intrusive_stack<future_state, &future_state::next_start> states_;
-    std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
+    std::shared_ptr<context_token> token_ = std::make_shared<context_token>();
 };
 
 // --- the Python types ----------------------------------------------------------------------
@@ -708,7 +727,7 @@ template <class Work> object launch(handle loop, const asio::any_io_executor& ex
     object op = make_done_callback(nullptr);
     start_queue& queue = start_queue::of(ex);
     auto* state = new typed_future_state<typename Work::value_type, Work>(
-        locals, ex, queue.context_gone(), std::move(work));
+        locals, ex, queue.token(), std::move(work));
     reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
     // the future now owns the callback, which runs in the call's context
