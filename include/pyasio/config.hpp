@@ -43,6 +43,15 @@
 #error "pyasio needs standalone Asio 1.22 or newer (Debian: apt-get install libasio-dev)."
 #endif
 
+#if __has_include(<pthread.h>) && !defined(_WIN32)
+#include <pthread.h>
+/// 1 where fork() exists: the child of a fork then resets pyasio's state (pthread_atfork).
+#define PYASIO_DETAIL_HAS_FORK 1
+#else
+/// 1 where fork() exists: the child of a fork then resets pyasio's state (pthread_atfork).
+#define PYASIO_DETAIL_HAS_FORK 0
+#endif
+
 /// The major version: pyasio MAJOR.MINOR.PATCH, as in CMakeLists.txt and meson.build.
 #define PYASIO_VERSION_MAJOR 0
 /// The minor version.

@@ -313,6 +313,19 @@ namespace detail {
     throw_error_already_set();
 }
 
+/// Raises type(message) caused by `cause` (its __cause__, so that its traceback is kept) and
+/// throws it as python_error. Needs the GIL.
+[[noreturn]] inline void throw_error_from(PyObject* type, std::string_view message,
+                                          const python_error& cause) {
+    try {
+        throw_error(type, message);
+    } catch (const python_error& e) {
+        Py_INCREF(cause.value().ptr());
+        PyException_SetCause(e.value().ptr(), cause.value().ptr()); // steals the reference
+        throw;
+    }
+}
+
 /// steal(p), or throws the current Python exception when p is null. Needs the GIL.
 inline object checked(PyObject* p) {
     if (p == nullptr)

@@ -116,7 +116,7 @@ public:
             return;
         }
         error_ = std::move(error);
-        context_lost_ = unrun;
+        unrun_ = unrun;
         inflight_registry::instance().remove(this);
         // NOTE: once pushed, the loop thread may run and free this state, which may hold the
         // last reference to the bridge, before push() returns: hold the bridge for the push.
@@ -130,11 +130,10 @@ public:
         return listed_in != fork_generation.load(std::memory_order_relaxed);
     }
 
-    /// C++ side: the work (or its start) was destroyed unrun, with its execution context: the
-    /// future ends cancelled. Takes a C++ reference, as finish().
-    void finish_unrun() noexcept {
-        finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)), true);
-    }
+    /// C++ side: the work (or its start) was destroyed unrun, with its execution context, or
+    /// never started (cancelled first): the future ends cancelled. Takes a C++ reference, as
+    /// finish(). Allocates nothing (it runs where an exception cannot be thrown).
+    void finish_unrun() noexcept { finish(nullptr, true); }
 
     /// Python side: the future was cancelled, completed by someone else, or collected (loop
     /// thread, GIL held); or runtime shutdown (any thread). Emits a terminal cancellation on the
@@ -188,7 +187,7 @@ public:
     /// cancelled, finishes at once with operation_aborted).
     void start_on_strand() noexcept {
         if (cancel_requested_.load(std::memory_order_acquire)) {
-            finish(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+            finish_unrun(); // NOTE: its future is done already, or the runtime shuts down
             return;
         }
         // NOTE: if the start throws, its handler (and the C++ reference it holds) may or may not
@@ -258,9 +257,9 @@ private:
             // is still there to remove exactly when the future is not done.
             if (PyLong_AsLong(call_method(fut, names.remove_done_callback, op).ptr()) == 0)
                 return;
-            if (error_ && shutdown_.load(std::memory_order_acquire)) {
+            if ((error_ || unrun_) && shutdown_.load(std::memory_order_acquire)) {
                 cancel_for_runtime_shutdown(fut);
-            } else if (error_ && context_lost_) {
+            } else if (unrun_) {
 #if PY_VERSION_HEX >= 0x03090000
                 call_method(fut, "cancel",
                             "pyasio: the execution context of this C++ work was destroyed (or "
@@ -326,7 +325,8 @@ private:
     std::atomic<bool> finished_{false};
     std::atomic<bool> cancel_requested_{false};
     std::atomic<bool> shutdown_{false};
-    bool context_lost_ = false; // the work was destroyed unrun with its context
+    bool unrun_ =
+        false; // the work never ran to its end: destroyed with its context, or cancelled first
     enum class start_phase : unsigned char { not_started, starting, dropped, started };
     std::atomic<start_phase> start_{start_phase::not_started};
     task_locals locals_; // the loop (and its bridge) and the context captured at the call
@@ -484,6 +484,23 @@ public:
     }
 
 private:
+    /// One state's start, on its strand; destroyed unrun (its context shut down while the strand
+    /// held it), the work ends as cancelled. Holds the state's C++ reference until then.
+    class start_job {
+    public:
+        explicit start_job(future_state* s) noexcept : s_(s) {}
+        start_job(start_job&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+        start_job& operator=(start_job&&) = delete;
+        ~start_job() {
+            if (s_ != nullptr)
+                s_->finish_unrun();
+        }
+        void operator()() noexcept { std::exchange(s_, nullptr)->start_on_strand(); }
+
+    private:
+        future_state* s_;
+    };
+
     /// Queued work, oldest first (linked through next_start), that one thread starts in turn.
     /// Destroyed unrun (its context was shut down), its work ends as cancelled.
     class run_of_work {
@@ -499,9 +516,8 @@ private:
         void operator()() noexcept {
             while (future_state* s = pop()) {
                 try {
-                    asio::dispatch(s->strand(), [s] { s->start_on_strand(); });
-                } catch (...) {
-                    s->finish(std::current_exception());
+                    asio::dispatch(s->strand(), start_job(s));
+                } catch (...) { // std::bad_alloc: the job, destroyed unrun, ended the work
                 }
             }
         }
@@ -726,8 +742,8 @@ template <class Work> object launch(handle loop, const asio::any_io_executor& ex
     object fut = call_method(loop, names.create_future);
     object op = make_done_callback(nullptr);
     start_queue& queue = start_queue::of(ex);
-    auto* state = new typed_future_state<typename Work::value_type, Work>(
-        locals, ex, queue.token(), std::move(work));
+    auto* state = new typed_future_state<typename Work::value_type, Work>(locals, ex, queue.token(),
+                                                                          std::move(work));
     reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
     state->bind_python(op.ptr(), fut.ptr());
     // the future now owns the callback, which runs in the call's context

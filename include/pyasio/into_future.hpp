@@ -49,6 +49,7 @@ struct into_future_names {
     object exception = interned("exception");
     object result = interned("result");
     object cr_frame = interned("cr_frame");
+    object asyncio_future_blocking = interned("_asyncio_future_blocking");
     object loop_keyword = checked(Py_BuildValue("(s)", "loop")); // kwnames: ("loop",)
 };
 
@@ -144,6 +145,18 @@ inline object awaitable_from(object& awaitable) {
 template <class... Args> object call_of(async_call<Args...>& c) {
     return std::apply([&](Args&... a) { return call(*c.fn, a...); }, c.args);
 }
+/// A coroutine that will never run (C++ cancelled the await before it started) is closed, as a
+/// task cancelled before its first step closes its coroutine: no "never awaited" warning. A
+/// call not yet made has nothing to close. Loop thread, GIL held.
+inline void close_unstarted(object& awaitable) noexcept {
+    if (!awaitable || !PyCoro_CheckExact(awaitable.ptr()))
+        return;
+    if (PyObject* r = PyObject_CallMethod(awaitable.ptr(), "close", nullptr))
+        Py_DECREF(r);
+    else
+        PyErr_Clear();
+}
+template <class... Args> void close_unstarted(async_call<Args...>&) noexcept {}
 template <class... Args> object awaitable_from(async_call<Args...>& c) {
     object result = call_of(c);
     PyTypeObject* type = Py_TYPE(result.ptr());
@@ -189,6 +202,7 @@ public:
     /// The start job, on the loop thread with the GIL.
     void run() noexcept override {
         if (cpp_cancelled_.load(std::memory_order_acquire)) {
+            close_unstarted(*source_);
             deliver(aborted());
         } else {
             try {
@@ -276,11 +290,13 @@ private:
         } catch (const python_error& e) {
             if (!e.matches(handle(PyExc_TypeError)) && !e.matches(handle(PyExc_OverflowError)))
                 throw;
-            throw_error(reinterpret_cast<PyObject*>(Py_TYPE(e.value().ptr())),
-                        "pyasio::into_future<T>: the awaitable's result does not convert to T: " +
-                            str_or(e.value(), "?") +
-                            " (await something that returns that, or ask for "
-                            "into_future<pyasio::object> to take any result)");
+            throw_error_from(reinterpret_cast<PyObject*>(Py_TYPE(e.value().ptr())),
+                             "pyasio::into_future<T>: the awaitable's result does not convert to "
+                             "T: " +
+                                 str_or(e.value(), "?") +
+                                 " (await something that returns that, or ask for "
+                                 "into_future<pyasio::object> to take any result)",
+                             e);
         }
     }
 
@@ -330,13 +346,16 @@ private:
             PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
             task = steal(vectorcall(names.ensure_future.ptr(), args + 1,
                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
-            if (!task && PyErr_ExceptionMatches(PyExc_ValueError) != 0) {
-                python_error e = python_error::fetch(); // a future of another loop
-                throw_error(PyExc_ValueError,
-                            str_or(e.value(), "?") +
-                                " (pyasio::into_future: a Future or Task runs on the loop that "
-                                "made it; await it on that loop, e.g. with "
-                                "pyasio::task_locals::of(its loop), or make it on this one)");
+            // NOTE: ensure_future refuses a future of another loop with a ValueError
+            if (!task && PyErr_ExceptionMatches(PyExc_ValueError) != 0 &&
+                PyObject_HasAttr(awaitable.ptr(), names.asyncio_future_blocking.ptr()) != 0) {
+                python_error e = python_error::fetch();
+                throw_error_from(PyExc_ValueError,
+                                 str_or(e.value(), "?") +
+                                     " (pyasio::into_future: a Future or Task runs on the loop "
+                                     "that made it; await it on that loop, e.g. with "
+                                     "pyasio::task_locals::of(its loop), or make it on this one)",
+                                 e);
             }
         }
         if (!task)

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
@@ -493,6 +494,12 @@ struct default_locals_slot {
     static default_locals_slot& instance() {
         static default_locals_slot* s = new default_locals_slot; // NOTE: never destroyed
         return *s;
+    }
+    default_locals_slot() noexcept {
+#if PYASIO_DETAIL_HAS_FORK
+        // In the child of a fork, a thread that held the mutex at the fork does not exist.
+        ::pthread_atfork(nullptr, nullptr, [] { ::new (&instance().mutex) std::mutex; });
+#endif
     }
 };
 } // namespace detail

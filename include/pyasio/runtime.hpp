@@ -37,15 +37,6 @@
 #include <thread>
 #include <vector>
 
-#if __has_include(<pthread.h>) && !defined(_WIN32)
-#include <pthread.h>
-/// 1 where fork() exists: the child of a fork then starts a fresh runtime (pthread_atfork).
-#define PYASIO_DETAIL_HAS_FORK 1
-#else
-/// 1 where fork() exists: the child of a fork then starts a fresh runtime (pthread_atfork).
-#define PYASIO_DETAIL_HAS_FORK 0
-#endif
-
 PYASIO_NAMESPACE_BEGIN
 
 namespace detail {
@@ -60,23 +51,27 @@ inline bool on_runtime_thread() noexcept {
 /// as Python reports an exception in a callback. On stderr when Python no longer runs. An error
 /// path only: the GIL is taken for the report. Never throws.
 inline void report_escaped(const std::exception_ptr& error, const char* where) noexcept {
-    std::string what = std::string("pyasio: an exception escaped a completion handler ") + where +
-                       " and was ignored; handlers must not throw: catch it inside the handler";
+    // NOTE: allocates nothing of its own (a std::bad_alloc here would end the process): Python
+    // formats the message; the fallback prints with fprintf.
+    static constexpr const char* message = "pyasio: an exception escaped a completion handler %s "
+                                           "and was ignored; handlers must not throw: catch it "
+                                           "inside the handler";
     try {
         gil_acquire gil; // std::logic_error when Python no longer runs
         translate_exception(error);
-        object context = steal(PyUnicode_FromString(what.c_str()));
+        object context = steal(PyUnicode_FromFormat(message, where));
         PyErr_WriteUnraisable(context.ptr());
         PyErr_Clear(); // NOTE: only if the hook itself failed
         return;
     } catch (...) {
     }
+    std::fprintf(stderr, message, where);
     try {
         std::rethrow_exception(error);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s: %s\n", what.c_str(), e.what());
+        std::fprintf(stderr, ": %s\n", e.what());
     } catch (...) {
-        std::fprintf(stderr, "%s\n", what.c_str());
+        std::fputs("\n", stderr);
     }
 }
 } // namespace detail

@@ -389,6 +389,7 @@ public:
                 error = end_error_;
             } else {
                 waiter_ = p;
+                waits_.store(true, std::memory_order_release);
                 ready = false;
                 start = !std::exchange(started_, true);
             }
@@ -404,7 +405,10 @@ public:
     /// C++ side: takes the next item (or the end) at once when there is one: true; false when
     /// the consumer must wait (wait()). Throws the stream's error at its end. Any thread.
     bool try_take(std::optional<T>& item) {
-        if (!local_.empty() && !room_wanted_.load(std::memory_order_acquire)) {
+        // NOTE: while a next() waits, the loop thread fills the batch (notify): a second next()
+        // meanwhile (misuse) must not touch it, and takes the lock to be told so
+        if (!waits_.load(std::memory_order_acquire) && !local_.empty() &&
+            !room_wanted_.load(std::memory_order_acquire)) {
             item.emplace(std::move(local_.front())); // the batch: no lock
             local_.pop_front();
             return true;
@@ -434,6 +438,7 @@ public:
             if (waiter_ != p)
                 return;
             waiter_ = nullptr;
+            waits_.store(false, std::memory_order_release);
         }
         cpp_cancelled_.store(true, std::memory_order_release);
         p->complete(operation_aborted(), std::nullopt);
@@ -724,6 +729,7 @@ private:
                 if (take_locked(item, room) || ended_) {
                     error = item ? nullptr : end_error_;
                     p = std::exchange(waiter_, nullptr);
+                    waits_.store(false, std::memory_order_release);
                 }
             }
             if (room_check) {
@@ -785,6 +791,7 @@ private:
     pending<std::optional<T>>* waiter_ = nullptr;
     std::size_t in_hand_ = 0; // the size of local_ when the consumer last took the lock
     std::atomic<bool> room_wanted_{false}; // the pump waits for room (written under mutex_)
+    std::atomic<bool> waits_{false};       // waiter_ is set (written under mutex_)
     bool started_ = false;
     // The consumer's batch: its side only (the pump hands a waiting consumer its first item).
     alignas(cache_line) std::deque<T> local_;
@@ -1419,7 +1426,8 @@ public:
     /// operation_aborted when the C++ side cancels the wait (the pending __anext__ is then
     /// cancelled, which ends an async generator); pyasio::task_cancelled when Python cancelled
     /// the reading task; pyasio::event_loop_closed when the loop closed first. One next() at a
-    /// time: a second while one waits completes with std::logic_error.
+    /// time: a second while one waits completes with std::logic_error. As with an Asio I/O
+    /// object, one stream is not for next() from two threads at once.
     template <class Token> auto next(Token&& token) {
         if (!core_)
             throw std::logic_error("pyasio::async_stream::next: the stream was moved from");

@@ -56,16 +56,17 @@ def every_cpp_wait_ended(before, timeout=30):
 
 
 async def python_cancels_cpp(n, seed=1):
-    """n C++ timer waits (0-100 ms) at once; a random half is cancelled by Python at random
-    moments. Every future ends: the others with their result, the cancelled ones cancelled (or
-    with their result, when the wait ended first); every C++ wait that began ends."""
+    """n C++ timer waits (0-500 ms: a slow interpreter, debug or under TSan, takes a good part of
+    that to make 10k futures) at once; a random half is cancelled by Python at random moments.
+    Every future ends: the others with their result, the cancelled ones cancelled (or with their
+    result, when the wait ended first); every C++ wait that began ends."""
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
     before = cpp.stats()
-    futures = [cpp.sleep_ms(rng.randrange(101)) for _ in range(n)]
+    futures = [cpp.sleep_ms(rng.randrange(501)) for _ in range(n)]
     chosen = set(rng.sample(range(n), n // 2))
     for i in chosen:
-        loop.call_later(rng.uniform(0, 0.1), futures[i].cancel)
+        loop.call_later(rng.uniform(0, 0.5), futures[i].cancel)
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     cancelled = 0
     for i, outcome in enumerate(outcomes):

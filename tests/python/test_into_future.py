@@ -7,7 +7,9 @@ import gc
 import random
 import sys
 import threading
+import time
 import unittest
+import warnings
 
 import _pyasio_into_future_test as m
 
@@ -97,8 +99,11 @@ class IntoFuture:
             with self.assertRaisesRegex(
                     TypeError, "^pyasio::into_future<T>: the awaitable's result does not convert "
                                "to T: expected int, got str \\(await something that returns "
-                               "that, or ask for into_future<pyasio::object>"):
+                               "that, or ask for into_future<pyasio::object>") as caught:
                 await m.await_py_int(text())
+            # the conversion's own error is its cause, with its traceback
+            self.assertIsInstance(caught.exception.__cause__, TypeError)
+            self.assertEqual(str(caught.exception.__cause__), "expected int, got str")
             with self.assertRaisesRegex(OverflowError, "out of range for C\\+\\+ long"):
                 await m.await_py_int(asyncio.sleep(0, 2 ** 64))
 
@@ -425,6 +430,34 @@ class LoopExecutor:
 
         self.run_on_loop(main())
 
+    def test_a_coroutine_cpp_cancelled_before_it_started_is_closed_unrun(self):
+        started = []
+
+        async def never():
+            started.append(True)
+            await asyncio.sleep(60)
+
+        async def main():
+            coro = never()
+            race = m.race(coro, 4242)
+            # the loop does not run meanwhile, so the await cannot start before the cancel
+            deadline = time.monotonic() + 10
+            while not m.cancel_from_cpp(4242):
+                self.assertLess(time.monotonic(), deadline, "the C++ await did not begin")
+                time.sleep(0.001)
+            time.sleep(0.5)  # the cancellation reaches the into_future (one post)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self.assertEqual(await race, "aborted")
+                gc.collect()
+            self.assertEqual(started, [])
+            self.assertIsNone(coro.cr_frame)  # closed: no "never awaited" warning
+            del coro
+            gc.collect()
+            self.assertEqual([str(w.message) for w in caught], [])
+
+        self.run_on_loop(main())
+
     def test_a_future_of_another_loop_fails_from_the_loop_thread(self):
         # into_future starts at once on the loop thread; ensure_future's error is then posted
         # to the coroutine (Asio's rule: no completion inside the initiating call)
@@ -432,8 +465,9 @@ class LoopExecutor:
         try:
             async def main():
                 with self.assertRaisesRegex(ValueError, "different loop.*await it on that "
-                                                        "loop.*or make it on this one"):
+                                                        "loop.*or make it on this one") as caught:
                     await m.on_loop_await(other.create_future())
+                self.assertIsInstance(caught.exception.__cause__, ValueError)  # asyncio's own
                 with self.assertRaisesRegex(ValueError, "different loop"):
                     await m.await_py(other.create_future())  # from the runtime: the same
                 self.assertFalse(m.completes_inside_the_call(other.create_future()))
