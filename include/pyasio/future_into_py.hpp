@@ -325,8 +325,7 @@ private:
     std::atomic<bool> finished_{false};
     std::atomic<bool> cancel_requested_{false};
     std::atomic<bool> shutdown_{false};
-    bool unrun_ =
-        false; // the work never ran to its end: destroyed with its context, or cancelled first
+    bool unrun_ = false; // never ran to its end: destroyed with its context, or cancelled first
     enum class start_phase : unsigned char { not_started, starting, dropped, started };
     std::atomic<start_phase> start_{start_phase::not_started};
     task_locals locals_; // the loop (and its bridge) and the context captured at the call
@@ -781,18 +780,31 @@ template <class Init> struct initiation_work {
     }
 };
 
+/// The executor given, or (none) the default runtime's when the work starts: a LazyFuture made
+/// before shutdown_runtime() and awaited after it fails with runtime_stopped, or runs on the
+/// runtime set up again since (the runtime it saw at the call no longer runs anything).
+inline asio::any_io_executor executor_or_default(std::optional<asio::any_io_executor>& ex) {
+    return ex ? *std::move(ex) : default_executor();
+}
+
 template <class Work> struct starter_for final : starter {
     Work work;
-    asio::any_io_executor ex;
-    starter_for(Work w, asio::any_io_executor e) : work(std::move(w)), ex(std::move(e)) {}
-    object start(handle loop) override { return launch(loop, ex, std::move(work)); }
+    std::optional<asio::any_io_executor> ex;
+    starter_for(Work w, std::optional<asio::any_io_executor> e)
+        : work(std::move(w)), ex(std::move(e)) {}
+    object start(handle loop) override {
+        return launch(loop, executor_or_default(ex), std::move(work));
+    }
 };
 
-/// The future (loop running) or a LazyFuture (no loop running) for `work`.
-template <class Work> object future_for(asio::any_io_executor ex, Work work) {
+/// The future (loop running) or a LazyFuture (no loop running) for `work`, on `ex` (none: the
+/// default runtime).
+template <class Work> object future_for(std::optional<asio::any_io_executor> ex, Work work) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::future_into_py called");
     if (object loop = running_loop())
-        return launch(loop, ex, std::move(work));
+        return launch(loop, executor_or_default(ex), std::move(work));
+    if (!ex)
+        (void)default_executor(); // NOTE: after shutdown_runtime() the call itself fails
     future_types& types = per_interpreter<future_types>();
     object lazy = steal(PyType_GenericAlloc(types.lazy, 0));
     if (!lazy)
@@ -853,9 +865,9 @@ template <class Work> object future_into_py(Work&& work, asio::any_io_executor e
     return detail::future_for(std::move(ex), detail::as_work(std::forward<Work>(work)));
 }
 
-/// future_into_py on the default runtime.
+/// future_into_py on the default runtime (a LazyFuture: the one running when it starts).
 template <class Work> object future_into_py(Work&& work) {
-    return future_into_py(std::forward<Work>(work), default_executor());
+    return detail::future_for(std::nullopt, detail::as_work(std::forward<Work>(work)));
 }
 
 PYASIO_NAMESPACE_END

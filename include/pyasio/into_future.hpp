@@ -346,10 +346,11 @@ private:
             PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
             task = steal(vectorcall(names.ensure_future.ptr(), args + 1,
                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
-            // NOTE: ensure_future refuses a future of another loop with a ValueError
-            if (!task && PyErr_ExceptionMatches(PyExc_ValueError) != 0 &&
-                PyObject_HasAttr(awaitable.ptr(), names.asyncio_future_blocking.ptr()) != 0) {
+            if (!task && PyErr_ExceptionMatches(PyExc_ValueError) != 0) {
                 python_error e = python_error::fetch();
+                // NOTE: ensure_future refuses a future (or task) of another loop so
+                if (PyObject_HasAttr(awaitable.ptr(), names.asyncio_future_blocking.ptr()) == 0)
+                    throw e;
                 throw_error_from(PyExc_ValueError,
                                  str_or(e.value(), "?") +
                                      " (pyasio::into_future: a Future or Task runs on the loop "

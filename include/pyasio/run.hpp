@@ -468,7 +468,9 @@ template <class T = object> T block_on(object awaitable, task_locals locals) {
             throw std::logic_error(
                 "pyasio::block_on: the event loop is not running, so the awaitable would never "
                 "run and this call would wait for ever; call it while the loop runs in its own "
-                "thread, or run the loop here with pyasio::run_until_complete(loop, awaitable)");
+                "thread (one just started may not run yet: wait for it, e.g. for an event it "
+                "sets with loop.call_soon), or run the loop here with "
+                "pyasio::run_until_complete(loop, awaitable)");
     }
     std::future<std::conditional_t<std::is_void_v<T>, void, T>> result =
         into_future<T>(std::move(awaitable), std::move(locals), asio::use_future);

@@ -28,6 +28,17 @@ PyObject* sleep_ms(PyObject*, PyObject* arg) {
     });
 }
 
+/// sleep_in_work(ms): the timer is made inside the work, on the executor it runs on.
+PyObject* sleep_in_work(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto ms = std::chrono::milliseconds(pyasio::from_python<long>(handle(arg)));
+        return pyasio::future_into_py([ms]() -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, ms);
+            co_await timer.async_wait(asio::use_awaitable);
+        });
+    });
+}
+
 /// shutdown_runtime(grace_ms)
 PyObject* shutdown_runtime(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
@@ -180,6 +191,7 @@ PyMethodDef methods[] = {
      "pyasio::block_on(aw, locals of loop) on a plain thread"},
     {"block_on_sleep", block_on_sleep, METH_VARARGS, "pyasio::block_on(a timer wait)"},
     {"sleep_ms", sleep_ms, METH_O, "waits on an Asio timer"},
+    {"sleep_in_work", sleep_in_work, METH_O, "waits on a timer made inside the work"},
     {"shutdown_runtime", shutdown_runtime, METH_O, "pyasio::shutdown_runtime(grace)"},
     {"configure_runtime", configure_runtime, METH_O, "pyasio::configure_runtime(threads)"},
     {"runtime_thread_count", runtime_thread_count, METH_NOARGS, "threads of the runtime"},

@@ -56,17 +56,19 @@ def every_cpp_wait_ended(before, timeout=30):
 
 
 async def python_cancels_cpp(n, seed=1):
-    """n C++ timer waits (0-500 ms: a slow interpreter, debug or under TSan, takes a good part of
-    that to make 10k futures) at once; a random half is cancelled by Python at random moments.
+    """n C++ timer waits (0 to n/20 ms, at least 500: making the futures takes a good part of
+    that, more on a slow interpreter, debug or under TSan) at once; a random half is cancelled
+    by Python at random moments over the same span.
     Every future ends: the others with their result, the cancelled ones cancelled (or with their
     result, when the wait ended first); every C++ wait that began ends."""
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
     before = cpp.stats()
-    futures = [cpp.sleep_ms(rng.randrange(501)) for _ in range(n)]
+    span_ms = max(500, n // 20)
+    futures = [cpp.sleep_ms(rng.randrange(span_ms + 1)) for _ in range(n)]
     chosen = set(rng.sample(range(n), n // 2))
     for i in chosen:
-        loop.call_later(rng.uniform(0, 0.5), futures[i].cancel)
+        loop.call_later(rng.uniform(0, span_ms / 1000), futures[i].cancel)
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     cancelled = 0
     for i, outcome in enumerate(outcomes):
@@ -141,8 +143,9 @@ async def sleeps_in_flight(n, ms=200):
 
 
 def loop_closed_with_work_pending(n):
-    """n C++ waits of 60 s are started on a loop that is then closed, the futures dropped: the C++
-    waits are cancelled (aborted), and new work runs on a new loop."""
+    """n C++ waits of 60 s are started on a loop that is then closed, the futures dropped: every
+    C++ wait that began is cancelled (aborted; those not begun yet never begin), none completes,
+    and new work runs on a new loop."""
     before = cpp.stats()
     loop = asyncio.new_event_loop()
     loop.set_debug(False)
@@ -156,11 +159,17 @@ def loop_closed_with_work_pending(n):
     loop.close()
     holder.clear()
     gc.collect()
-    check(wait_until(lambda: cpp.stats()["aborted"] - before["aborted"] >= n, 30),
+    def all_aborted():
+        s = cpp.stats()
+        return s["started"] - before["started"] == s["aborted"] - before["aborted"]
+
+    time.sleep(0.1)  # a wait about to begin as the loop closed begins
+    check(wait_until(all_aborted, 30) and cpp.stats()["completed"] == before["completed"],
           "the C++ waits of the closed loop were not all cancelled: %r then %r"
           % (before, cpp.stats()))
+    began = cpp.stats()["started"] - before["started"]
     check(run(cpp.sleep_ms(1)) is None, "no work after the close")
-    return {"cancelled": n}
+    return {"began_and_cancelled": began, "never_began": n - began}
 
 
 def round_trips_rss(n, batch=10_000):

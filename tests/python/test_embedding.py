@@ -70,14 +70,17 @@ class Run(unittest.TestCase):
 class BlockOnAwaitable(unittest.TestCase):
     def test_a_loop_that_does_not_run_is_refused_not_waited_for(self):
         loop = asyncio.new_event_loop()
+        refused = [asyncio.sleep(0), asyncio.sleep(0)]
         try:
             with self.assertRaisesRegex(RuntimeError, "the event loop is not running, so the "
                                                       "awaitable would never run"):
-                m.block_on_awaitable(asyncio.sleep(0), loop)
+                m.block_on_awaitable(refused[0], loop)
         finally:
             loop.close()
         with self.assertRaisesRegex(RuntimeError, "the event loop is closed"):
-            m.block_on_awaitable(asyncio.sleep(0), loop)
+            m.block_on_awaitable(refused[1], loop)
+        for coro in refused:  # never run: the caller still owns them
+            coro.close()
 
 
 class RunUntilComplete(unittest.TestCase):

@@ -350,6 +350,10 @@ class UserExecutor(unittest.TestCase):
 
         future = asyncio.run(main())
         self.assertTrue(future.cancelled())
+        if sys.version_info >= (3, 9):  # a cancel message
+            with self.assertRaisesRegex(asyncio.CancelledError, "execution context of this "
+                                        "C\\+\\+ work was destroyed .*keep it running"):
+                future.result()
 
     def test_bad_input_reaches_python_as_named_errors(self):
         async def main():

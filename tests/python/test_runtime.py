@@ -44,6 +44,16 @@ class Shutdown(unittest.TestCase):
 
         asyncio.run(main())
 
+    def test_a_lazy_future_runs_on_the_runtime_current_when_it_starts(self):
+        lazy = m.sleep_in_work(1)  # no loop runs: a LazyFuture, started by its first await
+        later = m.sleep_in_work(1)
+        m.shutdown_runtime(1000)
+        with self.assertRaisesRegex(RuntimeError, "runtime was shut down .*configure_runtime"):
+            asyncio.run(lazy)
+        m.configure_runtime(2)
+        # on the new runtime (on the old one it never ran)
+        self.assertIsNone(asyncio.run(asyncio.wait_for(later, 10)))
+
     def test_own_io_context(self):
         m.shutdown_runtime(1000)
         m.install_own_io_context()
