@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <exception>
 #include <memory>
@@ -61,12 +62,44 @@ struct future_names {
 };
 
 /// Whether an execution context that runs future_into_py work shut down, shared by its start
-/// queue and each operation's state: a state destroys (or posts to) its strand only while it
-/// holds the mutex and the context has not shut down, so a context destroyed on another thread
-/// waits for that, and a strand is never touched after its context is gone.
-struct context_token {
-    std::mutex mutex;
-    bool gone = false;
+/// queue and each operation's state: a state destroys (or posts to) its strand only inside a
+/// use(), which fails once the context shut down; the shutdown waits for the uses under way. So
+/// a strand is never touched after its context is gone, and no lock is held while a strand (and
+/// the user's executor in it) is destroyed: that may destroy other states of the same context.
+class context_token {
+public:
+    /// Runs f() unless the context shut down; false then.
+    template <class F> bool use(F&& f) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (gone_)
+                return false;
+            ++uses_;
+        }
+        struct leave {
+            context_token& t;
+            ~leave() {
+                std::lock_guard<std::mutex> lock(t.mutex_);
+                if (--t.uses_ == 0)
+                    t.idle_.notify_all();
+            }
+        } on_exit{*this};
+        f();
+        return true;
+    }
+
+    /// The context shuts down: no use() from now on; waits for those under way.
+    void shut() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        gone_ = true;
+        idle_.wait(lock, [this] { return uses_ == 0; });
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    bool gone_ = false;
+    int uses_ = 0;
 };
 
 /// What one future_into_py call shares between its C++ work, the loop bridge and its Python
@@ -100,9 +133,7 @@ public:
         // Likewise in the child of a fork: the parent's context is the parent's.
         if (of_parent_process()) // NOTE: first: a parent's thread may have held the mutex
             return;
-        std::lock_guard<std::mutex> lock(context_->mutex);
-        if (!context_->gone)
-            strand_.~strand();
+        context_->use([this] { strand_.~strand(); });
     }
     future_state(const future_state&) = delete;
     future_state& operator=(const future_state&) = delete;
@@ -144,11 +175,11 @@ public:
             return;
         cancel_requested_.store(true, std::memory_order_release);
         try {
-            std::lock_guard<std::mutex> lock(context_->mutex);
-            if (context_->gone) // its work was ended when the context shut down
-                return;
-            asio::post(strand_, [self = counted_ref<future_state>::share(this)] {
-                self->signal_.emit(asio::cancellation_type::terminal);
+            // NOTE: once the context shut down, its work was ended: nothing to cancel
+            context_->use([this] {
+                asio::post(strand_, [self = counted_ref<future_state>::share(this)] {
+                    self->signal_.emit(asio::cancellation_type::terminal);
+                });
             });
         } catch (...) { // std::bad_alloc: the work runs on; its completion is dropped quietly
         }
@@ -565,10 +596,7 @@ private:
 
     /// The context is going away with work never started: it ends as cancelled.
     void shutdown() override {
-        {
-            std::lock_guard<std::mutex> lock(token_->mutex);
-            token_->gone = true;
-        }
+        token_->shut();
         run_of_work discard(states_.take_all());
     }
 

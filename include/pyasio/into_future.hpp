@@ -151,10 +151,15 @@ template <class... Args> object call_of(async_call<Args...>& c) {
 inline void close_unstarted(object& awaitable) noexcept {
     if (!awaitable || !PyCoro_CheckExact(awaitable.ptr()))
         return;
-    if (PyObject* r = PyObject_CallMethod(awaitable.ptr(), "close", nullptr))
-        Py_DECREF(r);
-    else
-        PyErr_Clear();
+    try {
+        // NOTE: only one that never started: one suspended in another task is that task's
+        object state = call(getattr(import("inspect"), "getcoroutinestate"), awaitable);
+        if (PyUnicode_CompareWithASCIIString(state.ptr(), "CORO_CREATED") == 0)
+            call_method(awaitable, "close");
+    } catch (...) { // the close of a coroutine that never ran runs none of its code
+        translate_exception(std::current_exception());
+        PyErr_WriteUnraisable(awaitable.ptr());
+    }
 }
 template <class... Args> void close_unstarted(async_call<Args...>&) noexcept {}
 template <class... Args> object awaitable_from(async_call<Args...>& c) {

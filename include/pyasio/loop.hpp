@@ -492,14 +492,24 @@ struct default_locals_slot {
     std::mutex mutex;
     std::optional<task_locals> locals;
     static default_locals_slot& instance() {
-        static default_locals_slot* s = new default_locals_slot; // NOTE: never destroyed
+        static default_locals_slot* s = make(); // NOTE: never destroyed
         return *s;
     }
-    default_locals_slot() noexcept {
+
+private:
+    static inline std::atomic<default_locals_slot*> made{nullptr};
+    static default_locals_slot* make() {
+        auto* s = new default_locals_slot;
+        made.store(s, std::memory_order_release);
 #if PYASIO_DETAIL_HAS_FORK
         // In the child of a fork, a thread that held the mutex at the fork does not exist.
-        ::pthread_atfork(nullptr, nullptr, [] { ::new (&instance().mutex) std::mutex; });
+        // NOTE: not instance(): a fork while it is being made would leave its guard held.
+        ::pthread_atfork(nullptr, nullptr, [] {
+            if (default_locals_slot* p = made.load(std::memory_order_acquire))
+                ::new (&p->mutex) std::mutex;
+        });
 #endif
+        return s;
     }
 };
 } // namespace detail

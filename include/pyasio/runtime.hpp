@@ -58,8 +58,8 @@ inline void report_escaped(const std::exception_ptr& error, const char* where) n
                                            "inside the handler";
     try {
         gil_acquire gil; // std::logic_error when Python no longer runs
+        object context = steal(PyUnicode_FromFormat(message, where)); // NOTE: before the error
         translate_exception(error);
-        object context = steal(PyUnicode_FromFormat(message, where));
         PyErr_WriteUnraisable(context.ptr());
         PyErr_Clear(); // NOTE: only if the hook itself failed
         return;

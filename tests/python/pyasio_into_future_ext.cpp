@@ -264,20 +264,32 @@ PyObject* race(PyObject*, PyObject* args) {
     });
 }
 
-/// cancel_from_cpp(key[, total]): emits race(_, key)'s signal on its executor: a terminal
-/// cancellation, or a total one.
+/// cancel_from_cpp(key[, total[, wait]]): emits race(_, key)'s signal on its executor: a terminal
+/// cancellation, or a total one. wait: returns once the signal was emitted.
 PyObject* cancel_from_cpp(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
         long key = 0;
         int total = 0;
-        if (!PyArg_ParseTuple(args, "l|p", &key, &total))
+        int wait = 0;
+        if (!PyArg_ParseTuple(args, "l|pp", &key, &total, &wait))
             throw pyasio::python_error::fetch();
         auto type = total != 0 ? asio::cancellation_type::total : asio::cancellation_type::terminal;
-        std::lock_guard<std::mutex> lock(races.mutex);
-        auto it = races.by_key.find(key);
-        if (it == races.by_key.end())
-            return false;
-        asio::post(it->second.first, [signal = it->second.second, type] { signal->emit(type); });
+        auto emitted = std::make_shared<std::promise<void>>();
+        std::future<void> done = emitted->get_future();
+        {
+            std::lock_guard<std::mutex> lock(races.mutex);
+            auto it = races.by_key.find(key);
+            if (it == races.by_key.end())
+                return false;
+            asio::post(it->second.first, [signal = it->second.second, type, emitted] {
+                signal->emit(type);
+                emitted->set_value();
+            });
+        }
+        if (wait != 0) {
+            pyasio::gil_release nogil;
+            done.wait();
+        }
         return true;
     });
 }

@@ -31,7 +31,7 @@ class Stress(unittest.TestCase):
     def test_two_loops_in_two_threads_on_8_runtime_threads(self):
         code = stress.TWO_LOOPS.format(threads=8, n=10_000)
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))
+                              timeout=300, cwd=os.path.dirname(os.path.abspath(__file__)))
         self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
         self.assertEqual(done.stdout, "errors: []\n")
 
