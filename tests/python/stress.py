@@ -21,7 +21,8 @@ def check(condition, message):
         raise StressFailure(message)
 
 
-def wait_until(predicate, timeout):
+def wait_until(predicate, timeout=10.0):
+    """Polls predicate (C++ work finishes on other threads) for at most timeout seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

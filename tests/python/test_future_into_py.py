@@ -12,21 +12,12 @@ import unittest
 import warnings
 
 import _pyasio_async_test as m
+from stress import wait_until
 
 try:
     import uvloop
 except ImportError:
     uvloop = None
-
-
-def wait_until(predicate, timeout=10.0):
-    """Polls predicate (C++ work finishes on other threads) for at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
 
 
 class FutureIntoPy:

@@ -41,14 +41,6 @@ def counts():
     return (sys.gettotalrefcount() if DEBUG else 0), len(gc.get_objects())
 
 
-def wait_until(predicate, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.002)
-
-
 def cpp_ops_ended():
     s = cpp.stats()
     return s["started"] == s["aborted"] + s["completed"]
@@ -183,8 +175,8 @@ def run_kind(kind, n):
     try:
         loop.run_until_complete(kind(n))
         # Each operation's C++ side ended too (a cancelled wait, a dropped future's work).
-        wait_until(cpp_ops_ended, "every C++ wait to end")
-        wait_until(stream_producers_ended, "every stream producer to end")
+        assert stress.wait_until(cpp_ops_ended, 30), "every C++ wait did not end"
+        assert stress.wait_until(stream_producers_ended, 30), "a stream producer did not end"
         loop.run_until_complete(settle())
     finally:
         loop.close()
