@@ -187,7 +187,8 @@ public:
                 if (!msg.empty())
                     text += ": " + msg;
                 s.what = std::move(text);
-            } catch (...) { // bad_alloc: leave the fixed text
+            }
+            PYASIO_DETAIL_CATCH_ALL { // bad_alloc: leave the fixed text
                 s.what.clear();
             }
             s.described.store(true, std::memory_order_release);
@@ -248,6 +249,12 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         if (text)
             PyErr_SetObject(type, text.ptr());
     };
+    if (!e) { // NOTE: rethrowing an empty exception_ptr is undefined (it crashed)
+        PyErr_SetString(PyExc_SystemError,
+                        "pyasio: an error was to be raised, but none was given (an empty "
+                        "std::exception_ptr)");
+        return;
+    }
     try {
         std::rethrow_exception(std::move(e));
     } catch (const python_error& err) {
@@ -292,7 +299,8 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         set(PyExc_OverflowError, err.what());
     } catch (const std::exception& err) {
         set(PyExc_RuntimeError, err.what());
-    } catch (...) {
+    }
+    PYASIO_DETAIL_CATCH_ALL {
         PyErr_SetString(PyExc_SystemError,
                         "pyasio: a C++ exception of unknown type (not derived from "
                         "std::exception) reached Python");

@@ -181,7 +181,9 @@ public:
                     self->signal_.emit(asio::cancellation_type::terminal);
                 });
             });
-        } catch (...) { // std::bad_alloc: the work runs on; its completion is dropped quietly
+        }
+        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the work runs on; its completion is dropped
+                                  // quietly
         }
     }
 
@@ -230,10 +232,11 @@ public:
         try {
             task_locals_scope scope(&locals_);
             spawn();
-        } catch (...) {
+        }
+        PYASIO_DETAIL_CATCH_ALL {
             start_.store(start_phase::started, std::memory_order_relaxed);
             extra.detach(); // goes with the job
-            finish(std::current_exception());
+            finish(detail::caught());
             return;
         }
         if (start_.exchange(start_phase::started, std::memory_order_acq_rel) ==
@@ -304,8 +307,9 @@ private:
             } else {
                 set_result(fut, names);
             }
-        } catch (...) {
-            report(std::current_exception());
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            report(detail::caught());
         }
     }
 
@@ -313,8 +317,9 @@ private:
         object value;
         try {
             value = result_to_python();
-        } catch (...) { // a conversion error is the operation's error
-            set_exception(fut, names, std::current_exception());
+        }
+        PYASIO_DETAIL_CATCH_ALL { // a conversion error is the operation's error
+            set_exception(fut, names, detail::caught());
             return;
         }
         call_method(fut, names.set_result, value);
@@ -547,7 +552,9 @@ private:
             while (future_state* s = pop()) {
                 try {
                     asio::dispatch(s->strand(), start_job(s));
-                } catch (...) { // std::bad_alloc: the job, destroyed unrun, ended the work
+                }
+                PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the job, destroyed unrun, ended the
+                                          // work
                 }
             }
         }
@@ -585,7 +592,8 @@ private:
                 run_of_work run(run_start);
                 try {
                     asio::post(ex, std::move(run));
-                } catch (...) { // std::bad_alloc: this thread starts that run too
+                }
+                PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: this thread starts that run too
                     run();
                 }
             }
@@ -650,9 +658,10 @@ inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
         }
         try {
             lazy_start(self);
-        } catch (...) {
+        }
+        PYASIO_DETAIL_CATCH_ALL {
             self->stage = 2;
-            translate_exception(std::current_exception());
+            translate_exception(detail::caught());
             return nullptr;
         }
     }
@@ -696,8 +705,9 @@ inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
     try {
         object e = thrown_exception(args);
         PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
-    } catch (...) {
-        translate_exception(std::current_exception());
+    }
+    PYASIO_DETAIL_CATCH_ALL {
+        translate_exception(detail::caught());
     }
     return nullptr;
 }

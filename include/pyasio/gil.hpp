@@ -162,7 +162,8 @@ public:
                 acquire();
                 co_return result;
             }
-        } catch (...) {
+        }
+        PYASIO_DETAIL_CATCH_ALL {
             if (!held_)
                 acquire();
             throw;

@@ -156,8 +156,9 @@ inline void close_unstarted(object& awaitable) noexcept {
         object state = call(getattr(import("inspect"), "getcoroutinestate"), awaitable);
         if (PyUnicode_CompareWithASCIIString(state.ptr(), "CORO_CREATED") == 0)
             call_method(awaitable, "close");
-    } catch (...) { // the close of a coroutine that never ran runs none of its code
-        translate_exception(std::current_exception());
+    }
+    PYASIO_DETAIL_CATCH_ALL { // the close of a coroutine that never ran runs none of its code
+        translate_exception(detail::caught());
         PyErr_WriteUnraisable(awaitable.ptr());
     }
 }
@@ -212,8 +213,9 @@ public:
         } else {
             try {
                 start();
-            } catch (...) {
-                deliver(std::current_exception());
+            }
+            PYASIO_DETAIL_CATCH_ALL {
+                deliver(detail::caught());
             }
         }
         source_.reset(); // released here, with the GIL
@@ -283,8 +285,9 @@ private:
                 deliver(nullptr);
             else
                 deliver(nullptr, converted(result));
-        } catch (...) {
-            deliver(std::current_exception());
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            deliver(detail::caught());
         }
     }
 
@@ -386,7 +389,8 @@ private:
         cpp_cancelled_.store(true, std::memory_order_release);
         try {
             locals_.bridge()->push(new cancel_job(this));
-        } catch (...) { // std::bad_alloc: the task keeps running
+        }
+        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the task keeps running
         }
         if (terminal)
             deliver(aborted(), std::nullopt, true);
@@ -398,8 +402,9 @@ private:
             return;
         try {
             call_method(task_, per_interpreter<into_future_names>().cancel);
-        } catch (...) {
-            translate_exception(std::current_exception());
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            translate_exception(detail::caught());
             PyErr_WriteUnraisable(nullptr);
         }
     }
@@ -420,8 +425,9 @@ private:
                 asio::post(work_, std::move(f));
             else
                 asio::dispatch(work_, std::move(f)); // NOTE: may run the handler here
-        } catch (...) { // the handler threw (run here by dispatch), or std::bad_alloc
-            report_escaped(std::current_exception(), "that pyasio::into_future completed");
+        }
+        PYASIO_DETAIL_CATCH_ALL { // the handler threw (run here by dispatch), or std::bad_alloc
+            report_escaped(detail::caught(), "that pyasio::into_future completed");
         }
     }
 

@@ -210,7 +210,8 @@ private:
             gil_acquire gil;
             if (object loop = weak_target(loop_))
                 call_method(loop, "call_soon_threadsafe", drain_);
-        } catch (...) {
+        }
+        PYASIO_DETAIL_CATCH_ALL {
             // A closed loop raises RuntimeError: its jobs are abandoned when it goes away.
         }
     }

@@ -34,8 +34,9 @@ template <class F> struct handler_job final : loop_job {
             task_locals_scope scope(&locals);
             context_scope in_context(locals.context());
             f();
-        } catch (...) { // a handler must not throw: report it like an error in a callback
-            report_escaped(std::current_exception(), "on the loop thread (pyasio::loop_executor)");
+        }
+        PYASIO_DETAIL_CATCH_ALL { // a handler must not throw: report it like an error in a callback
+            report_escaped(detail::caught(), "on the loop thread (pyasio::loop_executor)");
         }
         delete this;
     }

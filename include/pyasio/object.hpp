@@ -212,8 +212,9 @@ template <class F> PyObject* entry_point(F&& f) noexcept {
         } else {
             return to_python(f()).release();
         }
-    } catch (...) {
-        translate_exception(std::current_exception());
+    }
+    PYASIO_DETAIL_CATCH_ALL {
+        translate_exception(detail::caught());
         return nullptr;
     }
 }

@@ -115,8 +115,9 @@ template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
             } else {
                 out->value.emplace(co_await make());
             }
-        } catch (...) {
-            out->error = std::current_exception();
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            out->error = detail::caught();
         }
     });
     object task = call_method(loop, "create_task", lazy);
@@ -183,8 +184,8 @@ inline void render_message(const std::exception_ptr& e) noexcept {
         std::rethrow_exception(e);
     } catch (const python_error& err) {
         (void)err.what();
-    } catch (...) {
     }
+    PYASIO_DETAIL_CATCH_ALL {}
 }
 
 /// The event loop `options` ask for. GIL held.
@@ -275,14 +276,16 @@ template <class Body> auto run_with(const run_options& options, Body body) {
                 } else {
                     out->value.emplace(body(handle(loop)));
                 }
-            } catch (...) {
-                out->error = std::current_exception();
+            }
+            PYASIO_DETAIL_CATCH_ALL {
+                out->error = detail::caught();
             }
             set_default_task_locals(std::nullopt);
             finish_loop(loop);
             shutdown_runtime(options.shutdown_grace);
-        } catch (...) {
-            failure = std::current_exception();
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            failure = detail::caught();
             set_default_task_locals(std::nullopt);
         }
         // NOTE: a python_error renders its message on first what(): do it while Python lives

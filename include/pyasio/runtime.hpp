@@ -63,14 +63,15 @@ inline void report_escaped(const std::exception_ptr& error, const char* where) n
         PyErr_WriteUnraisable(context.ptr());
         PyErr_Clear(); // NOTE: only if the hook itself failed
         return;
-    } catch (...) {
     }
+    PYASIO_DETAIL_CATCH_ALL {}
     std::fprintf(stderr, message, where);
     try {
         std::rethrow_exception(error);
     } catch (const std::exception& e) {
         std::fprintf(stderr, ": %s\n", e.what());
-    } catch (...) {
+    }
+    PYASIO_DETAIL_CATCH_ALL {
         std::fputs("\n", stderr);
     }
 }
@@ -109,8 +110,9 @@ public:
                         io_.run();
 #endif
                         return;
-                    } catch (...) { // a handler threw: report it, and serve the others on
-                        detail::report_escaped(std::current_exception(), "on a runtime thread");
+                    }
+                    PYASIO_DETAIL_CATCH_ALL { // a handler threw: report it, and serve the others on
+                        detail::report_escaped(detail::caught(), "on a runtime thread");
                     }
                 }
             });
@@ -236,7 +238,8 @@ public:
             std::lock_guard<std::mutex> lock(mutex_);
             try {
                 held.reserve(count_);
-            } catch (...) { // std::bad_alloc: nothing is cancelled; shutdown still stops
+            }
+            PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: nothing is cancelled; shutdown still stops
                 return;
             }
             for (inflight_operation* op = head_; op != nullptr; op = op->next)
@@ -388,7 +391,8 @@ private:
                 METH_NOARGS, "Shuts pyasio's runtime down before the interpreter finalizes."};
             object fn = checked(PyCFunction_New(&def, nullptr));
             call(getattr(import("atexit"), "register"), fn);
-        } catch (...) { // no hook: the threads are still joined at process exit
+        }
+        PYASIO_DETAIL_CATCH_ALL { // no hook: the threads are still joined at process exit
             hook_generation_.store(0, std::memory_order_release);
         }
     }
@@ -523,7 +527,8 @@ namespace detail {
 inline void runtime_slot::shutdown_at_exit() noexcept {
     try {
         shutdown_runtime();
-    } catch (...) { // nothing to report to at exit
+    }
+    PYASIO_DETAIL_CATCH_ALL { // nothing to report to at exit
     }
 }
 } // namespace detail

@@ -158,7 +158,8 @@ public:
                 self.reset();
                 std::move(handler)(std::move(error), std::move(values)...);
             });
-        } catch (...) { // std::bad_alloc: the handler never runs
+        }
+        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the handler never runs
         }
     }
 
@@ -227,8 +228,9 @@ inline PyObject* pump_throw(PyObject* o, PyObject* args) {
     object e;
     try {
         e = thrown_exception(args);
-    } catch (...) {
-        translate_exception(std::current_exception());
+    }
+    PYASIO_DETAIL_CATCH_ALL {
+        translate_exception(detail::caught());
         return nullptr;
     }
     return reinterpret_cast<pump_object*>(o)->target->step(e.ptr());
@@ -488,8 +490,9 @@ public:
                     break;
                 wait_next();
             }
-        } catch (...) {
-            end(std::current_exception());
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            end(detail::caught());
             phase_ = phase::done;
         }
         finish();
@@ -540,7 +543,8 @@ private:
         try {
             auto job = [self = counted_ref<stream_core>::share(this), f] { f(*self.get()); };
             locals_.bridge()->push(new handler_job<decltype(job)>(locals_, std::move(job)));
-        } catch (...) { // std::bad_alloc: nothing is done
+        }
+        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: nothing is done
         }
     }
 
@@ -595,9 +599,10 @@ private:
             reinterpret_cast<pump_object*>(pump.ptr())->target = this;
             task_ = call_method(loop, per_interpreter<stream_names>().create_task, pump);
             locals_.bridge()->watch(this);
-        } catch (...) {
+        }
+        PYASIO_DETAIL_CATCH_ALL {
             source_.reset();
-            end(std::current_exception());
+            end(detail::caught());
             phase_ = phase::done;
             finish();
         }
@@ -643,8 +648,9 @@ private:
                 // pump goes on
                 if (fresh_.size() >= (window_ + 1) / 2)
                     notify();
-            } catch (...) { // a conversion error ends the stream at this item
-                end(std::current_exception());
+            }
+            PYASIO_DETAIL_CATCH_ALL { // a conversion error ends the stream at this item
+                end(detail::caught());
                 closing_ = true;
             }
             break;
@@ -871,7 +877,9 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
                 const stream_names& names = per_interpreter<stream_names>();
                 if (call_method(done, names.done).ptr() != Py_True)
                     call_method(done, names.cancel);
-            } catch (...) { // its loop is closed: dropping the future cancels the work too
+            }
+            PYASIO_DETAIL_CATCH_ALL { // its loop is closed: dropping the future cancels the work
+                                      // too
             }
         }
         wake_python();
@@ -941,8 +949,9 @@ private:
             const stream_names& names = per_interpreter<stream_names>();
             if (call_method(wait, names.done).ptr() != Py_True)
                 call_method(wait, names.set_result, handle(Py_None));
-        } catch (...) {
-            translate_exception(std::current_exception());
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            translate_exception(detail::caught());
             PyErr_WriteUnraisable(nullptr);
         }
     }
@@ -1195,9 +1204,10 @@ inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
                 self->inner = await_iter(core->waiting(), "create_future()").release();
             }
         }
-    } catch (...) {
+    }
+    PYASIO_DETAIL_CATCH_ALL {
         self->finished = true;
-        translate_exception(std::current_exception());
+        translate_exception(detail::caught());
         return resumed::raised;
     }
 }
@@ -1248,8 +1258,9 @@ inline PyObject* next_throw(PyObject* o, PyObject* args) {
     object e;
     try {
         e = thrown_exception(args);
-    } catch (...) {
-        translate_exception(std::current_exception());
+    }
+    PYASIO_DETAIL_CATCH_ALL {
+        translate_exception(detail::caught());
         return nullptr;
     }
     return next_as_iterator(o, e.ptr());

@@ -34,7 +34,8 @@ inline int catch2_main(int argc, char** argv, run_options options = {}) {
             gil_acquire gil; // plain test cases may use Python directly
             try {
                 status = Catch::Session().run(argc, argv);
-            } catch (...) {
+            }
+            PYASIO_DETAIL_CATCH_ALL {
                 status = 1;
             }
             call_method(loop, "call_soon_threadsafe", getattr(ended, "set_result"), status);
@@ -67,7 +68,8 @@ PYASIO_NAMESPACE_END
         } catch (const std::exception& e) {                                                        \
             std::fprintf(stderr, "pyasio: the test program could not run: %s\n", e.what());        \
             return 1;                                                                              \
-        } catch (...) {                                                                            \
+        }                                                                                          \
+        PYASIO_DETAIL_CATCH_ALL {                                                                  \
             std::fprintf(stderr, "pyasio: the test program could not run\n");                      \
             return 1;                                                                              \
         }                                                                                          \
