@@ -81,6 +81,16 @@ inline constexpr bool is_integer_v =
     throw_error(PyExc_OverflowError, msg);
 }
 
+/// A conversion to Python gave an empty object: the Python error it set, or what happened.
+[[noreturn]] inline void empty_to_python() {
+    if (PyErr_Occurred())
+        throw_error_already_set(); // a converter that returned null on a Python error
+    throw std::invalid_argument(
+        "pyasio::to_python: an empty pyasio::object (default-constructed, moved from or released) "
+        "or a null handle cannot cross into Python; for None use std::nullopt, nullptr or "
+        "pyasio::borrow(Py_None)");
+}
+
 } // namespace detail
 
 /// The conversion customization point. For a type of your own, specialize it in namespace pyasio:
@@ -102,8 +112,16 @@ template <class T, class Enable> struct converter {
 };
 
 /// Converts a C++ value into a new Python object. Throws python_error on failure. Needs the GIL.
+///
+/// Never returns an empty object: an empty pyasio::object (default-constructed, moved from,
+/// released) or a null handle has no Python value, and would reach Python as NULL (a crash, or
+/// SystemError); it throws std::invalid_argument (ValueError in Python) saying so. For None, use
+/// std::nullopt (std::optional<object>), nullptr, or pyasio::borrow(Py_None).
 template <class T> object to_python(T&& value) {
-    return converter<std::decay_t<T>>::to_python(std::forward<T>(value));
+    object o = converter<std::decay_t<T>>::to_python(std::forward<T>(value));
+    if (!o) [[unlikely]]
+        detail::empty_to_python();
+    return o;
 }
 
 /// Converts a Python object into a T. A wrong type throws python_error holding

@@ -41,6 +41,8 @@ class error_kept {
 public:
     error_kept() noexcept { PyErr_Fetch(&type_, &value_, &trace_); }
     ~error_kept() {
+        if (!gil_held()) // NOTE: a forced unwind: CPython ended this thread, which lost the GIL
+            return;
         PyErr_Clear();
         PyErr_Restore(type_, value_, trace_);
     }

@@ -266,7 +266,7 @@ protected:
 
 public:
     /// Loop thread, GIL held: completes the future unless it is gone or already done.
-    void run() noexcept override {
+    void run() override {
         complete();
         release();
     }
@@ -277,7 +277,7 @@ protected:
     virtual object result_to_python() = 0;
 
 private:
-    void complete() noexcept {
+    void complete() {
         if (operation_ == nullptr)
             return; // the future was collected: nobody waits for the result
         // NOTE: removing our done callback may free it (the future held the only

@@ -49,7 +49,12 @@ public:
         state_ = PyGILState_Ensure();
         detail::release_pending();
     }
-    ~gil_acquire() { PyGILState_Release(state_); }
+    ~gil_acquire() {
+        // NOTE: a thread that CPython ends (at exit) lost the GIL first; its forced unwind runs
+        // this destructor, which must then not touch Python
+        if (detail::gil_held())
+            PyGILState_Release(state_);
+    }
     gil_acquire(const gil_acquire&) = delete;
     gil_acquire& operator=(const gil_acquire&) = delete;
 
@@ -69,7 +74,9 @@ public:
                                    "or drop the gil_release)");
         save_ = PyEval_SaveThread();
     }
-    ~gil_release() { PyEval_RestoreThread(save_); }
+    // NOTE: not noexcept: CPython ends a thread that takes the GIL back once finalization has
+    // begun (pthread_exit), and that forced unwind must be able to leave this destructor.
+    ~gil_release() noexcept(false) { PyEval_RestoreThread(save_); }
     gil_release(const gil_release&) = delete;
     gil_release& operator=(const gil_release&) = delete;
 
@@ -143,7 +150,7 @@ public:
     /// Takes the GIL; std::logic_error as for gil_acquire.
     async_gil() { acquire(); }
     ~async_gil() {
-        if (held_)
+        if (held_ && detail::gil_held()) // NOTE: see ~gil_acquire
             PyGILState_Release(state_);
     }
     async_gil(const async_gil&) = delete;

@@ -148,7 +148,7 @@ template <class... Args> object call_of(async_call<Args...>& c) {
 /// A coroutine that will never run (C++ cancelled the await before it started) is closed, as a
 /// task cancelled before its first step closes its coroutine: no "never awaited" warning. A
 /// call not yet made has nothing to close. Loop thread, GIL held.
-inline void close_unstarted(object& awaitable) noexcept {
+inline void close_unstarted(object& awaitable) {
     if (!awaitable || !PyCoro_CheckExact(awaitable.ptr()))
         return;
     try {
@@ -206,7 +206,7 @@ public:
     }
 
     /// The start job, on the loop thread with the GIL.
-    void run() noexcept override {
+    void run() override {
         if (cpp_cancelled_.load(std::memory_order_acquire)) {
             close_unstarted(*source_);
             deliver(aborted());
@@ -231,7 +231,7 @@ public:
     }
 
     /// The task is done. Loop thread, GIL held.
-    void on_done() noexcept override {
+    void on_done() override {
         locals_.bridge()->unwatch(this);
         report_outcome();
         // NOTE: last: dropping the task may free the done callback, and with it this state
@@ -262,7 +262,7 @@ public:
 
 private:
     /// Reads the done task's outcome and delivers it. Loop thread, GIL held.
-    void report_outcome() noexcept {
+    void report_outcome() {
         try {
             const into_future_names& names = per_interpreter<into_future_names>();
             if (call_method(task_, names.cancelled).ptr() == Py_True) {
@@ -326,7 +326,7 @@ private:
         counted_ref<into_state> s;
         explicit cancel_job(into_state* state) noexcept
             : s(counted_ref<into_state>::share(state)) {}
-        void run() noexcept override {
+        void run() override {
             s->cancel_task();
             delete this;
         }

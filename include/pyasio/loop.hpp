@@ -63,8 +63,9 @@ inline object weak_target(handle weakref) {
 /// thread with the GIL by the bridge's drain, in the order queued.
 struct loop_job {
     loop_job* next = nullptr;
-    /// Runs on the loop thread with the GIL held; must not throw. Consumes the job.
-    virtual void run() noexcept = 0;
+    /// Runs on the loop thread with the GIL held; must not throw (but lets a forced unwind
+    /// through: not noexcept, see PYASIO_DETAIL_CATCH_ALL). Consumes the job.
+    virtual void run() = 0;
     /// The loop is gone: release the job without completing it. The GIL is held if the
     /// interpreter is alive. Consumes the job.
     virtual void abandon() noexcept = 0;
@@ -163,8 +164,9 @@ public:
             wake();
     }
 
-    /// Runs every queued job, oldest first. The loop thread, with the GIL.
-    void drain() noexcept {
+    /// Runs every queued job, oldest first. The loop thread, with the GIL. Throws nothing but a
+    /// forced unwind (CPython ending this thread at exit: the batch's other jobs are dropped).
+    void drain() {
         if (efd_ >= 0) {
             std::uint64_t count = 0;
             // NOTE: read before taking the batch: a push after the read finds the queue empty
@@ -277,7 +279,7 @@ private:
 };
 
 namespace bridge_callbacks {
-inline PyObject* drain(PyObject* self, PyObject*) noexcept {
+inline PyObject* drain(PyObject* self, PyObject*) {
     auto* weak =
         static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(self, "pyasio.loop_bridge"));
     if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
@@ -459,7 +461,8 @@ public:
         entered_ = copy_ ? copy_.ptr() : context.ptr();
     }
     ~context_scope() {
-        if (entered_ != nullptr && PyContext_Exit(entered_) < 0)
+        // NOTE: not after CPython ended this thread (a forced unwind; it lost the GIL first)
+        if (entered_ != nullptr && gil_held() && PyContext_Exit(entered_) < 0)
             PyErr_WriteUnraisable(nullptr); // only if the stack of contexts was corrupted
     }
     context_scope(const context_scope&) = delete;

@@ -29,7 +29,7 @@ template <class F> struct handler_job final : loop_job {
     task_locals locals;
     F f;
     handler_job(task_locals l, F fn) : locals(std::move(l)), f(std::move(fn)) {}
-    void run() noexcept override {
+    void run() override {
         try {
             task_locals_scope scope(&locals);
             context_scope in_context(locals.context());

@@ -197,12 +197,14 @@ template <class... Args> object call_method(handle o, const char* name, Args&&..
 /// Runs f for a C function that Python calls (a PyCFunction, a slot, a callback) and turns its
 /// outcome into what the C API expects: f's result converted with to_python (None for void) as a
 /// new reference, or nullptr with the Python exception set from whatever f threw (the one
-/// translator, pyasio::translate_exception). No C++ exception ever crosses into Python.
+/// translator, pyasio::translate_exception). No C++ exception ever crosses into Python; only a
+/// forced unwind passes through (it is not an error: the thread is being ended, by pthread_exit,
+/// pthread_cancel, or CPython at interpreter exit), so entry_point is not noexcept.
 ///
 ///     static PyObject* add(PyObject*, PyObject* args) {
 ///         return pyasio::entry_point([&] { return parse_and_add(args); });
 ///     }
-template <class F> PyObject* entry_point(F&& f) noexcept {
+template <class F> PyObject* entry_point(F&& f) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::entry_point called");
     detail::release_pending();
     try {

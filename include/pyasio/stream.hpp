@@ -197,7 +197,7 @@ template <class Owner, class... V> struct initiate_pending {
 struct pump_target {
     /// Runs until the pump must wait (a new reference to what the task awaits) or is finished
     /// (nullptr with StopIteration set). `thrown`: an exception thrown into the pump.
-    virtual PyObject* step(PyObject* thrown) noexcept = 0;
+    virtual PyObject* step(PyObject* thrown) = 0;
     virtual void close_pump() noexcept = 0;
     virtual void release_pump() noexcept = 0;
 
@@ -466,7 +466,7 @@ public:
 
     // --- the pump, on the loop thread with the GIL ---
 
-    PyObject* step(PyObject* thrown) noexcept override {
+    PyObject* step(PyObject* thrown) override {
         try {
             for (;;) {
                 if (inner_) {
@@ -578,7 +578,7 @@ private:
     }
 
     /// Loop thread: makes the async iterator and the task that pumps it.
-    void start() noexcept {
+    void start() {
         try {
             context_scope in_context(locals_.context());
             object loop = locals_.loop();
@@ -867,7 +867,7 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
 
     /// aclose(), or the stream object is gone: the producer is cancelled and its writes fail
     /// from now on; later reads end the iteration. GIL held.
-    void close() noexcept {
+    void close() {
         if (std::exchange(closed_, true))
             return;
         python_gone();
@@ -886,7 +886,7 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
     }
 
     /// The wake job: the producer wrote into an empty buffer that Python waits on. Loop thread.
-    void run() noexcept override {
+    void run() override {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             wake_ = wake::none;
@@ -898,7 +898,7 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
     void abandon() noexcept override { release(); }
 
     /// The producer's future is done: a waiting __anext__ hears the end.
-    void on_done() noexcept override { wake_python(); }
+    void on_done() override { wake_python(); }
     void on_gone() noexcept override { release(); }
 
 protected:
@@ -941,7 +941,7 @@ protected:
     bool gone_ = false; // Python let go
 
 private:
-    void wake_python() noexcept {
+    void wake_python() {
         if (!wait_)
             return;
         object wait = std::move(wait_);

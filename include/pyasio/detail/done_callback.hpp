@@ -17,7 +17,7 @@ namespace detail {
 /// loop thread with the GIL held.
 struct done_callback_target {
     /// The future called its done callbacks (it completed, failed or was cancelled).
-    virtual void on_done() noexcept = 0;
+    virtual void on_done() = 0;
     /// The callback object is being destroyed (its future dropped it, or died).
     virtual void on_gone() noexcept = 0;
 
