@@ -54,11 +54,9 @@ namespace detail {
 
 /// The method names future_into_py calls on every operation, interned once per interpreter.
 struct future_names {
-    object create_future = interned("create_future");
     object remove_done_callback = interned("remove_done_callback");
     object set_result = interned("set_result");
     object set_exception = interned("set_exception");
-    object await_ = interned("__await__");
 };
 
 /// Whether an execution context that runs future_into_py work shut down, shared by its start
@@ -614,66 +612,6 @@ private:
 
 // --- the Python types ----------------------------------------------------------------------
 
-/// The awaitable returned when no loop runs at the call: starts the work on the loop that first
-/// awaits it. Behaves like a coroutine object (send, throw, close, __await__), so asyncio.run,
-/// ensure_future and create_task accept it.
-struct lazy_object {
-    PyObject_HEAD struct starter* start;
-    PyObject* inner; // the future's __await__ iterator once started
-    int stage;       // 0 created, 1 started, 2 finished or closed
-};
-
-struct starter {
-    virtual ~starter() = default;
-    virtual object start(handle loop) = 0;
-};
-
-inline object lazy_start(lazy_object* self) {
-    object loop = get_running_loop();
-    std::unique_ptr<starter> s(std::exchange(self->start, nullptr));
-    object fut = s->start(loop);
-    self->inner = call_method(fut, per_interpreter<future_names>().await_).release();
-    self->stage = 1;
-    return fut;
-}
-
-/// Forwards one step to the future's iterator; marks the end when it finishes.
-inline PyObject* lazy_step(lazy_object* self, PyObject* result) {
-    if (result == nullptr) // StopIteration (the result) or an exception: either way it ended
-        self->stage = 2;
-    return result;
-}
-
-inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
-    auto* self = reinterpret_cast<lazy_object*>(o);
-    if (self->stage == 2) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
-        return nullptr;
-    }
-    if (self->stage == 0) {
-        if (arg != Py_None) {
-            PyErr_SetString(PyExc_TypeError,
-                            "can't send non-None value to a just-started coroutine");
-            return nullptr;
-        }
-        try {
-            lazy_start(self);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
-            self->stage = 2;
-            translate_exception(detail::caught());
-            return nullptr;
-        }
-    }
-    if (arg == Py_None)
-        return lazy_step(self, Py_TYPE(self->inner)->tp_iternext(self->inner));
-    return lazy_step(self, PyObject_CallMethod(self->inner, "send", "O", arg));
-}
-
-inline PyObject* lazy_iternext(PyObject* o) {
-    return lazy_send(o, Py_None);
-}
-
 /// The exception instance that coroutine.throw(type[, value[, tb]]) or throw(instance) names.
 inline object thrown_exception(PyObject* args) {
     PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
@@ -694,14 +632,163 @@ inline PyObject* self_await(PyObject* o) {
     return o;
 }
 
+// pyasio.Future, what future_into_py returns while a loop runs: an asyncio.Future (so gather,
+// wait_for, shield and ensure_future take it as the future it is, with no task around it) that
+// is also a coroutine (send, throw, close), so that create_task, TaskGroup.create_task and
+// asyncio.run accept it, as they accept what an async def returns.
+
+/// One step of `await fut`, what a task does with a coroutine: yields the future while it is
+/// pending (a task then waits for it), then raises StopIteration(result) or its exception.
+// NOTE: the future's own __await__ iterator does exactly that: it yields the future once, with
+// _asyncio_future_blocking set (how a task learns what to wait for); a fresh one per step.
+inline PyObject* future_step(PyObject* fut, PyObject* arg) {
+    object it = steal(Py_TYPE(fut)->tp_as_async->am_await(fut));
+    if (!it)
+        return nullptr;
+    if (arg == Py_None)
+        return Py_TYPE(it.ptr())->tp_iternext(it.ptr());
+    return PyObject_CallMethod(it.ptr(), "send", "O", arg);
+}
+
+inline PyObject* future_send(PyObject* self, PyObject* arg) {
+    return future_step(self, arg);
+}
+
+/// throw(): the "coroutine" ends with the exception thrown in, so nobody can receive the C++
+/// work's result any more: the future (and so the work) is cancelled.
+inline PyObject* future_throw(PyObject* self, PyObject* args) {
+    try {
+        object e = thrown_exception(args);
+        (void)call_method(handle(self), "cancel");
+        PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
+    }
+    PYASIO_DETAIL_CATCH_ALL {
+        translate_exception(detail::caught());
+    }
+    return nullptr;
+}
+
+/// close(): as throw(), without an exception (a TaskGroup that aborts closes what it was given).
+inline PyObject* future_close(PyObject* self, PyObject*) {
+    object cancelled = steal(PyObject_CallMethod(self, "cancel", nullptr));
+    if (!cancelled)
+        return nullptr;
+    Py_RETURN_NONE;
+}
+
+inline object make_future_type() {
+    static PyMethodDef defs[] = {
+        {"send", future_send, METH_O, "One step of awaiting the future (as a coroutine)."},
+        {"throw", future_throw, METH_VARARGS,
+         "Raises the exception and cancels the future (as a coroutine)."},
+        {"close", future_close, METH_NOARGS, "Cancels the future (as a coroutine)."}};
+    // NOTE: made by type(), as a Python subclass would be: CPython then gives it the dealloc,
+    // finalizer and GC of a subclass of a C type, which differ between 3.8 and 3.13.
+    object ns = checked(PyDict_New());
+    if (PyDict_SetItemString(ns.ptr(), "__slots__", to_python(std::tuple<>()).ptr()) < 0 ||
+        PyDict_SetItemString(ns.ptr(), "__module__", to_python("pyasio").ptr()) < 0 ||
+        PyDict_SetItemString(ns.ptr(), "__doc__",
+                             to_python("The future of C++ work (pyasio::future_into_py): an "
+                                       "asyncio.Future that is also a coroutine, so that "
+                                       "asyncio.create_task() takes it.")
+                                 .ptr()) < 0)
+        throw_error_already_set();
+    object asyncio_future = getattr(import("asyncio"), "Future");
+    object type = call(handle(reinterpret_cast<PyObject*>(&PyType_Type)), "Future",
+                       std::tuple<handle>(asyncio_future), ns);
+    for (PyMethodDef& def : defs)
+        setattr(type, def.ml_name,
+                checked(PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(type.ptr()), &def)));
+    // NOTE: asyncio.iscoroutine() asks collections.abc.Coroutine, which would find the methods
+    // anyway; registering says so outright
+    call_method(getattr(import("collections.abc"), "Coroutine"), "register", type);
+    return type;
+}
+
+/// The awaitable returned when no loop runs at the call: starts the work on the loop that first
+/// awaits it. Behaves like a coroutine object (send, throw, close, __await__), so asyncio.run,
+/// ensure_future and create_task accept it, and has the methods of a future that code calls on
+/// what it awaits (cancel, done, cancelled, result, exception, add_done_callback): before the
+/// start they answer for the work not started; after it, the started future answers.
+struct lazy_object {
+    PyObject_HEAD struct starter* start;
+    PyObject* future;    // the pyasio.Future, once started
+    PyObject* callbacks; // [(fn, context)] added before the start, or null
+    int stage;           // 0 created, 1 started, 2 finished, closed or cancelled
+    bool cancelled;      // cancelled before it started
+};
+
+struct starter {
+    virtual ~starter() = default;
+    virtual object start(handle loop) = 0;
+};
+
+inline void lazy_start(lazy_object* self) {
+    object loop = get_running_loop();
+    std::unique_ptr<starter> s(std::exchange(self->start, nullptr));
+    object fut = s->start(loop);
+    if (object callbacks = steal(std::exchange(self->callbacks, nullptr))) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(callbacks.ptr()); ++i) {
+            handle pair(PyList_GET_ITEM(callbacks.ptr(), i));
+            call_method(fut, "add_done_callback", handle(PyTuple_GET_ITEM(pair.ptr(), 0)),
+                        kwarg("context", handle(PyTuple_GET_ITEM(pair.ptr(), 1))));
+        }
+    }
+    self->future = fut.release();
+    self->stage = 1;
+}
+
+/// Marks the end once a step of the started future ends.
+inline PyObject* lazy_step(lazy_object* self, PyObject* result) {
+    if (result == nullptr) // StopIteration (the result) or an exception: either way it ended
+        self->stage = 2;
+    return result;
+}
+
+/// Ends a LazyFuture that never started: its work never runs.
+inline void lazy_end_unstarted(lazy_object* self) {
+    delete std::exchange(self->start, nullptr);
+    self->stage = 2;
+}
+
+inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->cancelled) // cancel() before the start: awaiting it raises CancelledError
+        return entry_point([]() -> object {
+            throw_error(getattr(import("asyncio"), "CancelledError").ptr(), "");
+        });
+    if (self->stage == 2) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return nullptr;
+    }
+    if (self->stage == 0) {
+        if (arg != Py_None) {
+            PyErr_SetString(PyExc_TypeError,
+                            "can't send non-None value to a just-started coroutine");
+            return nullptr;
+        }
+        try {
+            lazy_start(self);
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            lazy_end_unstarted(self);
+            translate_exception(detail::caught());
+            return nullptr;
+        }
+    }
+    return lazy_step(self, future_step(self->future, arg));
+}
+
+inline PyObject* lazy_iternext(PyObject* o) {
+    return lazy_send(o, Py_None);
+}
+
 inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
     auto* self = reinterpret_cast<lazy_object*>(o);
-    if (self->stage == 1) {
-        object method = steal(PyObject_GetAttrString(self->inner, "throw"));
-        return method ? lazy_step(self, PyObject_Call(method.ptr(), args, nullptr)) : nullptr;
-    }
+    if (self->stage == 1)
+        return lazy_step(self, future_throw(self->future, args));
     // Never started (or finished): like a coroutine, raise the exception here and end.
-    self->stage = 2;
+    lazy_end_unstarted(self);
     try {
         object e = thrown_exception(args);
         PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
@@ -715,12 +802,111 @@ inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
 inline PyObject* lazy_close(PyObject* o, PyObject*) {
     auto* self = reinterpret_cast<lazy_object*>(o);
     if (self->stage == 1) {
-        object r = steal(PyObject_CallMethod(self->inner, "close", nullptr));
-        if (!r)
+        object closed = steal(future_close(self->future, nullptr));
+        if (!closed)
             return nullptr;
     }
-    self->stage = 2;
+    lazy_end_unstarted(self);
     Py_RETURN_NONE;
+}
+
+/// Runs the done callbacks of a LazyFuture cancelled before it started: soon on the loop running
+/// here (as asyncio runs them), or at once when none runs.
+inline void lazy_run_callbacks(lazy_object* self) {
+    object callbacks = steal(std::exchange(self->callbacks, nullptr));
+    if (!callbacks)
+        return;
+    object loop = running_loop();
+    handle me(reinterpret_cast<PyObject*>(self));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(callbacks.ptr()); ++i) {
+        handle pair(PyList_GET_ITEM(callbacks.ptr(), i));
+        handle fn(PyTuple_GET_ITEM(pair.ptr(), 0)), context(PyTuple_GET_ITEM(pair.ptr(), 1));
+        if (loop)
+            call_method(loop, "call_soon", fn, me, kwarg("context", context));
+        else if (context.is_none())
+            call(fn, me);
+        else
+            call_method(context, "run", fn, me);
+    }
+}
+
+/// The started future's method `name`, called with the same arguments (args null: none).
+inline PyObject* lazy_delegate(lazy_object* self, const char* name, PyObject* args,
+                               PyObject* kwargs) {
+    object method = steal(PyObject_GetAttrString(self->future, name));
+    if (!method)
+        return nullptr;
+    return args != nullptr ? PyObject_Call(method.ptr(), args, kwargs)
+                           : PyObject_CallObject(method.ptr(), nullptr);
+}
+
+inline PyObject* lazy_cancel(PyObject* o, PyObject* args, PyObject* kwargs) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->future != nullptr)
+        return lazy_delegate(self, "cancel", args, kwargs);
+    return entry_point([&] {
+        if (self->stage == 2)
+            return false; // awaited to its end, or closed
+        lazy_end_unstarted(self);
+        self->cancelled = true;
+        lazy_run_callbacks(self);
+        return true;
+    });
+}
+
+inline PyObject* lazy_done(PyObject* o, PyObject*) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->future != nullptr)
+        return lazy_delegate(self, "done", nullptr, nullptr);
+    return PyBool_FromLong(self->stage == 2);
+}
+
+inline PyObject* lazy_cancelled(PyObject* o, PyObject*) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->future != nullptr)
+        return lazy_delegate(self, "cancelled", nullptr, nullptr);
+    return PyBool_FromLong(self->cancelled);
+}
+
+/// result() and exception() before the start: as asyncio.Future's.
+inline PyObject* lazy_outcome(PyObject* o, const char* name) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->future != nullptr)
+        return lazy_delegate(self, name, nullptr, nullptr);
+    return entry_point([&]() -> object {
+        object asyncio = import("asyncio");
+        if (self->cancelled)
+            throw_error(getattr(asyncio, "CancelledError").ptr(), "");
+        throw_error(getattr(asyncio, "InvalidStateError").ptr(),
+                    self->stage == 2 ? "the awaitable was closed before it started"
+                                     : "Result is not set.");
+    });
+}
+inline PyObject* lazy_result(PyObject* o, PyObject*) {
+    return lazy_outcome(o, "result");
+}
+inline PyObject* lazy_exception(PyObject* o, PyObject*) {
+    return lazy_outcome(o, "exception");
+}
+
+inline PyObject* lazy_add_done_callback(PyObject* o, PyObject* args, PyObject* kwargs) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    if (self->future != nullptr)
+        return lazy_delegate(self, "add_done_callback", args, kwargs);
+    return entry_point([&] {
+        static const char* keywords[] = {"", "context", nullptr};
+        PyObject *fn = nullptr, *context = Py_None;
+        if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:add_done_callback",
+                                         const_cast<char**>(keywords), &fn, &context))
+            throw_error_already_set();
+        if (self->callbacks == nullptr)
+            self->callbacks = checked(PyList_New(0)).release();
+        object pair = to_python(std::tuple<handle, handle>(handle(fn), handle(context)));
+        if (PyList_Append(self->callbacks, pair.ptr()) < 0)
+            throw_error_already_set();
+        if (self->stage == 2) // cancelled or closed before it started: it is done
+            lazy_run_callbacks(self);
+    });
 }
 
 inline void lazy_finalize(PyObject* o) {
@@ -734,12 +920,32 @@ inline void lazy_finalize(PyObject* o) {
         PyErr_WriteUnraisable(o);
 }
 
+// NOTE: collected by the GC: a task awaiting it holds it, and its future's done callback holds
+// the task, until the future is done.
+inline int lazy_traverse(PyObject* o, visitproc visit, void* arg) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    Py_VISIT(self->future);
+    Py_VISIT(self->callbacks);
+#if PY_VERSION_HEX >= 0x03090000
+    Py_VISIT(Py_TYPE(o));
+#endif
+    return 0;
+}
+
+inline int lazy_clear(PyObject* o) {
+    auto* self = reinterpret_cast<lazy_object*>(o);
+    Py_CLEAR(self->future);
+    Py_CLEAR(self->callbacks);
+    return 0;
+}
+
 inline void lazy_dealloc(PyObject* o) {
     if (PyObject_CallFinalizerFromDealloc(o) < 0)
         return; // resurrected
+    PyObject_GC_UnTrack(o);
     auto* self = reinterpret_cast<lazy_object*>(o);
     delete std::exchange(self->start, nullptr);
-    Py_CLEAR(self->inner);
+    lazy_clear(o);
     PyTypeObject* type = Py_TYPE(o);
     type->tp_free(o);
     Py_DECREF(type);
@@ -748,6 +954,8 @@ inline void lazy_dealloc(PyObject* o) {
 /// The Python types, made once per interpreter.
 struct future_types {
     PyTypeObject* lazy = make_lazy_type();
+    object future = make_future_type();
+    object loop_keyword = to_python(std::tuple<const char*>("loop")); // kwnames for Future(loop=)
 
 private:
     static PyTypeObject* make_lazy_type() {
@@ -755,18 +963,30 @@ private:
             {"send", lazy_send, METH_O, "Sends a value into the awaitable (starting it)."},
             {"throw", lazy_throw, METH_VARARGS, "Raises an exception inside the awaitable."},
             {"close", lazy_close, METH_NOARGS, "Closes the awaitable."},
+            {"cancel", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(lazy_cancel)),
+             METH_VARARGS | METH_KEYWORDS, "Cancels the work: before it started, it never starts."},
+            {"done", lazy_done, METH_NOARGS, "Whether the work is done (or was cancelled)."},
+            {"cancelled", lazy_cancelled, METH_NOARGS, "Whether the work was cancelled."},
+            {"result", lazy_result, METH_NOARGS, "The work's result, once done."},
+            {"exception", lazy_exception, METH_NOARGS, "The work's exception, once done."},
+            {"add_done_callback",
+             reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(lazy_add_done_callback)),
+             METH_VARARGS | METH_KEYWORDS,
+             "Calls fn(future) when the work is done (or at once, cancelled before its start)."},
             {nullptr, nullptr, 0, nullptr}};
         static PyType_Slot slots[] = {
             {Py_tp_dealloc, reinterpret_cast<void*>(lazy_dealloc)},
             {Py_tp_finalize, reinterpret_cast<void*>(lazy_finalize)},
+            {Py_tp_traverse, reinterpret_cast<void*>(lazy_traverse)},
+            {Py_tp_clear, reinterpret_cast<void*>(lazy_clear)},
             {Py_tp_iternext, reinterpret_cast<void*>(lazy_iternext)},
             {Py_am_await, reinterpret_cast<void*>(self_await)},
             {Py_tp_methods, methods},
             {Py_tp_doc, const_cast<char*>(
                             "A C++ operation that starts on the event loop that first awaits it.")},
             {0, nullptr}};
-        static PyType_Spec spec = {"pyasio.LazyFuture", sizeof(lazy_object), 0, Py_TPFLAGS_DEFAULT,
-                                   slots};
+        static PyType_Spec spec = {"pyasio.LazyFuture", sizeof(lazy_object), 0,
+                                   Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, slots};
         return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
     }
 };
@@ -775,8 +995,12 @@ private:
 /// thread, GIL held.
 template <class Work> object launch(handle loop, const asio::any_io_executor& ex, Work work) {
     task_locals locals = task_locals_access::capture(loop);
-    const future_names& names = per_interpreter<future_names>();
-    object fut = call_method(loop, names.create_future);
+    // pyasio.Future(loop=loop): NOTE: not loop.create_future(), whose asyncio.Future
+    // create_task refuses ("a coroutine was expected"); the call is cheaper too (no Python frame)
+    future_types& types = per_interpreter<future_types>();
+    PyObject* args[] = {nullptr, loop.ptr()};
+    object fut = checked(vectorcall(types.future.ptr(), args + 1, PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                    types.loop_keyword.ptr()));
     object op = make_done_callback(nullptr);
     start_queue& queue = start_queue::of(ex);
     auto* state = new typed_future_state<typename Work::value_type, Work>(locals, ex, queue.token(),

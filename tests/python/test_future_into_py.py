@@ -142,6 +142,65 @@ class FutureIntoPy:
 
         self.cancelled_in_cpp(action)
 
+    def test_every_asyncio_api_takes_what_it_returns(self):
+        # What a user writes every day: create_task(mod.f()), as with an async def's coroutine.
+        async def main():
+            loop = asyncio.get_running_loop()
+            self.assertTrue(asyncio.isfuture(m.noop()) and asyncio.iscoroutine(m.noop()))
+            self.assertEqual(await m.echo_int(1), 1)
+            self.assertEqual(await asyncio.create_task(m.echo_int(2)), 2)
+            self.assertEqual(await loop.create_task(m.echo_int(3)), 3)
+            self.assertEqual(await asyncio.ensure_future(m.echo_int(4)), 4)
+            self.assertEqual(await asyncio.gather(m.echo_int(5), m.echo_int(6)), [5, 6])
+            self.assertEqual(await asyncio.wait_for(m.echo_int(7), 10), 7)
+            self.assertEqual(await asyncio.shield(m.echo_int(8)), 8)
+            done, _ = await asyncio.wait([asyncio.create_task(m.echo_int(9))])
+            self.assertEqual(done.pop().result(), 9)
+            if sys.version_info >= (3, 11):
+                async with asyncio.TaskGroup() as group:
+                    task = group.create_task(m.echo_int(10))
+                self.assertEqual(task.result(), 10)
+            with self.assertRaisesRegex(ValueError, "^boom$"):
+                await asyncio.create_task(m.fail("boom"))
+
+        self.run_on_loop(main())
+
+    def test_cancelling_a_task_made_by_create_task_reaches_cpp(self):
+        async def action():
+            started = m.stats()["started"]
+            task = asyncio.create_task(m.sleep_ms(60_000))
+            await self.started_in_cpp(started)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        self.cancelled_in_cpp(action)
+
+    def test_a_task_cancelled_before_its_first_step_cancels_cpp(self):
+        # The task throws CancelledError into what it was given: the work is cancelled with it.
+        async def action():
+            started = m.stats()["started"]
+            future = m.sleep_ms(60_000)
+            await self.started_in_cpp(started)
+            task = asyncio.create_task(future)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+
+        self.cancelled_in_cpp(action)
+
+    @unittest.skipIf(sys.version_info < (3, 11), "asyncio.TaskGroup is new in 3.11")
+    def test_a_task_group_that_aborts_cancels_cpp(self):
+        async def action():
+            started = m.stats()["started"]
+            with self.assertRaises(BaseException):  # ExceptionGroup (3.11+)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(m.sleep_ms(60_000))
+                    await self.started_in_cpp(started)
+                    raise KeyError("abort")
+
+        self.cancelled_in_cpp(action)
+
     def test_cancel_reaches_an_initiation(self):
         # An Asio initiation gets pyasio's completion handler directly: its cancellation slot
         # must reach the timer, or the 60 s wait (and the timer it holds) would live on.
@@ -282,6 +341,54 @@ class WithoutRunningLoop(unittest.TestCase):
         with self.assertRaisesRegex(RuntimeError, "cannot reuse already awaited coroutine"):
             call.send(None)
 
+    def test_the_future_methods_before_and_after_the_start(self):
+        call = m.echo_int(5)
+        self.assertFalse(call.done())
+        self.assertFalse(call.cancelled())
+        with self.assertRaisesRegex(asyncio.InvalidStateError, "Result is not set"):
+            call.result()
+        seen = []
+        call.add_done_callback(seen.append)
+        self.assertEqual(asyncio.run(call), 5)
+        self.assertTrue(call.done())
+        self.assertEqual(call.result(), 5)
+        self.assertIsNone(call.exception())
+        self.assertEqual(len(seen), 1)  # the started future, done with the same result
+        self.assertEqual(seen[0].result(), 5)
+
+    def test_cancel_before_the_start_never_starts_the_work(self):
+        started = m.stats()["started"]
+        call = m.sleep_ms(60_000)
+        seen = []
+        call.add_done_callback(seen.append)
+        self.assertTrue(call.cancel())
+        self.assertFalse(call.cancel())
+        self.assertEqual(seen, [call])  # no loop runs: called at once
+        self.assertTrue(call.done() and call.cancelled())
+        with self.assertRaises(asyncio.CancelledError):
+            call.result()
+        with self.assertRaises(asyncio.CancelledError):
+            asyncio.run(call)
+        time.sleep(0.02)
+        self.assertEqual(m.stats()["started"], started)
+
+    def test_cancel_after_the_start_reaches_cpp(self):
+        async def main():
+            call = m.sleep_ms(60_000)
+            before = m.stats()["aborted"]
+            task = asyncio.ensure_future(call)
+            started = m.stats()["started"]
+            await asyncio.sleep(0)  # the task's first step starts the work
+            self.assertTrue(call.cancel())
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            self.assertTrue(call.cancelled())
+            return before
+
+        before = asyncio.run(main())
+        self.assertTrue(wait_until(lambda: m.stats()["aborted"] > before),
+                        "the C++ wait never saw operation_aborted")
+
     def test_close_without_await_is_quiet(self):
         call = m.noop()
         with warnings.catch_warnings(record=True) as caught:
@@ -336,7 +443,7 @@ class UserExecutor(unittest.TestCase):
         # ever, and the operation's strand must not be touched after the context is gone.
         async def main():
             future = m.context_destroyed_midway()
-            await asyncio.wait([future], timeout=10)
+            await asyncio.wait([asyncio.create_task(future)], timeout=10)
             return future
 
         future = asyncio.run(main())
@@ -376,7 +483,9 @@ class UserExecutor(unittest.TestCase):
         # is destroyed: each work ends, the never-started ones as cancelled.
         async def main():
             futures = m.batch_then_discard(8)
-            done, pending = await asyncio.wait(futures, timeout=10)
+            # (asyncio.wait takes tasks, not the coroutines that pyasio's futures also are)
+            done, pending = await asyncio.wait([asyncio.create_task(f) for f in futures],
+                                               timeout=10)
             self.assertEqual(pending, set())
             return [f.cancelled() for f in futures]
 
