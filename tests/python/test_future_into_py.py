@@ -162,6 +162,11 @@ class FutureIntoPy:
                 self.assertEqual(task.result(), 10)
             with self.assertRaisesRegex(ValueError, "^boom$"):
                 await asyncio.create_task(m.fail("boom"))
+            if sys.version_info >= (3, 11):  # asyncio.wait takes tasks, not coroutines
+                call = m.echo_int(11)
+                with self.assertRaisesRegex(TypeError, "Passing coroutines is forbidden"):
+                    await asyncio.wait([call])
+                self.assertEqual(await call, 11)
 
         self.run_on_loop(main())
 
@@ -373,19 +378,18 @@ class WithoutRunningLoop(unittest.TestCase):
         self.assertEqual(m.stats()["started"], started)
 
     def test_cancel_after_the_start_reaches_cpp(self):
+        before, started = m.stats()["aborted"], m.stats()["started"]
+        call = m.sleep_ms(60_000)  # no loop runs: a LazyFuture
+
         async def main():
-            call = m.sleep_ms(60_000)
-            before = m.stats()["aborted"]
-            task = asyncio.ensure_future(call)
-            started = m.stats()["started"]
-            await asyncio.sleep(0)  # the task's first step starts the work
-            self.assertTrue(call.cancel())
+            task = asyncio.ensure_future(call)  # its first step starts the work
+            await FutureIntoPy.started_in_cpp(started)
+            self.assertTrue(call.cancel())  # the started future is cancelled
             with self.assertRaises(asyncio.CancelledError):
                 await task
             self.assertTrue(call.cancelled())
-            return before
 
-        before = asyncio.run(main())
+        asyncio.run(main())
         self.assertTrue(wait_until(lambda: m.stats()["aborted"] > before),
                         "the C++ wait never saw operation_aborted")
 
