@@ -416,19 +416,27 @@ public:
             return true;
         }
         bool room = false;
+        bool taken = false;
+        bool ended = false;
+        std::exception_ptr error;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (waiter_ != nullptr)
                 return false; // wait() reports the misuse
-            if (!take_locked(item, room)) {
-                if (!ended_)
-                    return false;
-                if (end_error_)
-                    std::rethrow_exception(end_error_);
-            }
+            taken = take_locked(item, room);
+            ended = ended_;
+            error = end_error_;
         }
+        // NOTE: even when nothing was taken: take_locked has then cleared room_wanted_, and the
+        // pump, waiting on an over-estimate of the items in hand, goes on only with this job
         if (room)
             push_job([](stream_core& c) { c.room(); });
+        if (taken)
+            return true;
+        if (!ended)
+            return false;
+        if (error)
+            std::rethrow_exception(error);
         return true;
     }
 
