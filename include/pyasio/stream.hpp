@@ -41,8 +41,10 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 PYASIO_NAMESPACE_BEGIN
 
@@ -129,9 +131,30 @@ inline PyObject* return_value(handle value) {
 
 /// One pending wait of a stream (a next() of the C++ consumer, or a write() of the C++
 /// producer waiting for room): completes once, on its handler's executor, always posted.
+///
+/// Completing is two steps, so that an owner can set the outcome under its lock and post it
+/// after: set(), then deliver(). Between deliver() and the handler's run, the handler's
+/// cancellation slot stays connected: a cancellation then reaches the owner's cancel_pending,
+/// which may take the outcome back (take_back()) and let the handler see operation_aborted.
 template <class... V> struct pending {
-    virtual void complete(std::exception_ptr error, V... values) noexcept = 0;
-    virtual ~pending() = default;
+    /// The outcome the handler will get. Once, before deliver(); the values must be
+    /// nothrow-default-constructible (take_back() leaves default values).
+    virtual void set(std::exception_ptr error, V... values) noexcept = 0;
+    /// Posts the handler with the outcome set. The pending may be gone once this returns.
+    virtual void deliver() noexcept = 0;
+    /// A cancellation arrived after set() and before the handler ran: when the outcome is a
+    /// success, moves its values to `values` and makes the outcome operation_aborted; true if
+    /// so. Only where the handler's cancellation is emitted, under the owner's lock (the lock
+    /// set() was called under).
+    virtual bool take_back(V&... values) noexcept = 0;
+
+    void complete(std::exception_ptr error, V... values) noexcept {
+        set(std::move(error), std::move(values)...);
+        deliver();
+    }
+
+protected:
+    ~pending() = default;
 };
 
 /// A pending wait for the handler `Handler`. Owner must have cancel_pending(pending<V...>*),
@@ -149,18 +172,38 @@ public:
             slot.template emplace<canceller>(owner_.get(), this);
     }
 
-    void complete(std::exception_ptr error, V... values) noexcept override {
+    void set(std::exception_ptr error, V... values) noexcept override {
+        outcome_.emplace(std::move(error), std::move(values)...);
+    }
+
+    void deliver() noexcept override {
         try {
-            asio::post(work_, [self = std::unique_ptr<pending_for>(this), error = std::move(error),
-                               ... values = std::move(values)]() mutable {
+            asio::post(work_, [self = std::unique_ptr<pending_for>(this)]() mutable {
+                // NOTE: the slot is cleared before anything else: after this, no cancellation
+                // reaches the owner for this wait (Asio emits on the handler's executor, which
+                // runs this)
                 asio::get_associated_cancellation_slot(self->handler_).clear();
                 Handler handler = std::move(self->handler_);
+                std::tuple<std::exception_ptr, V...> outcome = std::move(*self->outcome_);
                 self.reset();
-                std::move(handler)(std::move(error), std::move(values)...);
+                std::apply(
+                    [&](std::exception_ptr& error, V&... values) {
+                        std::move(handler)(std::move(error), std::move(values)...);
+                    },
+                    outcome);
             });
         }
         PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the handler never runs
         }
+    }
+
+    bool take_back(V&... values) noexcept override {
+        if (!outcome_ || std::get<0>(*outcome_))
+            return false;
+        std::apply([&](std::exception_ptr&, V&... held) { ((values = std::move(held)), ...); },
+                   *outcome_);
+        outcome_.emplace(operation_aborted(), V()...);
+        return true;
     }
 
 private:
@@ -178,6 +221,7 @@ private:
     Handler handler_;
     handler_work_t<Handler> work_;
     counted_ref<Owner> owner_;
+    std::optional<std::tuple<std::exception_ptr, V...>> outcome_;
 };
 
 /// Starts a pending wait: makes it, listens for cancellation, and hands it to `owner.wait(p)`.
@@ -376,19 +420,21 @@ public:
     /// C++ side: takes the next item, or waits for it. Any thread.
     void wait(pending<std::optional<T>>* p) {
         std::optional<T> item;
-        std::exception_ptr error;
         bool ready = true;
         bool start = false;
         bool room = false;
         {
+            // NOTE: the outcome is set under the lock, where cancel_pending can take it back
             std::lock_guard<std::mutex> lock(mutex_);
             if (waiter_ != nullptr) {
-                error = std::make_exception_ptr(std::logic_error(
-                    "pyasio::async_stream::next: called while another next() of this stream "
-                    "waits; await one item at a time"));
+                p->set(std::make_exception_ptr(std::logic_error(
+                           "pyasio::async_stream::next: called while another next() of this "
+                           "stream waits; await one item at a time")),
+                       std::nullopt);
             } else if (take_locked(item, room)) {
+                p->set(nullptr, std::move(item));
             } else if (ended_) {
-                error = end_error_;
+                p->set(end_error_, std::nullopt);
             } else {
                 waiter_ = p;
                 waits_.store(true, std::memory_order_release);
@@ -399,7 +445,7 @@ public:
         if (room)
             push_job([](stream_core& c) { c.room(); });
         if (ready)
-            p->complete(std::move(error), std::move(item));
+            p->deliver();
         else if (start)
             begin();
     }
@@ -416,38 +462,57 @@ public:
             return true;
         }
         bool room = false;
+        bool taken = false;
+        bool ended = false;
+        std::exception_ptr error;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (waiter_ != nullptr)
                 return false; // wait() reports the misuse
-            if (!take_locked(item, room)) {
-                if (!ended_)
-                    return false;
-                if (end_error_)
-                    std::rethrow_exception(end_error_);
-            }
+            taken = take_locked(item, room);
+            ended = ended_;
+            error = end_error_;
         }
+        // NOTE: even when nothing was taken: take_locked has then cleared room_wanted_, and the
+        // pump, waiting on an over-estimate of the items in hand, goes on only with this job
         if (room)
             push_job([](stream_core& c) { c.room(); });
+        if (taken)
+            return true;
+        if (!ended)
+            return false;
+        if (error)
+            std::rethrow_exception(error);
         return true;
     }
 
-    /// The next() `p` was cancelled by the C++ side: it ends with operation_aborted at once, and
-    /// the pending __anext__ is cancelled.
+    /// The next() `p` was cancelled by the C++ side (on its handler's executor): it ends with
+    /// operation_aborted at once. Only that wait ends: the pump and the __anext__ it awaits go
+    /// on, and their items go to the next next(). An item already handed to `p` whose handler
+    /// has not run yet is taken back, to the front of the consumer's batch (Asio's `||`, for
+    /// one, drops the result of an operation it cancelled).
     void cancel_pending(pending<std::optional<T>>* p) noexcept {
+        bool waited = false;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            if (waiter_ != p)
-                return;
-            waiter_ = nullptr;
-            waits_.store(false, std::memory_order_release);
+            if (waiter_ == p) {
+                waiter_ = nullptr;
+                waits_.store(false, std::memory_order_release);
+                p->set(operation_aborted(), std::nullopt);
+                waited = true;
+            } else {
+                // NOTE: its handler has not run (it clears the slot first), so the consumer
+                // has not asked for the item after it: the front is its place. The pump
+                // touches the batch only while a next() waits, and none does.
+                std::optional<T> item;
+                if (p->take_back(item) && item) {
+                    local_.push_front(std::move(*item));
+                    in_hand_ = local_.size();
+                }
+            }
         }
-        cpp_cancelled_.store(true, std::memory_order_release);
-        p->complete(operation_aborted(), std::nullopt);
-        push_job([](stream_core& c) {
-            if (c.phase_ == phase::fetching && c.task_)
-                call_method(c.task_, per_interpreter<stream_names>().cancel);
-        });
+        if (waited)
+            p->deliver();
     }
 
     /// The async_stream let go: an iterator that runs is closed (aclose()). Any thread.
@@ -671,11 +736,9 @@ private:
             if (e.matches(handle(PyExc_StopAsyncIteration)) || (cancelled && closing_))
                 end(nullptr);
             else if (cancelled)
-                end(cpp_cancelled_.load(std::memory_order_acquire)
-                        ? operation_aborted()
-                        : std::make_exception_ptr(
-                              task_cancelled("pyasio::into_stream: the task reading the async "
-                                             "iterator was cancelled by Python")));
+                end(std::make_exception_ptr(task_cancelled(
+                    "pyasio::into_stream: the task reading the async iterator was cancelled by "
+                    "Python")));
             else
                 end(std::make_exception_ptr(std::move(e)));
             phase_ = phase::done;
@@ -724,7 +787,6 @@ private:
     bool notify(bool room_check = false) noexcept {
         pending<std::optional<T>>* p = nullptr;
         std::optional<T> item;
-        std::exception_ptr error;
         bool room = false;
         bool full = false;
         {
@@ -733,9 +795,9 @@ private:
             if (waiter_ != nullptr) {
                 // NOTE: the consumer waits, so it does not touch its batch until it is completed
                 if (take_locked(item, room) || ended_) {
-                    error = item ? nullptr : end_error_;
                     p = std::exchange(waiter_, nullptr);
                     waits_.store(false, std::memory_order_release);
+                    p->set(item ? nullptr : end_error_, std::move(item));
                 }
             }
             if (room_check) {
@@ -746,7 +808,7 @@ private:
         if (room)
             push_job([](stream_core& c) { c.room(); });
         if (p != nullptr)
-            p->complete(std::move(error), std::move(item));
+            p->deliver();
         return full;
     }
 
@@ -801,7 +863,6 @@ private:
     bool started_ = false;
     // The consumer's batch: its side only (the pump hands a waiting consumer its first item).
     alignas(cache_line) std::deque<T> local_;
-    std::atomic<bool> cpp_cancelled_{false};
 
     std::unique_ptr<stream_source> source_;
     task_locals locals_;
@@ -828,9 +889,9 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
 
     producer_base() : ref_counted(1) {}
 
-    /// __anext__, loop thread: the next item (out), the end, or wait on waiting() and poll
-    /// again. The producer's exception (or CancelledError at runtime shutdown) is raised here,
-    /// after the items written before it.
+    /// __anext__, loop thread: the next item (out), the end, or wait on the future `out` and
+    /// poll again. The producer's exception (or CancelledError at runtime shutdown) is raised
+    /// here, after the items written before it.
     polled poll(object& out) {
         if (closed_)
             return polled::end;
@@ -841,17 +902,18 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
             call_method(done_, names.result); // raises the producer's error
             return polled::end;
         }
-        if (!wait_) {
-            object loop = locals_->loop();
-            if (!loop)
-                throw event_loop_closed("pyasio::stream_into_py: the event loop is gone");
-            wait_ = call_method(loop, names.create_future);
-        }
+        object loop = locals_->loop();
+        if (!loop)
+            throw event_loop_closed("pyasio::stream_into_py: the event loop is gone");
+        // NOTE: a future of its own for each waiting __anext__: cancelling the task that
+        // awaits it cancels that future (Task.cancel cancels the future the task waits on), which
+        // must not end the waits of later or other readers. The cancelled ones go here.
+        std::erase_if(waits_,
+                      [&](const object& f) { return call_method(f, names.done).ptr() == Py_True; });
+        out = call_method(loop, names.create_future);
+        waits_.push_back(out);
         return polled::wait;
     }
-
-    /// The future a waiting __anext__ awaits (shared by every reader waiting at once).
-    handle waiting() const noexcept { return wait_; }
 
     /// The first __anext__ starts the producer on the runtime. Loop thread, GIL held.
     void ensure_started() {
@@ -866,7 +928,7 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
     }
 
     /// aclose(), or the stream object is gone: the producer is cancelled and its writes fail
-    /// from now on; later reads end the iteration. GIL held.
+    /// from now on; later reads end the iteration (a waiting one too). GIL held.
     void close() {
         if (std::exchange(closed_, true))
             return;
@@ -941,25 +1003,26 @@ protected:
     bool gone_ = false; // Python let go
 
 private:
+    /// Every waiting __anext__ polls again (the first takes the item; the others wait anew).
     void wake_python() {
-        if (!wait_)
-            return;
-        object wait = std::move(wait_);
-        try {
-            const stream_names& names = per_interpreter<stream_names>();
-            if (call_method(wait, names.done).ptr() != Py_True)
-                call_method(wait, names.set_result, handle(Py_None));
-        }
-        PYASIO_DETAIL_CATCH_ALL {
-            translate_exception(detail::caught());
-            PyErr_WriteUnraisable(nullptr);
+        std::vector<object> waits = std::exchange(waits_, {});
+        for (object& wait : waits) {
+            try {
+                const stream_names& names = per_interpreter<stream_names>();
+                if (call_method(wait, names.done).ptr() != Py_True) // not a cancelled reader's
+                    call_method(wait, names.set_result, handle(Py_None));
+            }
+            PYASIO_DETAIL_CATCH_ALL {
+                translate_exception(detail::caught());
+                PyErr_WriteUnraisable(nullptr);
+            }
         }
     }
 
     // Loop thread, GIL held.
     alignas(cache_line) std::optional<task_locals> locals_; // NOTE: set before the producer starts
     object done_;                                           // the producer's future
-    object wait_;                                           // what a waiting __anext__ awaits
+    std::vector<object> waits_; // the futures the waiting __anext__ await, one each
     bool closed_ = false;
 };
 
@@ -1201,7 +1264,7 @@ inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
                 PyErr_SetNone(PyExc_StopAsyncIteration);
                 return resumed::raised;
             case producer_base::polled::wait:
-                self->inner = await_iter(core->waiting(), "create_future()").release();
+                self->inner = await_iter(out, "create_future()").release();
             }
         }
     }
@@ -1337,7 +1400,10 @@ inline constexpr std::size_t default_stream_window = 256;
 /// The iteration ends when the producer returns; an exception it throws is raised by the
 /// __anext__ after the items written before it. Python leaving early (break and dropping the
 /// stream, aclose(), the stream collected) cancels the producer (terminal cancellation at its
-/// current wait) and makes its further writes throw operation_aborted. Call with the GIL.
+/// current wait) and makes its further writes throw operation_aborted. Cancelling a task that
+/// waits in __anext__ (task.cancel(), a wait_for timeout) does not: that __anext__ raises
+/// CancelledError, takes no item, and the next __anext__ gets the next one. Several tasks may
+/// wait in __anext__ at once: each item goes to one of them. Call with the GIL.
 template <class T, class Producer>
 object stream_into_py(Producer producer, std::size_t capacity, asio::any_io_executor ex) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::stream_into_py called");
@@ -1412,7 +1478,7 @@ object channel_into_py(std::shared_ptr<Channel> channel,
 ///
 /// Move-only. Destroying it while the iterator runs closes the iterator: an async generator
 /// waiting between items gets aclose() (its finally blocks run); one inside an __anext__ is
-/// cancelled there.
+/// cancelled there. Cancelling a next() does not: the stream stays usable.
 template <class T = object> class async_stream {
 public:
     /// Takes `o`'s stream; `o` is left empty (its next() throws std::logic_error).
@@ -1434,11 +1500,17 @@ public:
     /// Outcomes: the item (converted to T on the loop thread); std::nullopt at the end; the
     /// iterator's exception as pyasio::python_error, at the item where it was raised (and at
     /// every later next()); a conversion error at its item (the iterator is then closed);
-    /// operation_aborted when the C++ side cancels the wait (the pending __anext__ is then
-    /// cancelled, which ends an async generator); pyasio::task_cancelled when Python cancelled
-    /// the reading task; pyasio::event_loop_closed when the loop closed first. One next() at a
-    /// time: a second while one waits completes with std::logic_error. As with an Asio I/O
-    /// object, one stream is not for next() from two threads at once.
+    /// operation_aborted when the C++ side cancelled this next(); pyasio::task_cancelled when
+    /// Python cancelled the reading task; pyasio::event_loop_closed when the loop closed first.
+    /// One next() at a time: a second while one waits completes with std::logic_error. As with
+    /// an Asio I/O object, one stream is not for next() from two threads at once.
+    ///
+    /// @par Per-Operation Cancellation
+    /// Terminal, partial and total: this next() completes with operation_aborted, at once. It
+    /// ends only this wait: the iterator goes on (an __anext__ in flight is not cancelled), and
+    /// the next next() gets the next item. An item already handed to this next() whose handler
+    /// has not run yet is taken back for the next next() (`||` drops the result of an operation
+    /// it cancelled). To stop the iterator, destroy the stream.
     template <class Token> auto next(Token&& token) {
         if (!core_)
             throw std::logic_error("pyasio::async_stream::next: the stream was moved from");

@@ -2,7 +2,9 @@
 // Streams both ways, exposed to Python; used by test_stream.py.
 #include <pyasio.hpp>
 
+#include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/multiple_exceptions.hpp>
@@ -14,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -30,6 +33,7 @@ std::atomic<long> produced{0};          // items the C++ producers wrote
 std::atomic<long> producers_ended{0};   // producers that returned or threw
 std::atomic<long> producers_aborted{0}; // ... of which with operation_aborted
 std::atomic<long> producers_started{0};
+std::atomic<long> cancelled_reads{0}; // next() calls a C++ cancellation ended
 
 /// An outcome as text: "end", "aborted", "cancelled by python", "loop closed: <what>",
 /// "python_error: <what>", "<type>: <what>" for other C++ exceptions.
@@ -154,37 +158,146 @@ PyObject* recorded(PyObject*, PyObject*) {
     });
 }
 
-/// read_then_cancel(aiterable, n, ms): reads n items, then races next() against a timer of
-/// ms (the C++ side cancels the wait when the timer wins), then calls next() once more.
-/// (items, outcome of the race, outcome of the next() after it).
+/// How a C++ cancellation of one next() is made: a timer racing it with `||`; `posts` round
+/// trips through the executor racing it with `||` (started first, so that an item already
+/// there is handed to the next() and, its handler not run yet, cancelled: `||` drops the
+/// result of an operation it cancelled); or a cancellation slot bound to the next() that
+/// another coroutine emits on (of `type`) after `posts` round trips.
+enum class cancel_by { timer, round_trips, slot };
+
+/// One next() of `s` that the C++ side may cancel: the item (nullopt at the end), or
+/// operation_aborted when the cancellation won. Counts the cancellations that won.
+asio::awaitable<std::optional<long>> next_or_cancelled(pyasio::async_stream<long>& s, cancel_by how,
+                                                       long ms, int posts,
+                                                       asio::cancellation_type type) {
+    using namespace asio::experimental::awaitable_operators;
+    auto ex = co_await asio::this_coro::executor;
+    if (how == cancel_by::timer) {
+        asio::steady_timer t(ex, std::chrono::milliseconds(ms));
+        auto r = co_await (s.next() || t.async_wait(asio::use_awaitable));
+        if (r.index() == 0)
+            co_return std::get<0>(r);
+        cancelled_reads.fetch_add(1);
+        throw std::system_error(asio::error::operation_aborted);
+    }
+    if (how == cancel_by::round_trips) {
+        auto trips = [](int n) -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            for (int i = 0; i <= n; ++i)
+                co_await asio::post(ex, asio::use_awaitable);
+        };
+        auto r = co_await (trips(posts) || s.next(asio::use_awaitable));
+        if (r.index() == 1)
+            co_return std::get<1>(r);
+        cancelled_reads.fetch_add(1);
+        throw std::system_error(asio::error::operation_aborted);
+    }
+    auto signal = std::make_shared<asio::cancellation_signal>();
+    asio::co_spawn(
+        ex,
+        [signal, posts, type]() -> asio::awaitable<void> {
+            // NOTE: co_spawn starts this at once (dispatch): the next() below starts during
+            // the first round trip
+            auto ex = co_await asio::this_coro::executor;
+            for (int i = 0; i <= posts; ++i)
+                co_await asio::post(ex, asio::use_awaitable);
+            signal->emit(type);
+        },
+        asio::detached);
+    try {
+        co_return co_await s.next(
+            asio::bind_cancellation_slot(signal->slot(), asio::use_awaitable));
+    } catch (const std::system_error& e) {
+        if (e.code() == asio::error::operation_aborted)
+            cancelled_reads.fetch_add(1);
+        throw;
+    }
+}
+
+/// read_then_cancel(aiterable, n, how): reads n items, then one next() that the C++ side
+/// cancels ("timer": raced with a 1 ms timer by `||`; "round_trip": raced by `||` with one
+/// round trip through the executor, started first; "slot": a bound cancellation slot emitted
+/// on after one round trip), then the rest. (items before, outcome of the cancelled read,
+/// items after, how the reading ended). cancelled_reads() counts the cancellation once it
+/// won.
 PyObject* read_then_cancel(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        auto [iterable, n, ms] = pyasio::from_python<std::tuple<object, long, long>>(handle(args));
+        auto [iterable, n, how] =
+            pyasio::from_python<std::tuple<object, long, std::string>>(handle(args));
         auto s = pyasio::into_stream<long>(std::move(iterable), 8);
+        cancel_by by = how == "timer"        ? cancel_by::timer
+                       : how == "round_trip" ? cancel_by::round_trips
+                                             : cancel_by::slot;
         return pyasio::future_into_py(
-            [s = std::move(s), n = n, ms = ms]() mutable
-            -> asio::awaitable<std::tuple<std::vector<long>, std::string, std::string>> {
-                using namespace asio::experimental::awaitable_operators;
-                std::vector<long> items;
+            [s = std::move(s), n = n, by]() mutable
+            -> asio::awaitable<
+                std::tuple<std::vector<long>, std::string, std::vector<long>, std::string>> {
+                std::vector<long> before;
                 for (long i = 0; i < n; ++i)
-                    items.push_back(*co_await s.next());
-                asio::steady_timer t(co_await asio::this_coro::executor,
-                                     std::chrono::milliseconds(ms));
+                    before.push_back(*co_await s.next());
                 std::string race;
                 try {
-                    auto r = co_await (s.next() || t.async_wait(asio::use_awaitable));
-                    race = r.index() == 0 ? "item" : "timeout";
+                    std::optional<long> item =
+                        co_await next_or_cancelled(s, by, 1, 0, asio::cancellation_type::terminal);
+                    race = item ? "item " + std::to_string(*item) : "end";
                 } catch (...) {
                     race = describe(std::current_exception());
                 }
-                std::string after;
+                auto [after, end] = co_await read<long>(std::move(s), -1, 0);
+                co_return std::make_tuple(std::move(before), std::move(race), std::move(after),
+                                          std::move(end));
+            });
+    });
+}
+
+/// read_with_cancels(aiterable, seed, window): C++ reads the whole stream; each next() is,
+/// at random (seeded), a plain one, one raced by `||` with a timer of 0-1 ms or with 0-3
+/// round trips through the executor, or one whose bound slot is emitted on (terminal,
+/// partial or total) after 0-3 round trips. (the items, how many reads a cancellation ended,
+/// how the reading ended).
+PyObject* read_with_cancels(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [iterable, seed, window] =
+            pyasio::from_python<std::tuple<object, long, std::size_t>>(handle(args));
+        auto s = pyasio::into_stream<long>(std::move(iterable), window);
+        return pyasio::future_into_py(
+            [s = std::move(s), seed = seed]() mutable
+            -> asio::awaitable<std::tuple<std::vector<long>, long, std::string>> {
+                std::mt19937 rng(static_cast<std::mt19937::result_type>(seed));
+                const asio::cancellation_type types[] = {asio::cancellation_type::terminal,
+                                                         asio::cancellation_type::partial,
+                                                         asio::cancellation_type::total};
+                std::vector<long> items;
+                long aborted = 0;
+                std::exception_ptr error;
                 try {
-                    std::optional<long> item = co_await s.next();
-                    after = item ? "item " + std::to_string(*item) : "end";
+                    for (;;) {
+                        std::optional<long> item;
+                        unsigned how = rng() % 4;
+                        if (how == 0) {
+                            item = co_await s.next();
+                        } else {
+                            const cancel_by by[] = {cancel_by::timer, cancel_by::round_trips,
+                                                    cancel_by::slot};
+                            try {
+                                item = co_await next_or_cancelled(
+                                    s, by[how - 1], static_cast<long>(rng() % 2),
+                                    static_cast<int>(rng() % 4), types[rng() % 3]);
+                            } catch (const std::system_error& e) {
+                                if (e.code() != asio::error::operation_aborted)
+                                    throw;
+                                ++aborted;
+                                continue;
+                            }
+                        }
+                        if (!item)
+                            break;
+                        items.push_back(*item);
+                    }
                 } catch (...) {
-                    after = describe(std::current_exception());
+                    error = std::current_exception();
                 }
-                co_return std::make_tuple(std::move(items), std::move(race), std::move(after));
+                co_return std::make_tuple(std::move(items), aborted, describe(error));
             });
     });
 }
@@ -338,6 +451,87 @@ PyObject* channel_alive(PyObject*, PyObject*) {
     });
 }
 
+using fed_channel = asio::experimental::concurrent_channel<void(asio::error_code, long)>;
+std::mutex fed_mutex;
+std::shared_ptr<fed_channel> fed_values; // what feed() sends to the stream fed() made last
+bool fed_by_channel = false;
+
+/// fed(capacity, by_channel=False): a stream of the values feed(v) sends from now on, through
+/// a buffered concurrent channel: with by_channel, channel_into_py of it, ended by feed_end()
+/// (which closes it: call it once every value was read); else a stream_into_py producer
+/// (counted by counters()) that writes the values it receives, and returns at feed_end().
+PyObject* fed(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        Py_ssize_t capacity = 4;
+        int by_channel = 0;
+        if (!PyArg_ParseTuple(args, "n|p", &capacity, &by_channel))
+            pyasio::detail::throw_error_already_set();
+        auto ch = std::make_shared<fed_channel>(pyasio::default_executor(), 1024);
+        {
+            std::lock_guard<std::mutex> lock(fed_mutex);
+            fed_values = ch;
+            fed_by_channel = by_channel != 0;
+        }
+        if (by_channel)
+            return pyasio::channel_into_py(ch, static_cast<std::size_t>(capacity));
+        return pyasio::stream_into_py<long>(
+            [ch](pyasio::stream_writer<long> out) -> asio::awaitable<void> {
+                producer_count count;
+                try {
+                    for (;;) {
+                        long v = co_await ch->async_receive(asio::use_awaitable);
+                        if (v < 0)
+                            co_return;
+                        co_await out.write(v);
+                        produced.fetch_add(1, std::memory_order_relaxed);
+                    }
+                } catch (const std::system_error& e) {
+                    if (e.code() == asio::error::operation_aborted)
+                        producers_aborted.fetch_add(1);
+                    throw;
+                }
+            },
+            static_cast<std::size_t>(capacity));
+    });
+}
+
+/// feed(v): sends v to the stream fed() made last (its channel's buffer holds 1024).
+PyObject* feed(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long v = pyasio::from_python<long>(handle(arg));
+        std::lock_guard<std::mutex> lock(fed_mutex);
+        if (!fed_values || !fed_values->try_send(asio::error_code(), v))
+            throw std::logic_error("feed: no stream, or its channel is full");
+    });
+}
+
+/// feed_end(): ends the stream fed() made last.
+PyObject* feed_end(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        std::lock_guard<std::mutex> lock(fed_mutex);
+        if (!fed_values)
+            throw std::logic_error("feed_end: no stream");
+        if (fed_by_channel)
+            fed_values->close();
+        else if (!fed_values->try_send(asio::error_code(), -1L))
+            throw std::logic_error("feed_end: the channel is full");
+        fed_values.reset();
+    });
+}
+
+/// set_wake("reader" | "threadsafe"): how loops bridged from now on are woken.
+PyObject* set_wake(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        std::string mode = pyasio::from_python<std::string>(handle(arg));
+        if (mode == "reader")
+            pyasio::set_loop_wake(pyasio::loop_wake::reader);
+        else if (mode == "threadsafe")
+            pyasio::set_loop_wake(pyasio::loop_wake::call_soon_threadsafe);
+        else
+            throw std::invalid_argument("wake mode must be 'reader' or 'threadsafe'");
+    });
+}
+
 /// shutdown_and_restart(): shuts this module's runtime down (grace 5 s), then configures it
 /// again (2 threads).
 PyObject* shutdown_and_restart(PyObject*, PyObject*) {
@@ -372,11 +566,18 @@ PyObject* counters(PyObject*, PyObject*) {
     });
 }
 
+/// cancelled_reads(): how many next() calls a C++ cancellation ended (read_then_cancel,
+/// read_with_cancels).
+PyObject* cancelled_reads_count(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { return cancelled_reads.load(); });
+}
+
 PyMethodDef methods[] = {
     {"collect", collect, METH_VARARGS, "C++ reads an async iterable (into_stream<long>)"},
     {"collect_objects", collect_objects, METH_O, "into_stream<object>"},
     {"collect_call", collect_call, METH_VARARGS, "into_stream(async_function(fn)(n))"},
-    {"read_then_cancel", read_then_cancel, METH_VARARGS, "next() cancelled by a timer"},
+    {"read_then_cancel", read_then_cancel, METH_VARARGS, "one next() cancelled by C++"},
+    {"read_with_cancels", read_with_cancels, METH_VARARGS, "next() cancelled at random"},
     {"two_nexts", two_nexts, METH_O, "two next() at once"},
     {"read_recorded", read_recorded, METH_O, "C++ reads; the outcome is recorded"},
     {"recorded", recorded, METH_NOARGS, "read_recorded's outcome"},
@@ -390,7 +591,12 @@ PyMethodDef methods[] = {
     {"shutdown_and_restart", shutdown_and_restart, METH_NOARGS, "shutdown_runtime, then again"},
     {"channel_left", channel_left, METH_O, "a channel its sender stops feeding"},
     {"channel_alive", channel_alive, METH_NOARGS, "channel_left's channel still held?"},
+    {"fed", fed, METH_VARARGS, "a stream of the values feed() sends"},
+    {"feed", feed, METH_O, "sends a value to fed()'s stream"},
+    {"feed_end", feed_end, METH_NOARGS, "ends fed()'s stream"},
+    {"set_wake", set_wake, METH_O, "'reader' or 'threadsafe' for loops bridged from now on"},
     {"counters", counters, METH_NOARGS, "(consumed, produced, ended, aborted, started)"},
+    {"cancelled_reads", cancelled_reads_count, METH_NOARGS, "next() calls C++ cancelled"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

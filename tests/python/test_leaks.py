@@ -127,7 +127,8 @@ async def cpp_cancels_python(n):
 
 async def stream_to_python(n):
     """n items in streams of 100 (a C++ producer read by async for), every tenth stream failing
-    at its end and every tenth left early (break)."""
+    at its end, every tenth left early (break), and every tenth read with a cancelled
+    __anext__ before each item."""
     for s in range(n // 100):
         if s % 10 == 1:
             try:
@@ -140,13 +141,28 @@ async def stream_to_python(n):
             async for x in st.count(-1, 16):
                 if x == 99:
                     break
+        elif s % 10 == 3:
+            stream = st.fed(16)
+            for i in range(100):
+                step = asyncio.ensure_future(stream.__anext__())
+                await asyncio.sleep(0)  # it waits
+                step.cancel()
+                try:
+                    await step
+                    raise AssertionError("not cancelled")
+                except asyncio.CancelledError:
+                    pass
+                st.feed(i)
+                assert await stream.__anext__() == i
+            st.feed_end()
+            assert [x async for x in stream] == []
         else:
             assert [x async for x in st.count(100, 16)] == list(range(100))
 
 
 async def stream_to_cpp(n):
     """n items in streams of 100 (a Python async generator read by C++), every tenth ending in
-    an exception."""
+    an exception, and every tenth read with C++ cancelling next() calls at random."""
     async def numbers(fail):
         for i in range(100):
             yield i
@@ -154,6 +170,10 @@ async def stream_to_cpp(n):
             raise ValueError("boom")
 
     for s in range(n // 100):
+        if s % 10 == 3:
+            items, _, end = await st.read_with_cancels(numbers(False), s, 16)
+            assert (items, end) == (list(range(100)), "end"), (items[:3], end)
+            continue
         items, end = await st.collect(numbers(s % 10 == 1), 16)
         assert items == list(range(100)), items[:3]
         assert end == ("python_error: ValueError: boom" if s % 10 == 1 else "end"), end
