@@ -182,7 +182,19 @@ PyObject* run_cpp_until_complete(PyObject*, PyObject* args) {
     });
 }
 
+/// run_awaiting(fn): pyasio::run (in this Python program) with a main that awaits fn() on
+/// run's own loop; returns its result.
+PyObject* run_awaiting(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        pyasio::async_function fn(pyasio::borrow(arg));
+        return pyasio::run([fn]() -> asio::awaitable<pyasio::object> {
+            co_return co_await pyasio::into_future(fn());
+        });
+    });
+}
+
 PyMethodDef methods[] = {
+    {"run_awaiting", run_awaiting, METH_O, "pyasio::run awaiting fn() on its own loop"},
     {"run_cpp_until_complete", run_cpp_until_complete, METH_VARARGS,
      "pyasio::run_until_complete(loop, C++ work)"},
     {"task_locals_of", task_locals_of, METH_O, "pyasio::task_locals::of(loop)"},
