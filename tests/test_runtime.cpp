@@ -127,7 +127,8 @@ void check_the_harness_goes_on(const pyasio::task_locals& harness) {
                    "    return threading.current_thread() is threading.main_thread()\n");
         coro = test::eval("on_main_thread_now()");
     }
-    CHECK(pyasio::block_on<bool>(std::move(coro), harness)); // on the harness's loop
+    bool on_main = pyasio::block_on<bool>(std::move(coro), harness); // on the harness's loop
+    CHECK(on_main);
 }
 } // namespace
 
