@@ -10,6 +10,7 @@
 #include <cstring>
 #include <exception>
 #include <future>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -157,6 +158,116 @@ int from_a_plain_thread() {
     });
 }
 
+/// Waits, in a coroutine, until `done` is ready (polling: the runtime thread is never blocked).
+template <class T> asio::awaitable<void> wait_for(const std::future<T>& done) {
+    while (done.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+        co_await sleep(std::chrono::milliseconds(1));
+}
+
+/// Awaits, on the loop of the C++ work that calls it, whether that loop runs on the main thread.
+asio::awaitable<bool> python_on_the_main_thread() {
+    pyasio::async_function where = python_function("import asyncio, threading\n"
+                                                   "async def on_main_thread():\n"
+                                                   "    await asyncio.sleep(0.001)\n"
+                                                   "    return threading.current_thread() is "
+                                                   "threading.main_thread()\n",
+                                                   "on_main_thread");
+    co_return co_await pyasio::into_future<bool>(where());
+}
+
+const char* yes_no(bool b) {
+    return b ? "yes" : "no";
+}
+
+/// pyasio::run called on the loop's own thread while the outer run runs (from a handler of the
+/// loop_executor), once with the default options and once with finalize = false: both refused;
+/// the outer run goes on with its runtime and default loop, and ends as usual.
+int nested_on_the_loop_thread() {
+    long r = pyasio::run([]() -> asio::awaitable<long> {
+        pyasio::loop_executor on_loop(*pyasio::default_task_locals());
+        for (bool finalize : {true, false}) {
+            std::string refused = co_await asio::co_spawn(
+                on_loop,
+                [finalize]() -> asio::awaitable<std::string> {
+                    pyasio::run_options options;
+                    options.finalize = finalize;
+                    try {
+                        pyasio::run([]() -> asio::awaitable<void> { co_return; }, options);
+                    } catch (const std::logic_error& e) {
+                        co_return e.what();
+                    }
+                    co_return "not refused";
+                },
+                asio::use_awaitable);
+            std::printf("refused (finalize %s): %s\n", yes_no(finalize), refused.c_str());
+        }
+        co_await sleep(std::chrono::milliseconds(1)); // the runtime still runs
+        std::printf("default loop kept: %s\n", yes_no(pyasio::default_task_locals().has_value()));
+        co_return co_await await_python_twice(21);
+    });
+    std::printf("outer run: %ld (interpreter finalized: %s)\n", r, yes_no(!Py_IsInitialized()));
+    return 0;
+}
+
+/// pyasio::run on a thread of its own while the outer run runs, twice in a row (the default
+/// options, then finalize = false): each runs its own loop on that thread; neither finalizes
+/// the interpreter nor shuts down the runtime; the outer run goes on.
+int nested_on_another_thread() {
+    long r = pyasio::run([]() -> asio::awaitable<long> {
+        std::future<void> nested = std::async(std::launch::async, [] {
+            for (bool finalize : {true, false}) {
+                pyasio::run_options options;
+                options.finalize = finalize;
+                bool on_main = pyasio::run(python_on_the_main_thread, options);
+                std::printf("nested run (finalize %s): its loop on the main thread: %s\n",
+                            yes_no(finalize), yes_no(on_main));
+                std::fflush(stdout);
+            }
+        });
+        co_await wait_for(nested);
+        nested.get();
+        co_await sleep(std::chrono::milliseconds(1)); // the runtime still runs
+        std::printf("default loop kept: %s\n", yes_no(pyasio::default_task_locals().has_value()));
+        bool on_main = co_await python_on_the_main_thread();
+        std::printf("outer run's loop on the main thread: %s\n", yes_no(on_main));
+        co_return co_await await_python_twice(21);
+    });
+    std::printf("outer run: %ld (interpreter finalized: %s)\n", r, yes_no(!Py_IsInitialized()));
+    return 0;
+}
+
+/// The outer run's main returns while a run on another thread still runs: the outer run waits
+/// for it before it shuts the runtime down and finalizes the interpreter.
+int outer_ends_first() {
+    std::promise<void> nested_started;
+    std::promise<void> outer_returning;
+    std::future<void> started = nested_started.get_future();
+    std::future<void> may_go_on = outer_returning.get_future();
+    long n = 0;
+    std::thread nested;
+    long r = pyasio::run([&]() -> asio::awaitable<long> {
+        nested = std::thread([&] {
+            try {
+                n = pyasio::run([&]() -> asio::awaitable<long> {
+                    nested_started.set_value();
+                    co_await wait_for(may_go_on); // the outer main has returned
+                    co_await sleep(std::chrono::milliseconds(1));
+                    co_return co_await await_python_twice(50);
+                });
+            } catch (const std::exception& e) {
+                std::printf("nested run failed: %s\n", e.what());
+            }
+        });
+        co_await wait_for(started);
+        outer_returning.set_value();
+        co_return 1;
+    });
+    std::printf("outer run: %ld (interpreter finalized: %s)\n", r, yes_no(!Py_IsInitialized()));
+    nested.join();
+    std::printf("nested run: %ld\n", n);
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -174,12 +285,18 @@ int main(int argc, char** argv) {
             return exception_from_main();
         if (mode == "plain-thread")
             return from_a_plain_thread();
+        if (mode == "nested-on-the-loop-thread")
+            return nested_on_the_loop_thread();
+        if (mode == "nested-on-another-thread")
+            return nested_on_another_thread();
+        if (mode == "outer-ends-first")
+            return outer_ends_first();
     } catch (const std::exception& e) {
         std::printf("error: %s\n", e.what());
         return 1;
     }
-    std::printf(
-        "usage: %s twice|sigint|keyboard-interrupt|own-interpreter|exception|plain-thread\n",
-        argv[0]);
+    std::printf("usage: %s twice|sigint|keyboard-interrupt|own-interpreter|exception|plain-thread|"
+                "nested-on-the-loop-thread|nested-on-another-thread|outer-ends-first\n",
+                argv[0]);
     return 2;
 }

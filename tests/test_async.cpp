@@ -5,9 +5,11 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_future.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <string>
 #include <thread>
@@ -129,4 +131,129 @@ PYASIO_TEST_CASE("into_stream: C++ reads a Python async generator, error at its 
     } catch (const pyasio::python_error& e) {
         CHECK(std::string(e.what()) == "ValueError: no item 3");
     }
+}
+
+namespace {
+/// The harness's loop (it runs on the main thread).
+pyasio::object harness_loop() {
+    return pyasio::default_task_locals()->loop();
+}
+
+/// "<on the main thread>:<var>", from a coroutine on the loop the locals name. GIL held; it is
+/// released while the C++ side waits.
+std::string where_with(const pyasio::task_locals& locals) {
+    pyasio::async_function where(define("import asyncio, contextvars, threading\n"
+                                        "var = globals().get('var') or "
+                                        "contextvars.ContextVar('var', default='unset')\n"
+                                        "async def where():\n"
+                                        "    await asyncio.sleep(0.001)\n"
+                                        "    main = threading.current_thread() is "
+                                        "threading.main_thread()\n"
+                                        "    return f'{main}:{var.get()}'\n",
+                                        "where"));
+    std::future<std::string> text =
+        pyasio::into_future<std::string>(where(), locals, asio::use_future);
+    pyasio::gil_release nogil;
+    return text.get();
+}
+} // namespace
+
+TEST_CASE("task_locals::of names a loop that runs on another thread, with a context",
+          "[task_locals]") {
+    // this, the Catch2 thread, runs no loop; the harness's loop runs on the main thread
+    pyasio::object loop = harness_loop();
+    where_with(*pyasio::default_task_locals()); // defines `var` in __main__
+    pyasio::object context = pyasio::steal(PyContext_CopyCurrent());
+    pyasio::call(pyasio::getattr(context, "run"), pyasio::getattr(test::eval("var"), "set"),
+                 "given");
+    pyasio::task_locals given = pyasio::task_locals::of(loop, context);
+    CHECK(given.loop().ptr() == loop.ptr());
+    CHECK(given.context().ptr() == context.ptr()); // the context itself
+    CHECK(where_with(given) == "True:given");
+
+    // no context: a copy of this thread's current one, at the call
+    test::exec("token = var.set('the caller')");
+    pyasio::task_locals copied = pyasio::task_locals::of(loop);
+    test::exec("var.reset(token)");
+    CHECK(where_with(copied) == "True:the caller");
+}
+
+TEST_CASE("task_locals::of: a closed loop, a non-loop, a non-context", "[task_locals]") {
+    pyasio::object loop = test::eval("__import__('asyncio').new_event_loop()");
+    try {
+        pyasio::task_locals::of(loop, test::eval("{}"));
+        FAIL("a dict was taken for a context");
+    } catch (const pyasio::type_error& e) {
+        CHECK(std::string(e.what()) ==
+              "pyasio::task_locals::of: expected a contextvars.Context, got dict (make one with "
+              "contextvars.copy_context(), or leave it out for a copy of the current context)");
+    }
+    pyasio::call_method(loop, "close");
+    try {
+        pyasio::task_locals::of(loop);
+        FAIL("a closed loop was named");
+    } catch (const pyasio::event_loop_closed& e) {
+        CHECK(std::string(e.what()).rfind("pyasio::task_locals::of: the event loop is closed", 0) ==
+              0);
+    }
+    try {
+        pyasio::task_locals::of(test::eval("42"));
+        FAIL("an int was taken for a loop");
+    } catch (const pyasio::type_error& e) {
+        CHECK(std::string(e.what()).rfind(
+                  "pyasio::task_locals::of: expected an asyncio event loop, got int", 0) == 0);
+    }
+}
+
+TEST_CASE("get_current_loop: the current task locals' loop, else the running loop, else an error",
+          "[task_locals]") {
+    // this thread: no task locals current, no loop running
+    std::string message =
+        test::python_error_message(PyExc_RuntimeError, [] { pyasio::get_current_loop(); });
+    CHECK(message.rfind("pyasio::get_current_loop: no task locals are current and no event loop "
+                        "runs in this thread",
+                        0) == 0);
+    pyasio::object other = test::eval("__import__('asyncio').new_event_loop()");
+    {
+        pyasio::task_locals_scope scope(pyasio::task_locals::of(other));
+        CHECK(pyasio::get_current_loop().ptr() == other.ptr());
+    }
+    pyasio::task_locals gone = pyasio::task_locals::of(other);
+    pyasio::call_method(other, "close");
+    {
+        other.reset(); // the locals hold the loop weakly: it is collected
+        test::exec("import gc; gc.collect()");
+        pyasio::task_locals_scope scope(gone);
+        CHECK_THROWS_AS(pyasio::get_current_loop(), pyasio::event_loop_closed);
+    }
+    // in a handler of the harness loop's executor: its task locals
+    pyasio::loop_executor on_loop(*pyasio::default_task_locals());
+    std::future<bool> same = asio::co_spawn(
+        on_loop,
+        []() -> asio::awaitable<bool> {
+            co_return pyasio::get_current_loop().ptr() == harness_loop().ptr();
+        },
+        asio::use_future);
+    {
+        pyasio::gil_release nogil;
+        same.wait();
+    }
+    CHECK(same.get());
+}
+
+TEST_CASE("task_locals::of: a loop named on another thread and closed before it ran",
+          "[task_locals]") {
+    // the bridge's reader waits for the loop's thread; the loop closes first: C++ hears it
+    pyasio::object loop = test::eval("__import__('asyncio').new_event_loop()");
+    pyasio::task_locals locals = pyasio::task_locals::of(loop);
+    pyasio::async_function never(define("async def never():\n"
+                                        "    raise AssertionError('ran')\n",
+                                        "never"));
+    std::future<void> done = pyasio::into_future<void>(never(), locals, asio::use_future);
+    pyasio::call_method(loop, "close");
+    {
+        pyasio::gil_release nogil;
+        done.wait();
+    }
+    CHECK_THROWS_AS(done.get(), pyasio::event_loop_closed);
 }

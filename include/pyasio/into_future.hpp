@@ -101,7 +101,7 @@ inline task_locals locals_for_into_future(const char* what = "pyasio::into_futur
         ": no event loop to run on. Call it from C++ work started by pyasio::future_into_py "
         "(which captures the loop and context), on the loop's thread while it runs, or inside "
         "pyasio::run (its loop is the default), or pass pyasio::task_locals "
-        "(pyasio::task_locals::capture() on the loop's thread)");
+        "(pyasio::task_locals::of(loop) on any thread, or capture() on the loop's thread)");
 }
 
 template <class T> T result_from_python(handle result) {

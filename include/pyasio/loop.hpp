@@ -111,15 +111,46 @@ public:
     loop_bridge(const loop_bridge&) = delete;
     loop_bridge& operator=(const loop_bridge&) = delete;
 
-    /// Installs the drain callback on the loop. Called once, on the loop thread, with the GIL.
+    /// Installs the drain callback on the loop. Called once, on any thread, with the GIL.
     ///
     /// In reader mode only the loop holds `drain`; closing the loop drops its readers, so the
-    /// callback's death tells the bridge that the loop closed (see loop_closed).
-    void attach(handle loop, object drain) {
-        if (wake_ == loop_wake::reader)
-            call_method(loop, "add_reader", efd_, drain);
-        else
-            drain_ = std::move(drain);
+    /// callback's death tells the bridge that the loop closed (see loop_closed). `attach_later`
+    /// calls attach_here(drain) when the loop thread runs it.
+    void attach(handle loop, object drain, object attach_later) {
+        if (wake_ == loop_wake::reader) {
+            object running = running_loop_of_this_thread();
+            if (running && running.ptr() == loop.ptr()) {
+                call_method(loop, "add_reader", efd_, drain);
+                return;
+            }
+            // NOTE: add_reader is not thread-safe (uvloop's, or a selector the loop's thread
+            // waits in): the loop's own thread adds the reader, when it next runs callbacks.
+            // Until then the pending callback alone holds `drain`: a loop closed first drops
+            // it, which tells the bridge, as the reader's removal does. Jobs pushed meanwhile
+            // wait in the eventfd, which is readable when the reader is added.
+            call_method(loop, "call_soon_threadsafe", attach_later);
+            return;
+        }
+        drain_ = std::move(drain);
+        // NOTE: a wake before this (the bridge is listed before it is attached) found no drain
+        // callback and scheduled nothing: run one drain for the jobs pushed until now.
+        if (pushes_.load(std::memory_order_relaxed) != 0)
+            call_method(loop, "call_soon_threadsafe", drain_);
+    }
+
+    /// The scheduled half of attach, on the loop's thread with the GIL: adds the reader. If the
+    /// loop refuses it, C++ completions can never reach the loop: the bridge is closed (its
+    /// jobs end with event_loop_closed) and the error is reported through sys.unraisablehook.
+    void attach_here(handle drain) noexcept {
+        try {
+            if (object loop = this->loop())
+                call_method(loop, "add_reader", efd_, drain);
+        }
+        PYASIO_DETAIL_CATCH_ALL {
+            translate_exception(detail::caught());
+            PyErr_WriteUnraisable(drain.ptr());
+            loop_closed();
+        }
     }
 
     /// Starts telling `w` when the loop closes. Loop thread, GIL held.
@@ -210,6 +241,8 @@ private:
             return;
         try {
             gil_acquire gil;
+            if (!drain_)
+                return; // not attached yet: attach runs a drain
             if (object loop = weak_target(loop_))
                 call_method(loop, "call_soon_threadsafe", drain_);
         }
@@ -222,6 +255,9 @@ private:
         jobs_.consume([](loop_job* job) { job->abandon(); });
     }
 
+    /// The loop running in this thread, or an empty object (asyncio's _get_running_loop).
+    static object running_loop_of_this_thread();
+
     intrusive_stack<loop_job, &loop_job::next> jobs_;
     std::atomic<bool> closed_{false};
     std::atomic<std::uint64_t> pushes_{0};
@@ -229,7 +265,8 @@ private:
     loop_wake wake_;
     int efd_ = -1;
     object loop_;  // a weak reference
-    object drain_; // call_soon_threadsafe mode only; holds only a weak_ptr to this bridge
+    object drain_; // call_soon_threadsafe mode only, once attached (GIL held); holds only a
+                   // weak_ptr to this bridge
     loop_watch* watches_ = nullptr; // loop thread, GIL held
 };
 
@@ -244,7 +281,8 @@ public:
     loop_wake default_wake() const noexcept { return wake_.load(std::memory_order_relaxed); }
     void set_default_wake(loop_wake w) noexcept { wake_.store(w, std::memory_order_relaxed); }
 
-    /// The bridge for `loop`, made on first use. Call on the loop's thread with the GIL.
+    /// The bridge for `loop`, made on first use. Any thread, with the GIL; a loop that is not
+    /// running on this thread gets the bridge's reader from its own thread (see attach).
     std::shared_ptr<loop_bridge> bridge_for(handle loop);
 
     /// Drops the bridge of a loop that died. With the GIL.
@@ -291,15 +329,24 @@ inline PyObject* loop_gone(PyObject* self, PyObject*) noexcept {
     bridge_registry::instance().forget(static_cast<PyObject*>(PyLong_AsVoidPtr(self)));
     Py_RETURN_NONE;
 }
+inline PyObject* attach(PyObject* drain_callback, PyObject*) noexcept {
+    // NOTE: self is the drain callback; its self, the capsule, names the bridge.
+    auto* weak = static_cast<std::weak_ptr<loop_bridge>*>(
+        PyCapsule_GetPointer(PyCFunction_GetSelf(drain_callback), "pyasio.loop_bridge"));
+    if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+        bridge->attach_here(handle(drain_callback));
+    Py_RETURN_NONE;
+}
 inline PyMethodDef drain_def = {"pyasio_drain", drain, METH_NOARGS,
                                 "Runs the C++ completions waiting for this loop."};
+inline PyMethodDef attach_def = {"pyasio_attach", attach, METH_NOARGS,
+                                 "Makes the loop watch pyasio's wake-up eventfd."};
 inline PyMethodDef loop_gone_def = {"pyasio_loop_gone", loop_gone, METH_O, nullptr};
 } // namespace bridge_callbacks
 
 inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio: bridge_for called");
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
+    auto find = [&]() -> std::shared_ptr<loop_bridge> {
         if (generation_ != interpreter_generation()) { // bridges of a finalized interpreter
             for (auto& [key, e] : bridges_) {
                 e.bridge->forget_python();
@@ -308,33 +355,63 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
             bridges_.clear();
             generation_ = interpreter_generation();
         }
-        if (auto it = bridges_.find(loop.ptr()); it != bridges_.end())
-            return it->second.bridge;
+        auto it = bridges_.find(loop.ptr());
+        return it != bridges_.end() ? it->second.bridge : nullptr;
+    };
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (std::shared_ptr<loop_bridge> b = find())
+            return b;
     }
-    // NOTE: Python runs below (add_reader, weakref creation may collect garbage and fire
-    // weakref callbacks that call forget), so the mutex is not held here. Only the loop's own
-    // thread creates its bridge, so no other thread races to create the same one.
+    // NOTE: Python runs below (weakref creation may collect garbage and fire weakref callbacks
+    // that call forget; add_reader runs Python code, during which the GIL may pass to another
+    // thread), so the mutex is held only to look up and to list. The bridge is listed before
+    // it is attached, so that two threads naming one loop share one bridge; jobs pushed to it
+    // before the attach wait for it (see attach).
     auto bridge = std::make_shared<loop_bridge>(loop, default_wake());
-    auto* weak = new std::weak_ptr<loop_bridge>(bridge);
-    // NOTE: the capsule dies with the drain callback: in reader mode, when the loop drops its
-    // readers (loop.close(), or the loop's collection).
-    object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
-        auto* w =
-            static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
-        if (std::shared_ptr<loop_bridge> b = w->lock())
-            b->loop_closed();
-        delete w;
-    }));
-    if (!capsule) {
-        delete weak;
-        throw_error_already_set();
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (std::shared_ptr<loop_bridge> b = find())
+            return b; // another thread listed one meanwhile; ours was never attached
+        bridges_.insert_or_assign(loop.ptr(), entry{bridge, object()});
     }
-    bridge->attach(loop, checked(PyCFunction_New(&bridge_callbacks::drain_def, capsule.ptr())));
-    object key = checked(PyLong_FromVoidPtr(loop.ptr()));
-    object on_gone = checked(PyCFunction_New(&bridge_callbacks::loop_gone_def, key.ptr()));
-    object watcher = checked(PyWeakref_NewRef(loop.ptr(), on_gone.ptr()));
-    std::lock_guard<std::mutex> lock(mutex_);
-    bridges_.insert_or_assign(loop.ptr(), entry{bridge, std::move(watcher)});
+    try {
+        auto* weak = new std::weak_ptr<loop_bridge>(bridge);
+        // NOTE: the capsule dies with the drain callback: in reader mode, when the loop drops
+        // its readers (loop.close(), or the loop's collection), or the attach callback it has
+        // not run yet.
+        object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
+            auto* w = static_cast<std::weak_ptr<loop_bridge>*>(
+                PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
+            if (std::shared_ptr<loop_bridge> b = w->lock())
+                b->loop_closed();
+            delete w;
+        }));
+        if (!capsule) {
+            delete weak;
+            throw_error_already_set();
+        }
+        object drain = checked(PyCFunction_New(&bridge_callbacks::drain_def, capsule.ptr()));
+        object attach_later = checked(PyCFunction_New(&bridge_callbacks::attach_def, drain.ptr()));
+        object key = checked(PyLong_FromVoidPtr(loop.ptr()));
+        object on_gone = checked(PyCFunction_New(&bridge_callbacks::loop_gone_def, key.ptr()));
+        object watcher = checked(PyWeakref_NewRef(loop.ptr(), on_gone.ptr()));
+        bridge->attach(loop, std::move(drain), std::move(attach_later));
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = bridges_.find(loop.ptr());
+        if (it != bridges_.end() && it->second.bridge == bridge)
+            it->second.watcher = std::move(watcher);
+    }
+    PYASIO_DETAIL_CATCH_ALL {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = bridges_.find(loop.ptr());
+            if (it != bridges_.end() && it->second.bridge == bridge)
+                bridges_.erase(it);
+        }
+        bridge->close(); // its jobs, if any thread pushed one, end with event_loop_closed
+        throw;
+    }
     return bridge;
 }
 
@@ -361,6 +438,10 @@ inline object running_loop() {
 }
 
 namespace detail {
+inline object loop_bridge::running_loop_of_this_thread() {
+    return running_loop();
+}
+
 /// True on the thread running `bridge`'s loop, with the GIL, while it runs.
 inline bool loop_runs_here(const loop_bridge& bridge) {
     if (!gil::held())
@@ -395,18 +476,29 @@ public:
     /// new task). GIL held; RuntimeError when no loop runs in this thread.
     static task_locals capture() { return task_locals(get_running_loop()); }
 
-    /// The locals of `loop` with a copy of the current context, for a loop that does not run
-    /// yet (or runs in this thread). GIL held. A loop running in another thread must be captured
-    /// on its own thread (capture()): std::logic_error says so.
+    /// The locals of `loop` (pyo3-asyncio's TaskLocals::new(event_loop)) with a copy of the
+    /// context current on this thread now, as asyncio's call_soon_threadsafe copies the
+    /// caller's context. Any thread, with the GIL: the loop may run in another thread, run
+    /// here, or not run yet. type_error for an object that is not an asyncio event loop;
+    /// event_loop_closed for a closed loop.
     static task_locals of(handle loop) {
-        if (call_method(loop, "is_running").ptr() == Py_True) {
-            object running = running_loop();
-            if (!running || running.ptr() != loop.ptr())
-                throw std::logic_error(
-                    "pyasio::task_locals::of: the loop runs in another thread; capture its task "
-                    "locals on that thread (pyasio::task_locals::capture()) and pass them on");
-        }
-        return task_locals(loop);
+        check_loop(loop);
+        return task_locals(loop, detail::checked(PyContext_CopyCurrent()));
+    }
+
+    /// The locals of `loop` with `context` (a contextvars.Context, used as it is, not copied):
+    /// Python code that into_future runs on the loop sees its variables. Any thread, with the
+    /// GIL. type_error for a loop or context of another type; event_loop_closed for a closed
+    /// loop.
+    static task_locals of(handle loop, handle context) {
+        if (!context || !PyContext_CheckExact(context.ptr()))
+            throw type_error(std::string("pyasio::task_locals::of: expected a contextvars.Context, "
+                                         "got ") +
+                             (context ? Py_TYPE(context.ptr())->tp_name : "no object") +
+                             " (make one with contextvars.copy_context(), or leave it out for a "
+                             "copy of the current context)");
+        check_loop(loop);
+        return task_locals(loop, borrow(context));
     }
 
     /// The event loop, or an empty object once it is gone. GIL held.
@@ -425,11 +517,32 @@ public:
 private:
     friend struct detail::task_locals_access;
 
-    /// `running` must be the loop running in this thread, or a loop that does not run. GIL held.
+    /// The loop running in this thread, with a copy of the current context. GIL held.
     explicit task_locals(handle running)
+        : task_locals(running, detail::checked(PyContext_CopyCurrent())) {}
+
+    /// Any loop, any context. GIL held.
+    task_locals(handle loop, object context)
         : d_(std::make_shared<const data>(
-              data{detail::bridge_registry::instance().bridge_for(running),
-                   detail::checked(PyContext_CopyCurrent())})) {}
+              data{detail::bridge_registry::instance().bridge_for(loop), std::move(context)})) {}
+
+    /// `loop` is an open asyncio event loop. GIL held.
+    static void check_loop(handle loop) {
+        object abstract = getattr(import("asyncio"), "AbstractEventLoop");
+        int is_loop = loop ? PyObject_IsInstance(loop.ptr(), abstract.ptr()) : 0;
+        if (is_loop < 0)
+            detail::throw_error_already_set();
+        if (is_loop == 0)
+            throw type_error(std::string("pyasio::task_locals::of: expected an asyncio event "
+                                         "loop, got ") +
+                             (loop ? Py_TYPE(loop.ptr())->tp_name : "no object") +
+                             " (an asyncio.AbstractEventLoop: asyncio.new_event_loop(), or "
+                             "asyncio.get_running_loop() on the loop's thread)");
+        if (call_method(loop, "is_closed").ptr() == Py_True)
+            throw event_loop_closed("pyasio::task_locals::of: the event loop is closed, so "
+                                    "nothing can run on it; name a loop that is open (one that "
+                                    "runs, or a new one)");
+    }
 
     struct data {
         std::shared_ptr<detail::loop_bridge> bridge; // holds the loop weakly
@@ -543,6 +656,27 @@ inline std::optional<task_locals> current_task_locals() {
     if (detail::current_locals == nullptr)
         return std::nullopt;
     return *detail::current_locals;
+}
+
+/// The event loop of the C++ code running on this thread (pyo3-asyncio's get_current_loop):
+/// the loop of current_task_locals() if any, else the loop running in this thread. GIL held.
+/// Raises RuntimeError (a python_error) when there is neither, and event_loop_closed when the
+/// current task locals' loop is gone. default_task_locals() is not consulted: use it yourself
+/// as the next fallback, as into_future does.
+inline object get_current_loop() {
+    if (detail::current_locals != nullptr) {
+        if (object loop = detail::current_locals->loop())
+            return loop;
+        throw event_loop_closed("pyasio::get_current_loop: the event loop of the current task "
+                                "locals is gone (closed and collected)");
+    }
+    if (object loop = running_loop())
+        return loop;
+    detail::throw_error(PyExc_RuntimeError,
+                        "pyasio::get_current_loop: no task locals are current and no event loop "
+                        "runs in this thread; call it from C++ work started by "
+                        "pyasio::future_into_py, in a loop_executor handler or a "
+                        "pyasio::task_locals_scope, or on the loop's thread while it runs");
 }
 
 /// Makes `locals` the current task locals of this thread for its lifetime, for C++ code that

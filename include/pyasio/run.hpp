@@ -205,17 +205,8 @@ inline object make_loop(const run_options& options) {
     return call(getattr(import("asyncio"), "new_event_loop"));
 }
 
-/// Whether the running interpreter was started by an earlier pyasio::run (which kept it).
-inline bool& interpreter_started_by_run() {
-    static bool started = false;
-    return started;
-}
-
-/// Starts the interpreter for pyasio::run. Returns whether run owns it: it started it now, or
-/// an earlier run did and kept it; false for an interpreter the program started.
-inline bool start_interpreter(const run_options& options) {
-    if (Py_IsInitialized())
-        return interpreter_started_by_run();
+/// Starts the interpreter for pyasio::run (none runs).
+inline void start_interpreter(const run_options& options) {
     // NOTE: PyImport_AppendInittab keeps the name pointer: the strings live for the process.
     static std::vector<std::unique_ptr<std::string>> names;
     for (const auto& [name, init] : options.modules) {
@@ -241,33 +232,192 @@ inline bool start_interpreter(const run_options& options) {
                                  (status.err_msg != nullptr
                                       ? status.err_msg
                                       : "exit status " + std::to_string(status.exitcode)));
-    interpreter_started_by_run() = true;
-    return true;
 }
+
+/// Refuses a pyasio::run on a runtime thread (as block_on refuses): its loop would hold the
+/// thread.
+inline void refuse_run_on_a_runtime_thread() {
+    if (on_runtime_thread())
+        throw std::logic_error(
+            "pyasio::run: called on a runtime thread; its loop would hold that thread until "
+            "run returns, which can starve the runtime of the thread its work needs (deadlock). "
+            "co_await the work instead, or call pyasio::run from a thread of your own");
+}
+
+/// Refuses a pyasio::run on the thread of a running event loop, as asyncio.run refuses.
+inline void refuse_run_on_a_running_loop() {
+    if (!Py_IsInitialized())
+        return;
+    gil_acquire gil;
+    if (running_loop())
+        throw std::logic_error(
+            "pyasio::run: called on a thread whose event loop is running (as asyncio.run() "
+            "cannot be called from a running event loop): it would run a second loop on this "
+            "thread and block the running one. co_await the work instead (Python awaits C++ "
+            "work through pyasio::future_into_py, C++ awaits Python through "
+            "pyasio::into_future), or run a new loop on a thread of its own (pyasio::run or "
+            "pyasio::run_until_complete there)");
+}
+
+/// The pyasio::run calls in progress in the process, on any threads.
+///
+/// The run that starts while no other runs is the outermost one: it starts the interpreter (or
+/// takes over one that an earlier run started and kept), sets the default task locals, and at
+/// its end shuts down the runtime if it started it and finalizes the interpreter that a run
+/// started. A run that starts while it runs (on another thread) is nested: it runs a loop of its
+/// own and uses the interpreter and the runtime as they are, tearing down neither. The outermost
+/// run waits for its nested runs to end before it tears anything down; a run that starts during
+/// that teardown waits for the teardown to end (and is then the outermost run itself).
+class run_registry {
+public:
+    static run_registry& instance() {
+        static run_registry* r = make(); // NOTE: never destroyed: a run may end at process exit
+        return *r;
+    }
+
+    /// One run's registration, for its whole duration (destroyed on every path out of run).
+    class entry {
+    public:
+        /// Registers a run; the outermost one starts the interpreter if none runs.
+        explicit entry(const run_options& options) : runs_(instance()) {
+            std::unique_lock<std::mutex> lock(runs_.mutex_);
+            runs_.wait_while_tearing_down(lock);
+            outermost_ = runs_.active_ == 0;
+            if (outermost_) {
+                // NOTE: under the mutex, so that a nested run always finds the interpreter
+                // running; no other thread can hold the GIL of an interpreter not yet started.
+                if (!Py_IsInitialized()) {
+                    start_interpreter(options);
+                    runs_.started_ = true;
+                    runs_.generation_ = interpreter_generation();
+                }
+                owns_interpreter_ = runs_.started_ && runs_.generation_ == interpreter_generation();
+            }
+            ++runs_.active_;
+        }
+
+        ~entry() {
+            std::lock_guard<std::mutex> lock(runs_.mutex_);
+            --runs_.active_;
+            if (outermost_)
+                runs_.tearing_down_ = false;
+            runs_.changed_.notify_all();
+        }
+
+        entry(const entry&) = delete;
+        entry& operator=(const entry&) = delete;
+
+        /// No other run was in progress when this one started.
+        bool outermost() const noexcept { return outermost_; }
+
+        /// The outermost run, at its end: waits until the runs nested in it have ended (with the
+        /// GIL released, if held), then keeps new runs waiting until this entry is destroyed.
+        void wait_for_nested() {
+            std::optional<PyThreadState*> saved;
+            if (gil_held())
+                saved = PyEval_SaveThread();
+            {
+                std::unique_lock<std::mutex> lock(runs_.mutex_);
+                runs_.changed_.wait(lock, [this] { return runs_.active_ == 1; });
+                runs_.tearing_down_ = true;
+            }
+            if (saved)
+                PyEval_RestoreThread(*saved);
+        }
+
+        /// Finalizes the interpreter if this run owns it (the outermost run, with an interpreter
+        /// a run started). The GIL held by this thread, once, as Py_FinalizeEx needs.
+        void finalize() {
+            if (!owns_interpreter_)
+                return;
+            {
+                std::lock_guard<std::mutex> lock(runs_.mutex_);
+                runs_.started_ = false;
+            }
+            Py_FinalizeEx();
+        }
+
+    private:
+        run_registry& runs_;
+        bool outermost_ = false;
+        bool owns_interpreter_ = false;
+    };
+
+private:
+    static run_registry* make() {
+        auto* r = new run_registry;
+#if PYASIO_DETAIL_HAS_FORK
+        // NOTE: the child of a fork has none of the parent's runs (only the forking thread).
+        static run_registry* made = r;
+        ::pthread_atfork(nullptr, nullptr, [] {
+            ::new (&made->mutex_) std::mutex;
+            ::new (&made->changed_) std::condition_variable;
+            made->active_ = 0;
+            made->tearing_down_ = false;
+        });
+#endif
+        return r;
+    }
+
+    /// Waits (the GIL released, if held) while the outermost run tears down.
+    void wait_while_tearing_down(std::unique_lock<std::mutex>& lock) {
+        while (tearing_down_) {
+            if (!gil_held()) {
+                changed_.wait(lock, [this] { return !tearing_down_; });
+                continue;
+            }
+            // NOTE: the teardown needs the GIL (shutdown_runtime, Py_FinalizeEx). After a
+            // finalization, taking it back ends this thread, as CPython ends its other threads.
+            lock.unlock();
+            PyThreadState* saved = PyEval_SaveThread();
+            {
+                std::unique_lock<std::mutex> again(mutex_);
+                changed_.wait(again, [this] { return !tearing_down_; });
+            }
+            PyEval_RestoreThread(saved);
+            lock.lock();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::size_t active_ = 0;
+    bool tearing_down_ = false;
+    bool started_ = false;    // a run started the interpreter (and no run finalized it yet)
+    unsigned generation_ = 0; // the interpreter generation it started
+};
 
 } // namespace detail
 
 namespace detail {
 
-/// pyasio::run's frame: starts the interpreter, makes the loop (the default for into_future),
-/// calls `body(loop)` with the GIL on this thread, then shuts down in order (the tasks left, async
-/// generators, the default executor, the loop, the runtime, the interpreter it started).
-/// Returns body's result or rethrows its exception.
+/// pyasio::run's frame: registers the run and starts the interpreter, makes the loop, calls
+/// `body(loop)` with the GIL on this thread, then shuts down in order (the tasks left, async
+/// generators, the default executor, the loop; then, in the outermost run only, once the runs
+/// nested in it have ended: the runtime it started and the interpreter a run started). Returns
+/// body's result or rethrows its exception.
 template <class Body> auto run_with(const run_options& options, Body body) {
     using T = std::invoke_result_t<Body&, handle>;
-    bool owned = start_interpreter(options);
+    refuse_run_on_a_runtime_thread();
+    run_registry::entry run(options); // NOTE: first, so that Python runs (not being finalized)
+    refuse_run_on_a_running_loop();
+    const bool outermost = run.outermost();
+    bool owns_runtime = false;
     std::optional<outcome<T>> out;
     std::exception_ptr failure;
     {
         gil_acquire gil; // NOTE: the interpreter we started is held by this thread already
         try {
-            check_not_on_a_running_loop("pyasio::run");
-            runtime_slot::instance().rearm(); // an earlier run shut it down
-            if (options.runtime_threads != 0)
-                configure_runtime(options.runtime_threads);
+            if (outermost) {
+                runtime_slot::instance().rearm(); // an earlier run shut it down
+                if (options.runtime_threads != 0)
+                    configure_runtime(options.runtime_threads);
+                owns_runtime = runtime_slot::instance().start_if_idle();
+            }
             object loop = make_loop(options);
             call(getattr(import("asyncio"), "set_event_loop"), loop);
-            set_default_task_locals(task_locals::of(loop));
+            if (outermost)
+                set_default_task_locals(task_locals::of(loop));
             out.emplace();
             try {
                 if constexpr (std::is_void_v<T>) {
@@ -280,23 +430,35 @@ template <class Body> auto run_with(const run_options& options, Body body) {
             PYASIO_DETAIL_CATCH_ALL {
                 out->error = detail::caught();
             }
-            set_default_task_locals(std::nullopt);
+            if (outermost)
+                set_default_task_locals(std::nullopt);
             finish_loop(loop);
-            shutdown_runtime(options.shutdown_grace);
         }
         PYASIO_DETAIL_CATCH_ALL {
             failure = detail::caught();
-            set_default_task_locals(std::nullopt);
+            if (outermost)
+                set_default_task_locals(std::nullopt);
+        }
+        if (outermost) {
+            run.wait_for_nested();
+            if (owns_runtime) {
+                try {
+                    shutdown_runtime(options.shutdown_grace);
+                }
+                PYASIO_DETAIL_CATCH_ALL {
+                    if (!failure)
+                        failure = detail::caught();
+                }
+                runtime_slot::instance().rearm(); // left as run found it: later work starts one
+            }
         }
         // NOTE: a python_error renders its message on first what(): do it while Python lives
         for (const std::exception_ptr& e : {failure, out ? out->error : nullptr})
             render_message(e);
         release_pending();
     }
-    if (owned && options.finalize) { // this thread holds the GIL of the interpreter it started
-        interpreter_started_by_run() = false;
-        Py_FinalizeEx();
-    }
+    if (options.finalize) // this thread holds the GIL of the interpreter it started
+        run.finalize();
     if (failure)
         std::rethrow_exception(failure);
     return out->take();
@@ -328,15 +490,23 @@ inline object run_until_complete(handle loop, const object& awaitable) {
 /// into_future (default_task_locals()), so C++ code anywhere can await Python.
 ///
 /// Then it shuts down in order: cancels the tasks left, shuts down async generators and the
-/// default executor, closes the loop, shuts down the runtime (cancelling C++ work in flight),
-/// and finalizes the interpreter it started (unless options.finalize is false). Ctrl-C cancels
-/// main and throws pyasio::interrupted after the same shutdown.
+/// default executor, closes the loop, shuts down the runtime if it started it (cancelling C++
+/// work in flight; a later use starts a fresh one), and finalizes the interpreter it started
+/// (unless options.finalize is false). Ctrl-C cancels main and throws pyasio::interrupted after
+/// the same shutdown.
 ///
 /// If the program started Python itself, run uses that interpreter and leaves it running (it
 /// never starts a second one, nor finalizes one it did not start). It may be called again after
 /// it returned, with a fresh loop and runtime each time; to keep the interpreter for the next
-/// call, set options.finalize = false. Call it on the main thread (for Ctrl-C), without a loop
-/// running there.
+/// call, set options.finalize = false. Call it on the main thread (for Ctrl-C).
+///
+/// Called on another thread while a run runs, it is nested: it runs a loop of its own on that
+/// thread, and tears down neither the interpreter nor the runtime (options.finalize and
+/// runtime_threads do not apply; the default task locals stay the outer run's). The outermost
+/// run waits for the runs nested in it to end before it tears down.
+///
+/// Throws std::logic_error on the thread of a running event loop (as asyncio.run refuses: await
+/// the work there instead, or run a new loop on another thread), and on a runtime thread.
 template <class Main> auto run(Main&& main, run_options options = {}) {
     auto make = detail::as_main(std::forward<Main>(main));
     bool sigint = options.handle_sigint;

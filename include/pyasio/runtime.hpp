@@ -319,7 +319,17 @@ public:
         stopped_ = false;
     }
 
-    /// Lets a runtime that was shut down start again (pyasio::run does, at its start).
+    /// Starts the runtime unless it runs already; true when this call started it (pyasio::run
+    /// shuts down only a runtime it started).
+    bool start_if_idle() {
+        bool started = false;
+        start_locked(&started);
+        register_exit_hook();
+        return started;
+    }
+
+    /// Lets a runtime that was shut down start again (pyasio::run does, at its start and after
+    /// it shut down the runtime it started).
     void rearm() noexcept {
         std::lock_guard<std::mutex> lock(mutex_);
         stopped_ = false;
@@ -422,7 +432,7 @@ private:
         s.stopped_ = false;
     }
 
-    asio::any_io_executor start_locked() {
+    asio::any_io_executor start_locked(bool* started = nullptr) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (const asio::any_io_executor* ex = current_.load(std::memory_order_relaxed))
             return *ex;
@@ -447,6 +457,8 @@ private:
         // interpreter runs would release them into it).
         retired_.push_back(std::move(r));
         current_.store(&retired_.back().ex, std::memory_order_release);
+        if (started != nullptr)
+            *started = true;
         return retired_.back().ex;
     }
 

@@ -5,10 +5,13 @@
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_future.hpp>
 
 #include <chrono>
+#include <future>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <tuple>
 
@@ -164,9 +167,59 @@ PyObject* gil_timers(PyObject*, PyObject* args) {
     });
 }
 
-/// task_locals_of(loop): pyasio::task_locals::of(loop), converted to (loop, context).
-PyObject* task_locals_of(PyObject*, PyObject* arg) {
-    return pyasio::entry_point([&] { return pyasio::task_locals::of(handle(arg)); });
+/// task_locals_of(loop[, context]): pyasio::task_locals::of, converted to (loop, context).
+PyObject* task_locals_of(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        PyObject* loop = nullptr;
+        PyObject* context = nullptr;
+        if (!PyArg_ParseTuple(args, "O|O", &loop, &context))
+            throw pyasio::python_error::fetch();
+        return context != nullptr ? pyasio::task_locals::of(handle(loop), handle(context))
+                                  : pyasio::task_locals::of(handle(loop));
+    });
+}
+
+/// await_with_locals_of(loop, fn[, context]): names the loop (and context) with
+/// pyasio::task_locals::of on this thread, then a plain C++ thread awaits fn() with into_future
+/// and those locals; returns fn's result.
+PyObject* await_with_locals_of(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        PyObject* loop = nullptr;
+        PyObject* fn = nullptr;
+        PyObject* context = nullptr;
+        if (!PyArg_ParseTuple(args, "OO|O", &loop, &fn, &context))
+            throw pyasio::python_error::fetch();
+        pyasio::task_locals locals = context != nullptr
+                                         ? pyasio::task_locals::of(handle(loop), handle(context))
+                                         : pyasio::task_locals::of(handle(loop));
+        pyasio::async_function f(pyasio::borrow(fn));
+        std::future<pyasio::object> result;
+        {
+            pyasio::gil_release nogil;
+            std::thread([&] {
+                result = pyasio::into_future(f(), locals, asio::use_future);
+            }).join();
+            result.wait();
+        }
+        return result.get();
+    });
+}
+
+/// set_loop_wake(mode): pyasio::set_loop_wake, "reader" or "threadsafe" (for this module's
+/// bridges: every extension has its own copy of pyasio).
+PyObject* set_loop_wake(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        std::string mode = pyasio::from_python<std::string>(handle(arg));
+        if (mode != "reader" && mode != "threadsafe")
+            throw std::invalid_argument("the wake mode is 'reader' or 'threadsafe'");
+        pyasio::set_loop_wake(mode == "reader" ? pyasio::loop_wake::reader
+                                               : pyasio::loop_wake::call_soon_threadsafe);
+    });
+}
+
+/// current_loop(): pyasio::get_current_loop().
+PyObject* current_loop(PyObject*, PyObject*) {
+    return pyasio::entry_point([] { return pyasio::get_current_loop(); });
 }
 
 /// run_cpp_until_complete(loop, fn): pyasio::run_until_complete with C++ work that awaits
@@ -182,10 +235,26 @@ PyObject* run_cpp_until_complete(PyObject*, PyObject* args) {
     });
 }
 
+/// run_awaiting(fn): pyasio::run (in this Python program) with a main that awaits fn() on
+/// run's own loop; returns its result.
+PyObject* run_awaiting(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        pyasio::async_function fn(pyasio::borrow(arg));
+        return pyasio::run([fn]() -> asio::awaitable<pyasio::object> {
+            co_return co_await pyasio::into_future(fn());
+        });
+    });
+}
+
 PyMethodDef methods[] = {
+    {"run_awaiting", run_awaiting, METH_O, "pyasio::run awaiting fn() on its own loop"},
     {"run_cpp_until_complete", run_cpp_until_complete, METH_VARARGS,
      "pyasio::run_until_complete(loop, C++ work)"},
-    {"task_locals_of", task_locals_of, METH_O, "pyasio::task_locals::of(loop)"},
+    {"task_locals_of", task_locals_of, METH_VARARGS, "pyasio::task_locals::of(loop[, context])"},
+    {"await_with_locals_of", await_with_locals_of, METH_VARARGS,
+     "into_future(fn(), task_locals::of(loop[, context])) from a plain C++ thread"},
+    {"current_loop", current_loop, METH_NOARGS, "pyasio::get_current_loop()"},
+    {"set_loop_wake", set_loop_wake, METH_O, "pyasio::set_loop_wake"},
     {"gil_timers", gil_timers, METH_VARARGS, "async_gil across n timer waits"},
     {"block_on_awaitable", block_on_awaitable, METH_VARARGS,
      "pyasio::block_on(aw, locals of loop) on a plain thread"},

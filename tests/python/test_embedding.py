@@ -45,6 +45,36 @@ class Run(unittest.TestCase):
         self.assertEqual(done.stdout, "plain thread got: hello from the loop\n"
                                       "default loop: 5\n")
 
+    def test_run_on_the_thread_of_a_running_loop_is_refused(self):
+        done = embed("nested-on-the-loop-thread")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        refused = ("pyasio::run: called on a thread whose event loop is running (as asyncio.run() "
+                   "cannot be called from a running event loop)")
+        lines = done.stdout.splitlines()
+        self.assertEqual(len(lines), 4, done.stdout)
+        for line, finalize in zip(lines, ("yes", "no")):
+            self.assertTrue(line.startswith("refused (finalize %s): %s" % (finalize, refused)),
+                            line)
+            self.assertIn("co_await the work instead", line)
+        self.assertEqual(lines[2:], ["default loop kept: yes",
+                                     "outer run: 42 (interpreter finalized: yes)"])
+
+    def test_run_on_another_thread_while_run_runs_twice_in_a_row(self):
+        done = embed("nested-on-another-thread")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout,
+                         "nested run (finalize yes): its loop on the main thread: no\n"
+                         "nested run (finalize no): its loop on the main thread: no\n"
+                         "default loop kept: yes\n"
+                         "outer run's loop on the main thread: yes\n"
+                         "outer run: 42 (interpreter finalized: yes)\n")
+
+    def test_the_outer_run_waits_for_a_nested_run_that_ends_after_it(self):
+        done = embed("outer-ends-first")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "outer run: 1 (interpreter finalized: yes)\n"
+                                      "nested run: 100\n")
+
     def test_ctrl_c_cancels_main_and_exits_cleanly(self):
         p = subprocess.Popen([EMBED, "sigint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -65,6 +95,35 @@ class Run(unittest.TestCase):
                                       "Python code the main coroutine awaited (Ctrl-C, or raised "
                                       "by the code), which stops the event loop; the main "
                                       "coroutine was cancelled\n")
+
+
+class RunInAPythonProgram(unittest.TestCase):
+    def test_on_the_thread_of_a_running_loop_it_is_refused(self):
+        async def never():
+            raise AssertionError("ran")
+
+        async def main():
+            with self.assertRaisesRegex(RuntimeError, r"pyasio::run: called on a thread whose "
+                                                      r"event loop is running \(as asyncio.run\(\)"):
+                m.run_awaiting(never)
+            await m.sleep_ms(1)  # the runtime still runs
+
+        asyncio.run(main())
+
+    def test_on_another_thread_it_leaves_the_runtime_it_did_not_start_running(self):
+        async def where():
+            await asyncio.sleep(0.001)
+            return threading.current_thread()
+
+        async def main():
+            await m.sleep_ms(1)  # the runtime runs before pyasio::run starts
+            loop = asyncio.get_running_loop()
+            for _ in range(2):  # twice in a row, each with a loop of its own
+                thread = await loop.run_in_executor(None, m.run_awaiting, where)
+                self.assertIsNot(thread, threading.current_thread())
+            await m.sleep_ms(1)  # still runs: that run did not start it, so left it running
+
+        asyncio.run(main())
 
 
 class BlockOnAwaitable(unittest.TestCase):
@@ -114,8 +173,7 @@ class TaskLocalsOf(unittest.TestCase):
             t.start()
             try:
                 started.wait(10)
-                with self.assertRaisesRegex(RuntimeError, "runs in another thread; capture"):
-                    m.task_locals_of(loop)
+                self.assertIs(m.task_locals_of(loop)[0], loop)  # named from this thread
             finally:
                 loop.call_soon_threadsafe(loop.stop)
                 t.join()

@@ -601,7 +601,7 @@ class WithoutTaskLocals(unittest.TestCase):
 
         c = coro()
         with self.assertRaisesRegex(RuntimeError, "no event loop to run on.*"
-                                    "future_into_py.*task_locals::capture"):
+                                    r"future_into_py.*task_locals::of\(loop\) on any thread"):
             m.into_future_here(c)
         c.close()
 

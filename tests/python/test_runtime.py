@@ -2,6 +2,7 @@
 """The runtime: configuration, a user's own io_context, shutdown with work in flight, and
 interpreter exit with work in flight in both directions (test module: pyasio_runtime_ext.cpp)."""
 import asyncio
+import contextvars
 import os
 import signal
 import subprocess
@@ -13,6 +14,11 @@ import unittest
 import warnings
 
 import _pyasio_runtime_test as m
+
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
 
 
 class Shutdown(unittest.TestCase):
@@ -62,6 +68,105 @@ class Shutdown(unittest.TestCase):
             m.install_own_io_context()
         m.shutdown_runtime(1000)
         self.assertFalse(m.own_io_context_stopped())  # pyasio lets go of it, never stops it
+
+
+var = contextvars.ContextVar("var", default="unset")
+
+
+async def where():
+    """Which thread runs the coroutine, and what it sees of `var`."""
+    await asyncio.sleep(0.001)
+    return threading.current_thread().name, var.get()
+
+
+class TaskLocalsNamedFromAnotherThread(unittest.TestCase):
+    """pyasio::task_locals::of on this thread for a loop that runs on another one (pyo3's
+    TaskLocals::new(event_loop)), then into_future from a plain C++ thread with those locals."""
+    loop_factory = staticmethod(asyncio.new_event_loop)
+    wake = "reader"
+
+    def setUp(self):
+        m.set_loop_wake(self.wake)  # for the bridges made from now on
+        self.addCleanup(m.set_loop_wake, "reader")
+        self.loop = self.loop_factory()
+        started = threading.Event()
+        self.loop.call_soon(started.set)
+        self.thread = threading.Thread(target=self.loop.run_forever, name="the loop's thread")
+        self.thread.start()
+        self.assertTrue(started.wait(30))
+
+    def tearDown(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+    def test_the_coroutine_runs_on_the_loop_s_thread_in_the_context_given(self):
+        context = contextvars.copy_context()
+        context.run(var.set, "given")
+        self.assertEqual(m.await_with_locals_of(self.loop, where, context),
+                         ("the loop's thread", "given"))
+        locals_ = m.task_locals_of(self.loop, context)
+        self.assertIs(locals_[0], self.loop)
+        self.assertIs(locals_[1], context)  # the context itself, not a copy
+
+    def test_without_a_context_a_copy_of_the_caller_s_current_one(self):
+        token = var.set("the caller's")
+        try:
+            self.assertEqual(m.await_with_locals_of(self.loop, where),
+                             ("the loop's thread", "the caller's"))
+        finally:
+            var.reset(token)
+
+    def test_many_threads_name_the_same_loop_at_once(self):
+        results = []
+
+        def name_and_await():
+            results.append(m.await_with_locals_of(self.loop, where))
+
+        threads = [threading.Thread(target=name_and_await) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(results, [("the loop's thread", "unset")] * 8)
+
+
+class TaskLocalsNamedFromAnotherThreadThreadsafe(TaskLocalsNamedFromAnotherThread):
+    wake = "threadsafe"
+
+
+@unittest.skipIf(uvloop is None, "uvloop is not installed")
+class TaskLocalsNamedFromAnotherThreadUvloop(TaskLocalsNamedFromAnotherThread):
+    loop_factory = staticmethod(lambda: uvloop.new_event_loop())
+
+
+class TaskLocalsMisuse(unittest.TestCase):
+    def test_a_closed_loop_a_non_loop_and_a_non_context(self):
+        loop = asyncio.new_event_loop()
+        try:
+            with self.assertRaisesRegex(TypeError, r"pyasio::task_locals::of: expected a "
+                                                   r"contextvars.Context, got dict"):
+                m.task_locals_of(loop, {})
+        finally:
+            loop.close()
+        with self.assertRaisesRegex(RuntimeError, r"pyasio::task_locals::of: the event loop is "
+                                                  r"closed"):
+            m.task_locals_of(loop)
+        with self.assertRaisesRegex(TypeError, r"pyasio::task_locals::of: expected an asyncio "
+                                               r"event loop, got int"):
+            m.task_locals_of(42)
+
+
+class CurrentLoop(unittest.TestCase):
+    def test_the_running_loop_else_a_clear_error(self):
+        with self.assertRaisesRegex(RuntimeError, r"pyasio::get_current_loop: no task locals "
+                                                  r"are current and no event loop runs"):
+            m.current_loop()
+
+        async def main():
+            self.assertIs(m.current_loop(), asyncio.get_running_loop())
+
+        asyncio.run(main())
 
 
 class AsyncGil(unittest.TestCase):
