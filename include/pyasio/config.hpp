@@ -109,31 +109,18 @@
 #include <stdexcept>
 
 // NOTE: CPython ends a thread that tries to take the GIL once finalization has begun, and glibc
-// ends a thread (pthread_exit, pthread_cancel) by unwinding its stack with a "forced unwind", an
-// exception that a catch (...) sees but must rethrow: glibc aborts the process ("FATAL: exception
-// not rethrown") when a handler swallows it, and std::current_exception() inside the handler is
-// empty (rethrowing that is undefined). pyasio's catch-all handlers are all spelled with this
-// macro, which lets a forced unwind through and catches everything else:
+// ends a thread (pthread_exit, pthread_cancel) by unwinding its stack with a "forced unwind": an
+// exception that catch (...) sees but must rethrow (glibc aborts the process, "FATAL: exception
+// not rethrown", when a handler swallows it), and that is no C++ exception:
+// std::current_exception() is empty inside the handler (rethrowing that is undefined), and a
+// handler that names its type (abi::__forced_unwind&) binds a reference to null. So every
+// catch (...) in pyasio begins with detail::caught(), which rethrows what C++ cannot hold and
+// gives the exception_ptr of what it can (a test fails on a catch (...) that does not):
 //
-//     try { ... } PYASIO_DETAIL_CATCH_ALL { report(detail::caught()); }
+//     try { ... } catch (...) { report(detail::caught()); }
 //
-// (a test fails on a bare catch-all in include/). A frame that a forced unwind may cross (code
-// that calls Python, which is where CPython ends the thread) must not be noexcept either: the
-// unwinder calls std::terminate there.
-#if defined(__GLIBCXX__) && __has_include(<cxxabi.h>)
-#include <cxxabi.h>
-/// A catch-all handler that lets a thread's forced unwind (pthread_exit, pthread_cancel, CPython
-/// ending a thread at finalization) through.
-#define PYASIO_DETAIL_CATCH_ALL                                                                    \
-    catch (abi::__forced_unwind&) {                                                                \
-        ::pyasio::detail::continue_forced_unwind();                                                \
-    }                                                                                              \
-    catch (...)
-#else
-/// A catch-all handler that lets a thread's forced unwind (pthread_exit, pthread_cancel, CPython
-/// ending a thread at finalization) through.
-#define PYASIO_DETAIL_CATCH_ALL catch (...)
-#endif
+// A frame that a forced unwind may cross (code that calls Python, which is where CPython ends
+// the thread) must not be noexcept either: the unwinder calls std::terminate there.
 
 PYASIO_NAMESPACE_BEGIN
 namespace detail {
@@ -142,22 +129,15 @@ namespace detail {
 /// are aligned to it, so that neither thread's writes evict the other's.
 inline constexpr std::size_t cache_line = 64;
 
-/// Rethrows the forced unwind being handled, so that it goes on ending its thread. In a noexcept
-/// function (a destructor, what()) that is std::terminate, as any exception leaving it would be:
-/// the frames that a forced unwind crosses are not noexcept.
-[[noreturn]] inline void continue_forced_unwind() {
-    throw;
-}
-
-/// The exception being handled, for a PYASIO_DETAIL_CATCH_ALL handler; never empty. A foreign
-/// exception (thrown by another language's runtime, which std::current_exception() cannot hold)
-/// becomes a std::runtime_error that says so, instead of an empty exception_ptr that would read
-/// as success, or crash when rethrown.
-inline std::exception_ptr caught() noexcept {
-    if (std::exception_ptr e = std::current_exception())
-        return e;
-    return std::make_exception_ptr(std::runtime_error(
-        "pyasio: a foreign exception (not a C++ exception) was caught; it cannot be carried on"));
+/// The exception being handled, for the first statement of every catch (...) handler: its
+/// exception_ptr, never empty. What std::exception_ptr cannot hold is rethrown, so that it goes
+/// on: a forced unwind (a thread being ended) or another language's exception. In a noexcept
+/// function (a destructor, what()) that is std::terminate, as any exception leaving it would be.
+inline std::exception_ptr caught() {
+    std::exception_ptr e = std::current_exception();
+    if (!e)
+        throw;
+    return e;
 }
 
 /// Reports a broken library rule and aborts: used only by debug checks, for misuse that would

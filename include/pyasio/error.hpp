@@ -189,8 +189,8 @@ public:
                 if (!msg.empty())
                     text += ": " + msg;
                 s.what = std::move(text);
-            }
-            PYASIO_DETAIL_CATCH_ALL { // bad_alloc: leave the fixed text
+            } catch (...) { // bad_alloc: leave the fixed text
+                detail::caught();
                 s.what.clear();
             }
             s.described.store(true, std::memory_order_release);
@@ -301,8 +301,8 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         set(PyExc_OverflowError, err.what());
     } catch (const std::exception& err) {
         set(PyExc_RuntimeError, err.what());
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
+        detail::caught();
         PyErr_SetString(PyExc_SystemError,
                         "pyasio: a C++ exception of unknown type (not derived from "
                         "std::exception) reached Python");

@@ -179,9 +179,9 @@ public:
                     self->signal_.emit(asio::cancellation_type::terminal);
                 });
             });
-        }
-        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the work runs on; its completion is dropped
-                                  // quietly
+        } catch (...) { // std::bad_alloc: the work runs on; its completion is dropped
+                        // quietly
+            detail::caught();
         }
     }
 
@@ -230,11 +230,11 @@ public:
         try {
             task_locals_scope scope(&locals_);
             spawn();
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
+            std::exception_ptr error = detail::caught();
             start_.store(start_phase::started, std::memory_order_relaxed);
             extra.detach(); // goes with the job
-            finish(detail::caught());
+            finish(std::move(error));
             return;
         }
         if (start_.exchange(start_phase::started, std::memory_order_acq_rel) ==
@@ -305,8 +305,7 @@ private:
             } else {
                 set_result(fut, names);
             }
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             report(detail::caught());
         }
     }
@@ -315,8 +314,7 @@ private:
         object value;
         try {
             value = result_to_python();
-        }
-        PYASIO_DETAIL_CATCH_ALL { // a conversion error is the operation's error
+        } catch (...) { // a conversion error is the operation's error
             set_exception(fut, names, detail::caught());
             return;
         }
@@ -550,9 +548,9 @@ private:
             while (future_state* s = pop()) {
                 try {
                     asio::dispatch(s->strand(), start_job(s));
-                }
-                PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the job, destroyed unrun, ended the
-                                          // work
+                } catch (...) { // std::bad_alloc: the job, destroyed unrun, ended the
+                                // work
+                    detail::caught();
                 }
             }
         }
@@ -590,8 +588,8 @@ private:
                 run_of_work run(run_start);
                 try {
                     asio::post(ex, std::move(run));
-                }
-                PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: this thread starts that run too
+                } catch (...) { // std::bad_alloc: this thread starts that run too
+                    detail::caught();
                     run();
                 }
             }
@@ -661,8 +659,7 @@ inline PyObject* future_throw(PyObject* self, PyObject* args) {
         object e = thrown_exception(args);
         (void)call_method(handle(self), "cancel");
         PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
         translate_exception(detail::caught());
     }
     return nullptr;
@@ -769,10 +766,10 @@ inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
         }
         try {
             lazy_start(self);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
+            std::exception_ptr error = detail::caught();
             lazy_end_unstarted(self);
-            translate_exception(detail::caught());
+            translate_exception(std::move(error));
             return nullptr;
         }
     }
@@ -792,8 +789,7 @@ inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
     try {
         object e = thrown_exception(args);
         PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(e.ptr())), e.ptr());
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
         translate_exception(detail::caught());
     }
     return nullptr;

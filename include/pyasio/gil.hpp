@@ -169,8 +169,8 @@ public:
                 acquire();
                 co_return result;
             }
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
+            detail::caught();
             if (!held_)
                 acquire();
             throw;

@@ -156,8 +156,7 @@ inline void close_unstarted(object& awaitable) {
         object state = call(getattr(import("inspect"), "getcoroutinestate"), awaitable);
         if (PyUnicode_CompareWithASCIIString(state.ptr(), "CORO_CREATED") == 0)
             call_method(awaitable, "close");
-    }
-    PYASIO_DETAIL_CATCH_ALL { // the close of a coroutine that never ran runs none of its code
+    } catch (...) { // the close of a coroutine that never ran runs none of its code
         translate_exception(detail::caught());
         PyErr_WriteUnraisable(awaitable.ptr());
     }
@@ -213,8 +212,7 @@ public:
         } else {
             try {
                 start();
-            }
-            PYASIO_DETAIL_CATCH_ALL {
+            } catch (...) {
                 deliver(detail::caught());
             }
         }
@@ -285,8 +283,7 @@ private:
                 deliver(nullptr);
             else
                 deliver(nullptr, converted(result));
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             deliver(detail::caught());
         }
     }
@@ -389,8 +386,8 @@ private:
         cpp_cancelled_.store(true, std::memory_order_release);
         try {
             locals_.bridge()->push(new cancel_job(this));
-        }
-        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the task keeps running
+        } catch (...) { // std::bad_alloc: the task keeps running
+            detail::caught();
         }
         if (terminal)
             deliver(aborted(), std::nullopt, true);
@@ -402,8 +399,7 @@ private:
             return;
         try {
             call_method(task_, per_interpreter<into_future_names>().cancel);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             translate_exception(detail::caught());
             PyErr_WriteUnraisable(nullptr);
         }
@@ -425,8 +421,7 @@ private:
                 asio::post(work_, std::move(f));
             else
                 asio::dispatch(work_, std::move(f)); // NOTE: may run the handler here
-        }
-        PYASIO_DETAIL_CATCH_ALL { // the handler threw (run here by dispatch), or std::bad_alloc
+        } catch (...) { // the handler threw (run here by dispatch), or std::bad_alloc
             report_escaped(detail::caught(), "that pyasio::into_future completed");
         }
     }

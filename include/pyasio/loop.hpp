@@ -64,7 +64,7 @@ inline object weak_target(handle weakref) {
 struct loop_job {
     loop_job* next = nullptr;
     /// Runs on the loop thread with the GIL held; must not throw (but lets a forced unwind
-    /// through: not noexcept, see PYASIO_DETAIL_CATCH_ALL). Consumes the job.
+    /// through: not noexcept, see detail::caught()). Consumes the job.
     virtual void run() = 0;
     /// The loop is gone: release the job without completing it. The GIL is held if the
     /// interpreter is alive. Consumes the job.
@@ -145,8 +145,7 @@ public:
         try {
             if (object loop = this->loop())
                 call_method(loop, "add_reader", efd_, drain);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             translate_exception(detail::caught());
             PyErr_WriteUnraisable(drain.ptr());
             loop_closed();
@@ -245,9 +244,9 @@ private:
                 return; // not attached yet: attach runs a drain
             if (object loop = weak_target(loop_))
                 call_method(loop, "call_soon_threadsafe", drain_);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             // A closed loop raises RuntimeError: its jobs are abandoned when it goes away.
+            detail::caught();
         }
     }
 
@@ -401,8 +400,8 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
         auto it = bridges_.find(loop.ptr());
         if (it != bridges_.end() && it->second.bridge == bridge)
             it->second.watcher = std::move(watcher);
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
+        detail::caught();
         {
             std::lock_guard<std::mutex> lock(mutex_);
             auto it = bridges_.find(loop.ptr());

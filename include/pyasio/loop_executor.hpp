@@ -34,8 +34,7 @@ template <class F> struct handler_job final : loop_job {
             task_locals_scope scope(&locals);
             context_scope in_context(locals.context());
             f();
-        }
-        PYASIO_DETAIL_CATCH_ALL { // a handler must not throw: report it like an error in a callback
+        } catch (...) { // a handler must not throw: report it like an error in a callback
             report_escaped(detail::caught(), "on the loop thread (pyasio::loop_executor)");
         }
         delete this;

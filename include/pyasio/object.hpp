@@ -214,8 +214,7 @@ template <class F> PyObject* entry_point(F&& f) {
         } else {
             return to_python(f()).release();
         }
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
         translate_exception(detail::caught());
         return nullptr;
     }

@@ -115,8 +115,7 @@ template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
             } else {
                 out->value.emplace(co_await make());
             }
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             out->error = detail::caught();
         }
     });
@@ -184,8 +183,9 @@ inline void render_message(const std::exception_ptr& e) noexcept {
         std::rethrow_exception(e);
     } catch (const python_error& err) {
         (void)err.what();
+    } catch (...) {
+        detail::caught();
     }
-    PYASIO_DETAIL_CATCH_ALL {}
 }
 
 /// The event loop `options` ask for. GIL held.
@@ -426,15 +426,13 @@ template <class Body> auto run_with(const run_options& options, Body body) {
                 } else {
                     out->value.emplace(body(handle(loop)));
                 }
-            }
-            PYASIO_DETAIL_CATCH_ALL {
+            } catch (...) {
                 out->error = detail::caught();
             }
             if (outermost)
                 set_default_task_locals(std::nullopt);
             finish_loop(loop);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             failure = detail::caught();
             if (outermost)
                 set_default_task_locals(std::nullopt);
@@ -444,10 +442,10 @@ template <class Body> auto run_with(const run_options& options, Body body) {
             if (owns_runtime) {
                 try {
                     shutdown_runtime(options.shutdown_grace);
-                }
-                PYASIO_DETAIL_CATCH_ALL {
+                } catch (...) {
+                    std::exception_ptr error = detail::caught();
                     if (!failure)
-                        failure = detail::caught();
+                        failure = std::move(error);
                 }
                 runtime_slot::instance().rearm(); // left as run found it: later work starts one
             }

@@ -63,15 +63,16 @@ inline void report_escaped(const std::exception_ptr& error, const char* where) n
         PyErr_WriteUnraisable(context.ptr());
         PyErr_Clear(); // NOTE: only if the hook itself failed
         return;
+    } catch (...) {
+        detail::caught();
     }
-    PYASIO_DETAIL_CATCH_ALL {}
     std::fprintf(stderr, message, where);
     try {
         std::rethrow_exception(error);
     } catch (const std::exception& e) {
         std::fprintf(stderr, ": %s\n", e.what());
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
+        detail::caught();
         std::fputs("\n", stderr);
     }
 }
@@ -110,8 +111,7 @@ public:
                         io_.run();
 #endif
                         return;
-                    }
-                    PYASIO_DETAIL_CATCH_ALL { // a handler threw: report it, and serve the others on
+                    } catch (...) { // a handler threw: report it, and serve the others on
                         detail::report_escaped(detail::caught(), "on a runtime thread");
                     }
                 }
@@ -238,8 +238,8 @@ public:
             std::lock_guard<std::mutex> lock(mutex_);
             try {
                 held.reserve(count_);
-            }
-            PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: nothing is cancelled; shutdown still stops
+            } catch (...) { // std::bad_alloc: nothing is cancelled; shutdown still stops
+                detail::caught();
                 return;
             }
             for (inflight_operation* op = head_; op != nullptr; op = op->next)
@@ -401,8 +401,8 @@ private:
                 METH_NOARGS, "Shuts pyasio's runtime down before the interpreter finalizes."};
             object fn = checked(PyCFunction_New(&def, nullptr));
             call(getattr(import("atexit"), "register"), fn);
-        }
-        PYASIO_DETAIL_CATCH_ALL { // no hook: the threads are still joined at process exit
+        } catch (...) { // no hook: the threads are still joined at process exit
+            detail::caught();
             hook_generation_.store(0, std::memory_order_release);
         }
     }
@@ -539,8 +539,8 @@ namespace detail {
 inline void runtime_slot::shutdown_at_exit() noexcept {
     try {
         shutdown_runtime();
-    }
-    PYASIO_DETAIL_CATCH_ALL { // nothing to report to at exit
+    } catch (...) { // nothing to report to at exit
+        detail::caught();
     }
 }
 } // namespace detail

@@ -192,8 +192,8 @@ public:
                     },
                     outcome);
             });
-        }
-        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: the handler never runs
+        } catch (...) { // std::bad_alloc: the handler never runs
+            detail::caught();
         }
     }
 
@@ -272,8 +272,7 @@ inline PyObject* pump_throw(PyObject* o, PyObject* args) {
     object e;
     try {
         e = thrown_exception(args);
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
         translate_exception(detail::caught());
         return nullptr;
     }
@@ -555,8 +554,7 @@ public:
                     break;
                 wait_next();
             }
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
             end(detail::caught());
             phase_ = phase::done;
         }
@@ -608,8 +606,8 @@ private:
         try {
             auto job = [self = counted_ref<stream_core>::share(this), f] { f(*self.get()); };
             locals_.bridge()->push(new handler_job<decltype(job)>(locals_, std::move(job)));
-        }
-        PYASIO_DETAIL_CATCH_ALL { // std::bad_alloc: nothing is done
+        } catch (...) { // std::bad_alloc: nothing is done
+            detail::caught();
         }
     }
 
@@ -664,10 +662,10 @@ private:
             reinterpret_cast<pump_object*>(pump.ptr())->target = this;
             task_ = call_method(loop, per_interpreter<stream_names>().create_task, pump);
             locals_.bridge()->watch(this);
-        }
-        PYASIO_DETAIL_CATCH_ALL {
+        } catch (...) {
+            std::exception_ptr error = detail::caught();
             source_.reset();
-            end(detail::caught());
+            end(std::move(error));
             phase_ = phase::done;
             finish();
         }
@@ -713,8 +711,7 @@ private:
                 // pump goes on
                 if (fresh_.size() >= (window_ + 1) / 2)
                     notify();
-            }
-            PYASIO_DETAIL_CATCH_ALL { // a conversion error ends the stream at this item
+            } catch (...) { // a conversion error ends the stream at this item
                 end(detail::caught());
                 closing_ = true;
             }
@@ -939,9 +936,9 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
                 const stream_names& names = per_interpreter<stream_names>();
                 if (call_method(done, names.done).ptr() != Py_True)
                     call_method(done, names.cancel);
-            }
-            PYASIO_DETAIL_CATCH_ALL { // its loop is closed: dropping the future cancels the work
-                                      // too
+            } catch (...) { // its loop is closed: dropping the future cancels the work
+                            // too
+                detail::caught();
             }
         }
         wake_python();
@@ -1011,8 +1008,7 @@ private:
                 const stream_names& names = per_interpreter<stream_names>();
                 if (call_method(wait, names.done).ptr() != Py_True) // not a cancelled reader's
                     call_method(wait, names.set_result, handle(Py_None));
-            }
-            PYASIO_DETAIL_CATCH_ALL {
+            } catch (...) {
                 translate_exception(detail::caught());
                 PyErr_WriteUnraisable(nullptr);
             }
@@ -1267,10 +1263,10 @@ inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
                 self->inner = await_iter(out, "create_future()").release();
             }
         }
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
+        std::exception_ptr error = detail::caught();
         self->finished = true;
-        translate_exception(detail::caught());
+        translate_exception(std::move(error));
         return resumed::raised;
     }
 }
@@ -1321,8 +1317,7 @@ inline PyObject* next_throw(PyObject* o, PyObject* args) {
     object e;
     try {
         e = thrown_exception(args);
-    }
-    PYASIO_DETAIL_CATCH_ALL {
+    } catch (...) {
         translate_exception(detail::caught());
         return nullptr;
     }

@@ -34,8 +34,8 @@ inline int catch2_main(int argc, char** argv, run_options options = {}) {
             gil_acquire gil; // plain test cases may use Python directly
             try {
                 status = Catch::Session().run(argc, argv);
-            }
-            PYASIO_DETAIL_CATCH_ALL {
+            } catch (...) {
+                detail::caught();
                 status = 1;
             }
             call_method(loop, "call_soon_threadsafe", getattr(ended, "set_result"), status);
@@ -68,8 +68,8 @@ PYASIO_NAMESPACE_END
         } catch (const std::exception& e) {                                                        \
             std::fprintf(stderr, "pyasio: the test program could not run: %s\n", e.what());        \
             return 1;                                                                              \
-        }                                                                                          \
-        PYASIO_DETAIL_CATCH_ALL {                                                                  \
+        } catch (...) {                                                                            \
+            ::pyasio::detail::caught(); /* rethrows a forced unwind */                             \
             std::fprintf(stderr, "pyasio: the test program could not run\n");                      \
             return 1;                                                                              \
         }                                                                                          \
