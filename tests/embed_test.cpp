@@ -61,6 +61,19 @@ int run_twice() {
     return 0;
 }
 
+/// A second run after the first finalized the interpreter (the default): refused, clearly.
+int after_finalize() {
+    long r = pyasio::run([] { return await_python_twice(10); });
+    std::printf("run 1: %ld (interpreter finalized: %s)\n", r, Py_IsInitialized() ? "no" : "yes");
+    try {
+        pyasio::run([] { return await_python_twice(20); });
+        std::printf("run 2 ran\n");
+    } catch (const std::logic_error& e) {
+        std::printf("run 2 refused: %s\n", e.what());
+    }
+    return 0;
+}
+
 int sigint() {
     try {
         pyasio::run([]() -> asio::awaitable<void> {
@@ -275,6 +288,8 @@ int main(int argc, char** argv) {
     try {
         if (mode == "twice")
             return run_twice();
+        if (mode == "after-finalize")
+            return after_finalize();
         if (mode == "sigint")
             return sigint();
         if (mode == "keyboard-interrupt")
@@ -295,8 +310,10 @@ int main(int argc, char** argv) {
         std::printf("error: %s\n", e.what());
         return 1;
     }
-    std::printf("usage: %s twice|sigint|keyboard-interrupt|own-interpreter|exception|plain-thread|"
-                "nested-on-the-loop-thread|nested-on-another-thread|outer-ends-first\n",
-                argv[0]);
+    std::printf(
+        "usage: %s "
+        "twice|after-finalize|sigint|keyboard-interrupt|own-interpreter|exception|plain-thread|"
+        "nested-on-the-loop-thread|nested-on-another-thread|outer-ends-first\n",
+        argv[0]);
     return 2;
 }

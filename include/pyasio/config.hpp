@@ -87,11 +87,16 @@
 /// -fvisibility=hidden (PyMODINIT_FUNC exports it only from Python 3.9 on):
 ///
 ///     PYASIO_MODULE_INIT(mymod) { return PyModule_Create(&mymod_def); }
+///
+/// `name` may be a macro (e.g. one the build defines): it is expanded first.
+#define PYASIO_MODULE_INIT(name) PYASIO_DETAIL_MODULE_INIT(name)
 #if defined(__GNUC__) || defined(__clang__)
-#define PYASIO_MODULE_INIT(name)                                                                   \
+/// PYASIO_MODULE_INIT, once `name` is expanded.
+#define PYASIO_DETAIL_MODULE_INIT(name)                                                            \
     extern "C" __attribute__((visibility("default"))) PyObject* PyInit_##name()
 #else
-#define PYASIO_MODULE_INIT(name) PyMODINIT_FUNC PyInit_##name()
+/// PYASIO_MODULE_INIT, once `name` is expanded.
+#define PYASIO_DETAIL_MODULE_INIT(name) PyMODINIT_FUNC PyInit_##name()
 #endif
 
 // Debug checks (GIL held on incref, misuse detectors): on with PYASIO_DEBUG, or when NDEBUG is

@@ -234,6 +234,19 @@ inline void start_interpreter(const run_options& options) {
                                       : "exit status " + std::to_string(status.exitcode)));
 }
 
+/// Refuses to start an interpreter after one was finalized in this process.
+// NOTE: CPython cannot reliably start asyncio again in a new interpreter: 3.11's _asyncio keeps
+// objects of the first one (the next run failed with "NameError: name 'len' is not defined"),
+// and 3.13 crashes in a plain asyncio.run after a re-initialization.
+inline void refuse_a_second_interpreter() {
+    if (interpreter_generation() != 0)
+        throw std::logic_error(
+            "pyasio::run: the Python interpreter was finalized earlier in this process (by an "
+            "earlier pyasio::run, or by the program), and CPython cannot reliably start asyncio "
+            "in a second one; give the earlier pyasio::run options.finalize = false to keep the "
+            "interpreter for the next run (the last run may finalize it)");
+}
+
 /// Refuses a pyasio::run on a runtime thread (as block_on refuses): its loop would hold the
 /// thread.
 inline void refuse_run_on_a_runtime_thread() {
@@ -287,6 +300,7 @@ public:
                 // NOTE: under the mutex, so that a nested run always finds the interpreter
                 // running; no other thread can hold the GIL of an interpreter not yet started.
                 if (!Py_IsInitialized()) {
+                    refuse_a_second_interpreter();
                     start_interpreter(options);
                     runs_.started_ = true;
                     runs_.generation_ = interpreter_generation();

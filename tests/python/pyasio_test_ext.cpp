@@ -210,6 +210,8 @@ PyModuleDef module = {PyModuleDef_HEAD_INIT,
                       nullptr};
 } // namespace
 
-PYASIO_MODULE_INIT(_pyasio_test) {
+// The name through a macro, as a build that names its module once would write it.
+#define PYASIO_TEST_MODULE _pyasio_test
+PYASIO_MODULE_INIT(PYASIO_TEST_MODULE) {
     return PyModule_Create(&module);
 }

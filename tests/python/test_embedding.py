@@ -28,6 +28,13 @@ class Run(unittest.TestCase):
         self.assertEqual(done.stdout, "run 1: 20 (interpreter finalized: no)\n"
                                       "run 2: 40 (interpreter finalized: yes)\n")
 
+    def test_a_run_after_a_run_finalized_the_interpreter_is_refused_clearly(self):
+        done = embed("after-finalize")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertIn("run 1: 20 (interpreter finalized: yes)\n", done.stdout)
+        self.assertRegex(done.stdout, r"run 2 refused: pyasio::run: the Python interpreter was "
+                                      r"finalized earlier .* options.finalize = false")
+
     def test_in_an_interpreter_the_program_started(self):
         done = embed("own-interpreter")
         self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
