@@ -91,6 +91,23 @@ async def cpp_futures_dropped(n):
     await batches(n, one)
 
 
+async def cpp_in_tasks(n):
+    # create_task(mod.f()): each task runs the future as its coroutine; every other one is
+    # cancelled (before its first step or while it waits), which cancels the C++ work
+    async def one(k):
+        tasks = [asyncio.create_task(cpp.echo_int(i) if i % 2 else cpp.sleep_ms(60_000))
+                 for i in range(k)]
+        for t in tasks[0::4]:
+            t.cancel()  # before its first step: CancelledError thrown into the future
+        await asyncio.sleep(0.005)
+        for t in tasks[2::4]:
+            t.cancel()  # while it waits
+        got = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(g == i if i % 2 else isinstance(g, asyncio.CancelledError)
+                   for i, g in enumerate(got)), got[:4]
+    await batches(n, one)
+
+
 async def python_results(n):
     async def value(i):
         return i
@@ -202,8 +219,8 @@ def run_kind(kind, n):
         loop.close()
 
 
-KINDS = [cpp_results, cpp_exceptions, python_cancels_cpp, cpp_futures_dropped, python_results,
-         python_exceptions, cpp_cancels_python, stream_to_python, stream_to_cpp]
+KINDS = [cpp_results, cpp_exceptions, python_cancels_cpp, cpp_futures_dropped, cpp_in_tasks,
+         python_results, python_exceptions, cpp_cancels_python, stream_to_python, stream_to_cpp]
 
 
 class Leaks(unittest.TestCase):
