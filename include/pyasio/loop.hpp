@@ -59,6 +59,25 @@ inline object weak_target(handle weakref) {
 #endif
 }
 
+/// loop.call_soon_threadsafe(fn), called from a Python function (made once per interpreter).
+// NOTE: a runtime thread has no Python frame, and uvloop before 0.18 in debug mode (python -X dev)
+// then raises ValueError ("call stack is not deep enough") from call_soon_threadsafe: the loop
+// was never woken. Called from a Python frame, it is.
+struct threadsafe_wake {
+    object call = make();
+
+private:
+    static object make() {
+        object globals = checked(PyDict_New());
+        if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0)
+            throw_error_already_set();
+        (void)checked(PyRun_String("def call_soon_threadsafe(loop, fn):\n"
+                                   "    loop.call_soon_threadsafe(fn)\n",
+                                   Py_file_input, globals.ptr(), globals.ptr()));
+        return borrow(PyDict_GetItemString(globals.ptr(), "call_soon_threadsafe"));
+    }
+};
+
 /// A unit of work for the loop thread. Queued by any thread without the GIL; run on the loop
 /// thread with the GIL by the bridge's drain, in the order queued.
 struct loop_job {
@@ -242,11 +261,21 @@ private:
             gil_acquire gil;
             if (!drain_)
                 return; // not attached yet: attach runs a drain
-            if (object loop = weak_target(loop_))
-                call_method(loop, "call_soon_threadsafe", drain_);
+            object loop = weak_target(loop_);
+            if (!loop)
+                return;
+            try {
+                call(per_interpreter<threadsafe_wake>().call, loop, drain_);
+            } catch (const python_error& e) {
+                // A closed loop raises RuntimeError: its jobs are abandoned when it goes away.
+                // Anything else is reported: the loop was not woken.
+                if (!e.matches(handle(PyExc_RuntimeError))) {
+                    e.restore();
+                    PyErr_WriteUnraisable(loop.ptr());
+                }
+            }
         } catch (...) {
-            // A closed loop raises RuntimeError: its jobs are abandoned when it goes away.
-            detail::caught();
+            detail::caught(); // gil_acquire refused: the interpreter is finalizing
         }
     }
 

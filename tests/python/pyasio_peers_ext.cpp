@@ -418,16 +418,17 @@ std::string describe(const std::exception_ptr& e) {
     }
 }
 
-/// read_cancel_read(aiterable, n, secs): C++ reads n items, then races one next() against a
-/// timer of secs (the timer wins: C++ cancels that next()), then reads on to the end.
-/// (items before, "timeout" or "item", items after), or the error met after, as text.
+/// read_cancel_read(aiterable, n, secs, after_race): C++ reads n items, then races one next()
+/// against a timer of secs (the timer wins: C++ cancels that next()), awaits after_race(), then
+/// reads on to the end. (items before, "timeout" or "item", items after), or the error met
+/// after, as text.
 PyObject* read_cancel_read(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        auto [iterable, n, secs] =
-            pyasio::from_python<std::tuple<object, long, double>>(handle(args));
+        auto [iterable, n, secs, after_race] =
+            pyasio::from_python<std::tuple<object, long, double, object>>(handle(args));
         return pyasio::future_into_py(
-            [s = pyasio::into_stream<long>(std::move(iterable), 4), n = n,
-             d = from_seconds(secs)]() mutable
+            [s = pyasio::into_stream<long>(std::move(iterable), 4), n = n, d = from_seconds(secs),
+             then = pyasio::async_function(std::move(after_race))]() mutable
             -> asio::awaitable<
                 std::tuple<std::vector<long>, std::string, std::vector<long>, std::string>> {
                 using namespace asio::experimental::awaitable_operators;
@@ -437,6 +438,7 @@ PyObject* read_cancel_read(PyObject*, PyObject* args) {
                 asio::steady_timer timer(co_await asio::this_coro::executor, d);
                 auto race = co_await (s.next() || timer.async_wait(asio::use_awaitable));
                 std::string raced = race.index() == 0 ? "item" : "timeout";
+                co_await pyasio::into_future(then());
                 std::exception_ptr error;
                 try {
                     while (std::optional<long> item = co_await s.next())
