@@ -286,13 +286,38 @@ void expect_never_completed_here(const std::shared_ptr<work_flags>& flags) {
     CHECK_FALSE(flags->completed);
 }
 
-/// The harness's loop: what pyo3-asyncio's tests get from get_current_loop().
-// NOTE: pyo3-asyncio names it from a runtime thread with TaskLocals::new(loop); until pyasio
-// has a way to name a loop that runs in another thread, the harness's own locals stand in.
+/// The harness's own task locals (pyasio::run's, the default ones): what into_future falls back
+/// to where C++ code has none of its own, as pyo3-asyncio's harness runs its tests in its scope.
 pyasio::task_locals harness_locals() {
     std::optional<pyasio::task_locals> locals = pyasio::default_task_locals();
     REQUIRE(locals.has_value());
     return *locals;
+}
+
+/// The harness's loop (pyasio::run's, running on the main thread): pyo3-asyncio's sync tests
+/// get it as their `event_loop` argument, its async tests from get_current_loop(). GIL held.
+// NOTE: not pyasio::get_current_loop(): a test body has no task locals of its own and runs no
+// loop, and get_current_loop() does not fall back to the default locals (docs/runtime.md).
+object harness_loop() {
+    object loop = harness_locals().loop();
+    REQUIRE(loop);
+    return loop;
+}
+
+/// pyo3-asyncio's TaskLocals::new(event_loop), made where its tests make it: on a thread that is
+/// not the loop's (a runtime thread, or the Catch2 thread), with pyasio::task_locals::of(loop).
+/// GIL held.
+pyasio::task_locals new_task_locals(handle loop) {
+    pyasio::task_locals locals = pyasio::task_locals::of(loop);
+    CHECK_FALSE(pyasio::loop_executor(locals).running_in_this_thread()); // not the loop's thread
+    CHECK(locals.loop().ptr() == loop.ptr());
+    return locals;
+}
+
+/// new_task_locals(harness_loop()), from a thread that does not hold the GIL (it takes it).
+pyasio::task_locals new_task_locals_for_harness_loop() {
+    pyasio::gil_acquire gil;
+    return new_task_locals(harness_loop());
 }
 
 } // namespace
@@ -343,28 +368,35 @@ TEST_CASE("peers: test_blocking_sleep", "[peers]") {
 }
 
 PEERS_ASYNC_TEST(test_into_future, "test_into_future") {
-    // C++ awaits a coroutine on task locals it names explicitly
-    pyasio::task_locals locals = harness_locals();
-    pyasio::async_function py_sleep(define("import asyncio\n"
-                                           "async def py_sleep(d):\n"
-                                           "    await asyncio.sleep(d)\n",
-                                           "py_sleep"));
-    co_await pyasio::into_future<void>(py_sleep(0.001), locals);
+    // common::test_into_future(get_current_loop()): on this runtime thread, C++ names the
+    // harness's loop, which runs on the main thread (TaskLocals::new(event_loop):
+    // task_locals::of(loop)), and awaits a coroutine there
+    pyasio::task_locals locals = new_task_locals_for_harness_loop();
+    object py_sleep = define("import asyncio\n"
+                             "async def py_sleep(d):\n"
+                             "    await asyncio.sleep(d)\n",
+                             "py_sleep");
     object coro; // made here, under the GIL, as pyo3-asyncio makes it
     {
         pyasio::gil_acquire gil;
-        coro = pyasio::call(test::eval("py_sleep"), 0.001);
+        coro = pyasio::call(py_sleep, 0.001);
     }
     co_await pyasio::into_future<void>(std::move(coro), locals);
+    // and called on the loop's thread (async_function), on the same locals
+    pyasio::async_function on_loop(std::move(py_sleep));
+    co_await pyasio::into_future<void>(on_loop(0.001), locals);
 }
 
 PEERS_ASYNC_TEST(test_other_awaitables, "test_other_awaitables") {
-    // C++ awaits an asyncio.Future (an executor's), not a coroutine
-    pyasio::task_locals locals = harness_locals();
+    // common::test_other_awaitables(get_current_loop()): C++ awaits an asyncio.Future (an
+    // executor's), not a coroutine, on task locals it names on this runtime thread
+    pyasio::task_locals locals = new_task_locals_for_harness_loop();
     auto future = std::make_shared<object>();
+    // NOTE: the peer calls loop.run_in_executor on the runtime thread; asyncio's loop methods
+    // are not thread-safe, so the port calls it on the loop's thread, through the loop_executor
+    // of the same locals (get_current_loop() is their loop there)
     auto make_future = [future]() -> asio::awaitable<void> {
-        // the loop's thread, with the GIL
-        object loop = pyasio::get_running_loop();
+        object loop = pyasio::get_current_loop();
         object sleep = pyasio::call(pyasio::getattr(pyasio::import("functools"), "partial"),
                                     pyasio::getattr(pyasio::import("time"), "sleep"), 0.001);
         *future = pyasio::call_method(loop, "run_in_executor", handle(Py_None), sleep);
@@ -402,18 +434,22 @@ PEERS_ASYNC_TEST(test_local_future_into_py, "test_local_future_into_py") {
 }
 
 TEST_CASE("peers: test_local_future_into_py from a plain thread", "[peers]") {
-    // tokio's form: a sync test, on a thread that is not the loop's, given the loop
+    // tokio's form: a sync test on a thread that is not the loop's, given the loop
+    // (`event_loop`): local_future_into_py_with_locals(TaskLocals::new(event_loop), work), then
+    // into_future_with_locals(TaskLocals::new(event_loop), future), both locals made here
     under_each_runtime([] {
-        pyasio::task_locals locals = harness_locals();
+        object event_loop = harness_loop();
         auto rc = std::make_shared<long>(1);
         object future = pyasio::future_into_py(
             [rc]() -> asio::awaitable<long> {
+                if (!pyasio::gil::held())
+                    throw std::logic_error("local work off the loop's thread");
                 co_await sleep_ms(*rc);
                 co_return *rc;
             },
-            pyasio::loop_executor(locals));
-        std::future<long> result =
-            pyasio::into_future<long>(std::move(future), locals, asio::use_future);
+            pyasio::loop_executor(new_task_locals(event_loop)));
+        std::future<long> result = pyasio::into_future<long>(
+            std::move(future), new_task_locals(event_loop), asio::use_future);
         CHECK(outcome_here(result) == "ok");
     });
 }
@@ -466,16 +502,18 @@ PEERS_ASYNC_TEST(test_cancel_on_the_loop, "test_cancel of a future made on the l
 }
 
 TEST_CASE("peers: test_local_cancel", "[peers]") {
-    // From a thread that is not the loop's: a future whose work runs on the loop's thread,
-    // cancelled, then awaited by C++
+    // tokio's form, a sync test given the loop: on this thread (not the loop's), locals made
+    // with TaskLocals::new(event_loop) are made current (scope_local: a task_locals_scope); a
+    // future whose work runs on the loop's thread (local_future_into_py, on the current locals)
+    // is cancelled, then awaited by C++ on the current locals
     under_each_runtime([] {
-        pyasio::task_locals locals = harness_locals();
+        pyasio::task_locals_scope scope(new_task_locals(harness_loop()));
         auto flags = std::make_shared<work_flags>();
-        object future = pyasio::future_into_py([flags] { return flagged_wait(flags); },
-                                               pyasio::loop_executor(locals));
+        object future =
+            pyasio::future_into_py([flags] { return flagged_wait(flags); },
+                                   pyasio::loop_executor(pyasio::current_task_locals().value()));
         CHECK(pyasio::call_method(future, "cancel").ptr() == Py_True);
-        std::future<void> awaited =
-            pyasio::into_future<void>(std::move(future), locals, asio::use_future);
+        std::future<void> awaited = pyasio::into_future<void>(std::move(future), asio::use_future);
         CHECK(outcome_here(awaited) == "cancelled by python");
         expect_never_completed_here(flags);
     });

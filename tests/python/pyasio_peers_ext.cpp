@@ -117,15 +117,30 @@ PyObject* await_py(PyObject*, PyObject* arg) {
     });
 }
 
-/// await_py_on(aw, loop): the same, on task locals named explicitly for `loop` (pyo3-asyncio's
-/// into_future_with_locals(TaskLocals::new(loop), aw)), made at the call.
+/// await_py_on(aw[, loop]): the same, on task locals that the C++ work names on its runtime
+/// thread, not the loop's, as pyo3-asyncio's tests do: into_future_with_locals(
+/// TaskLocals::new(event_loop), aw), with event_loop given, or (none) get_current_loop() there
+/// (the loop of the work's task locals: the one running at the call).
 PyObject* await_py_on(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        auto [aw, loop] = pyasio::from_python<std::tuple<object, object>>(handle(args));
-        pyasio::task_locals locals = pyasio::task_locals::of(loop);
+        PyObject* a = nullptr;
+        PyObject* l = nullptr;
+        if (!PyArg_UnpackTuple(args, "await_py_on", 1, 2, &a, &l))
+            throw pyasio::python_error::fetch();
+        object given = l != nullptr ? pyasio::borrow(l) : object(); // none: get_current_loop()
         return pyasio::future_into_py(
-            [aw = std::move(aw), locals]() mutable -> asio::awaitable<object> {
-                co_return co_await pyasio::into_future(std::move(aw), locals);
+            [aw = pyasio::borrow(a), loop = std::move(given)]() mutable -> asio::awaitable<object> {
+                std::optional<pyasio::task_locals> locals;
+                {
+                    pyasio::gil_acquire gil; // a runtime thread
+                    if (!loop)
+                        loop = pyasio::get_current_loop();
+                    locals = pyasio::task_locals::of(loop);
+                    loop.reset();
+                    if (pyasio::loop_executor(*locals).running_in_this_thread())
+                        throw std::logic_error("await_py_on: named on the loop's thread");
+                }
+                co_return co_await pyasio::into_future(std::move(aw), *locals);
             });
     });
 }
@@ -708,7 +723,8 @@ PyMethodDef methods[] = {
     {"counted_sleep", counted_sleep, METH_VARARGS, "sleep, counted under a tag"},
     {"local_counted_sleep", local_counted_sleep, METH_VARARGS, "the same on the loop executor"},
     {"await_py", await_py, METH_O, "C++ awaits the awaitable"},
-    {"await_py_on", await_py_on, METH_VARARGS, "C++ awaits it on task_locals::of(loop)"},
+    {"await_py_on", await_py_on, METH_VARARGS,
+     "C++ awaits it on task_locals::of(loop) named on a runtime thread"},
     {"async_sleep", async_sleep, METH_O, "a timer, then asyncio.sleep"},
     {"sleep_with_locals", sleep_with_locals, METH_O, "asyncio.sleep on captured locals"},
     {"blocking_sleep", blocking_sleep, METH_O, "blocks, the GIL released"},

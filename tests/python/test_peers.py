@@ -161,20 +161,25 @@ class Pyo3Asyncio:
         self.run_loop(main())
 
     def test_into_future(self):
-        # C++ awaits a coroutine on task locals named explicitly for the loop
+        # C++ awaits a coroutine on task locals it names on a runtime thread, not the loop's
+        # (TaskLocals::new(get_current_loop()): task_locals::of(get_current_loop())), and on
+        # locals it names there for the loop it is given (TaskLocals::new(event_loop))
         async def main():
+            self.assertIsNone(await m.await_py_on(py_sleep(MS)))
             self.assertIsNone(await m.await_py_on(py_sleep(MS), asyncio.get_running_loop()))
 
         self.run_loop(main())
 
     def test_other_awaitables(self):
-        # C++ awaits an asyncio.Future (an executor's), not a coroutine
+        # C++ awaits an asyncio.Future (an executor's), not a coroutine, on task locals it
+        # names on a runtime thread (task_locals::of(get_current_loop()))
         async def main():
             loop = asyncio.get_running_loop()
             task = loop.run_in_executor(None, functools.partial(time.sleep, MS))
             self.assertIsInstance(task, asyncio.Future)
-            self.assertIsNone(await m.await_py_on(task, loop))
-            self.assertEqual(await m.await_py(loop.run_in_executor(None, abs, -3)), 3)
+            self.assertIsNone(await m.await_py_on(task))
+            self.assertEqual(await m.await_py_on(loop.run_in_executor(None, abs, -3)), 3)
+            self.assertEqual(await m.await_py(loop.run_in_executor(None, abs, -4)), 4)
 
         self.run_loop(main())
 
