@@ -42,7 +42,10 @@ class Shutdown(unittest.TestCase):
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
             self.assertTrue(all(isinstance(o, asyncio.CancelledError) for o in outcomes))
             if sys.version_info >= (3, 9):
-                self.assertIn("the runtime was shut down", str(outcomes[0]))
+                # (asked of the future itself: on 3.9 gather wraps it in a task, which drops
+                # the message; 3.8 has none)
+                with self.assertRaisesRegex(asyncio.CancelledError, "the runtime was shut down"):
+                    futures[0].result()
             with self.assertRaisesRegex(RuntimeError, "runtime was shut down .*configure_runtime"):
                 m.sleep_ms(1)
             m.configure_runtime(2)  # set up again: work runs
