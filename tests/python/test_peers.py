@@ -31,6 +31,7 @@ except ImportError:
     uvloop = None
 
 MS = 0.001  # what the peers' tests spend a second on
+LONG = 60.0  # a wait that only a cancellation ends within a test (a 5 ms one raced the cancel)
 tags = itertools.count()
 
 
@@ -111,15 +112,15 @@ class LoopSetup:
         return "%s.%s.%d" % (type(self).__name__, self._testMethodName, next(tags))
 
     def assert_never_completed(self, tag):
-        """The tag's C++ work was dropped: each wait that began ended cancelled, and none of
-        them completes later either."""
+        """The tag's C++ work (a wait of LONG) was dropped: each wait that began ended
+        cancelled (none could have completed meanwhile), and none of them completes later."""
         def settled():
             c = m.counts(tag)
             return "completed" in c or c.get("started", 0) == c.get("aborted", 0)
 
         self.assertTrue(wait_until(settled), "a C++ wait that began never ended: %s"
                         % m.counts(tag))
-        time.sleep(20 * MS)  # 4 times the waits (5 ms): one not cancelled has likely ended
+        time.sleep(20 * MS)
         self.assertNotIn("completed", m.counts(tag))
 
 
@@ -212,7 +213,7 @@ class Pyo3Asyncio:
         tag = self.tag()
 
         async def main():
-            future = m.counted_sleep(tag, 5 * MS)
+            future = m.counted_sleep(tag, LONG)
             self.assertTrue(future.cancel())
             with self.assertRaises(asyncio.CancelledError):
                 await m.await_py(future)
@@ -225,7 +226,7 @@ class Pyo3Asyncio:
         # returns a LazyFuture, which has Future's cancel(), done(), cancelled(), result() and
         # add_done_callback().
         tag = self.tag()
-        future = m.counted_sleep(tag, 5 * MS)
+        future = m.counted_sleep(tag, LONG)
         self.assertFalse(future.done())
         self.assertFalse(future.cancelled())
         called = []
@@ -249,7 +250,7 @@ class Pyo3Asyncio:
         tag = self.tag()
 
         async def main():
-            future = m.local_counted_sleep(tag, 5 * MS)
+            future = m.local_counted_sleep(tag, LONG)
             self.assertTrue(future.cancel())
             with self.assertRaises(asyncio.CancelledError):
                 await m.await_py(future)
