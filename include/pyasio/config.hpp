@@ -125,7 +125,11 @@
 //     try { ... } catch (...) { report(detail::caught()); }
 //
 // A frame that a forced unwind may cross (code that calls Python, which is where CPython ends
-// the thread) must not be noexcept either: the unwinder calls std::terminate there.
+// the thread) must not be noexcept either: the unwinder calls std::terminate there. The loop
+// thread's frames (entry points, the loop bridge's drain and jobs, done callbacks, stream steps)
+// are not. Known limit: in the call_soon_threadsafe wake mode, a thread completing C++ work takes
+// the GIL inside noexcept frames (loop_bridge::push and its callers); one that finalization ends
+// there (an executor of the user's still running at exit) terminates the process.
 
 PYASIO_NAMESPACE_BEGIN
 namespace detail {

@@ -723,7 +723,9 @@ struct starter {
 inline void lazy_start(lazy_object* self) {
     object loop = get_running_loop();
     std::unique_ptr<starter> s(std::exchange(self->start, nullptr));
-    object fut = s->start(loop);
+    handle fut(s->start(loop).release());
+    self->future = fut.ptr(); // NOTE: first: from now on the started future answers
+    self->stage = 1;
     if (object callbacks = steal(std::exchange(self->callbacks, nullptr))) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(callbacks.ptr()); ++i) {
             handle pair(PyList_GET_ITEM(callbacks.ptr(), i));
@@ -731,8 +733,6 @@ inline void lazy_start(lazy_object* self) {
                         kwarg("context", handle(PyTuple_GET_ITEM(pair.ptr(), 1))));
         }
     }
-    self->future = fut.release();
-    self->stage = 1;
 }
 
 /// Marks the end once a step of the started future ends.
@@ -1100,10 +1100,11 @@ template <class T, class E> auto as_work(asio::awaitable<T, E>&& a) {
 /// `work` is one of: (a) a callable returning asio::awaitable<T>; (b) an asio::awaitable<T>;
 /// (c) an Asio initiation `f(token)`, e.g. `[t](auto token) { return t->async_wait(token); }`.
 ///
-/// When a loop runs in this thread, the result is an asyncio.Future made by loop.create_future()
-/// and the work starts at once. Otherwise it is a LazyFuture that starts the work on the loop
-/// that first awaits it (so `asyncio.run(mod.f())` works); one never awaited starts nothing and
-/// warns like a coroutine that was never awaited.
+/// When a loop runs in this thread, the result is a pyasio.Future of that loop (an asyncio.Future
+/// that is also a coroutine, so that asyncio.create_task takes it) and the work starts at once.
+/// Otherwise it is a LazyFuture that starts the work on the loop that first awaits it (so
+/// `asyncio.run(mod.f())` works); one never awaited starts nothing and warns like a coroutine that
+/// was never awaited.
 ///
 /// @par Completion
 /// The result T is converted with to_python on the loop thread (void gives None); a C++

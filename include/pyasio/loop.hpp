@@ -59,7 +59,8 @@ inline object weak_target(handle weakref) {
 #endif
 }
 
-/// loop.call_soon_threadsafe(fn), called from a Python function (made once per interpreter).
+/// loop.call_soon_threadsafe(fn, *args), called from a Python function (made once per
+/// interpreter): every call_soon_threadsafe of pyasio goes through it.
 // NOTE: a runtime thread has no Python frame, and uvloop before 0.18 in debug mode (python -X dev)
 // then raises ValueError ("call stack is not deep enough") from call_soon_threadsafe: the loop
 // was never woken. Called from a Python frame, it is.
@@ -71,12 +72,17 @@ private:
         object globals = checked(PyDict_New());
         if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0)
             throw_error_already_set();
-        (void)checked(PyRun_String("def call_soon_threadsafe(loop, fn):\n"
-                                   "    loop.call_soon_threadsafe(fn)\n",
+        (void)checked(PyRun_String("def call_soon_threadsafe(loop, fn, *args):\n"
+                                   "    loop.call_soon_threadsafe(fn, *args)\n",
                                    Py_file_input, globals.ptr(), globals.ptr()));
         return borrow(PyDict_GetItemString(globals.ptr(), "call_soon_threadsafe"));
     }
 };
+
+/// loop.call_soon_threadsafe(fn, args...) from any thread (see threadsafe_wake). Needs the GIL.
+template <class... Args> void call_soon_threadsafe(handle loop, handle fn, Args&&... args) {
+    call(per_interpreter<threadsafe_wake>().call, loop, fn, std::forward<Args>(args)...);
+}
 
 /// A unit of work for the loop thread. Queued by any thread without the GIL; run on the loop
 /// thread with the GIL by the bridge's drain, in the order queued.
@@ -147,14 +153,14 @@ public:
             // Until then the pending callback alone holds `drain`: a loop closed first drops
             // it, which tells the bridge, as the reader's removal does. Jobs pushed meanwhile
             // wait in the eventfd, which is readable when the reader is added.
-            call_method(loop, "call_soon_threadsafe", attach_later);
+            call_soon_threadsafe(loop, attach_later);
             return;
         }
         drain_ = std::move(drain);
         // NOTE: a wake before this (the bridge is listed before it is attached) found no drain
         // callback and scheduled nothing: run one drain for the jobs pushed until now.
         if (pushes_.load(std::memory_order_relaxed) != 0)
-            call_method(loop, "call_soon_threadsafe", drain_);
+            call_soon_threadsafe(loop, drain_);
     }
 
     /// The scheduled half of attach, on the loop's thread with the GIL: adds the reader. If the
@@ -265,7 +271,7 @@ private:
             if (!loop)
                 return;
             try {
-                call(per_interpreter<threadsafe_wake>().call, loop, drain_);
+                call_soon_threadsafe(loop, drain_);
             } catch (const python_error& e) {
                 // A closed loop raises RuntimeError: its jobs are abandoned when it goes away.
                 // Anything else is reported: the loop was not woken.

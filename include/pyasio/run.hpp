@@ -258,10 +258,10 @@ inline void refuse_run_on_a_runtime_thread() {
 }
 
 /// Refuses a pyasio::run on the thread of a running event loop, as asyncio.run refuses.
+// NOTE: a loop runs on this thread only inside its callbacks, which hold the GIL.
 inline void refuse_run_on_a_running_loop() {
-    if (!Py_IsInitialized())
+    if (!gil_held())
         return;
-    gil_acquire gil;
     if (running_loop())
         throw std::logic_error(
             "pyasio::run: called on a thread whose event loop is running (as asyncio.run() "
@@ -380,16 +380,14 @@ private:
                 changed_.wait(lock, [this] { return !tearing_down_; });
                 continue;
             }
-            // NOTE: the teardown needs the GIL (shutdown_runtime, Py_FinalizeEx). After a
-            // finalization, taking it back ends this thread, as CPython ends its other threads.
-            lock.unlock();
-            PyThreadState* saved = PyEval_SaveThread();
-            {
-                std::unique_lock<std::mutex> again(mutex_);
-                changed_.wait(again, [this] { return !tearing_down_; });
-            }
-            PyEval_RestoreThread(saved);
-            lock.lock();
+            // NOTE: the teardown needs the GIL (shutdown_runtime, Py_FinalizeEx), and may free
+            // this thread's thread state (finalization) or join this thread (a
+            // threading.Thread, at exit): waiting here with a thread state would deadlock or
+            // touch freed memory.
+            throw std::logic_error(
+                "pyasio::run: called from Python code while the outermost pyasio::run shuts "
+                "down (its runtime, and perhaps the interpreter); start runs on threads that "
+                "end before the outermost run's main returns");
         }
     }
 
@@ -413,8 +411,8 @@ namespace detail {
 template <class Body> auto run_with(const run_options& options, Body body) {
     using T = std::invoke_result_t<Body&, handle>;
     refuse_run_on_a_runtime_thread();
-    run_registry::entry run(options); // NOTE: first, so that Python runs (not being finalized)
-    refuse_run_on_a_running_loop();
+    refuse_run_on_a_running_loop(); // NOTE: before it registers: a refused run is no run
+    run_registry::entry run(options);
     const bool outermost = run.outermost();
     bool owns_runtime = false;
     std::optional<outcome<T>> out;

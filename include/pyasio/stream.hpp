@@ -905,8 +905,12 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
         // NOTE: a future of its own for each waiting __anext__: cancelling the task that
         // awaits it cancels that future (Task.cancel cancels the future the task waits on), which
         // must not end the waits of later or other readers. The cancelled ones go here.
-        std::erase_if(waits_,
-                      [&](const object& f) { return call_method(f, names.done).ptr() == Py_True; });
+        // NOTE: by hand, not std::erase_if: done() may raise, which must leave waits_ whole
+        std::size_t kept = 0;
+        for (std::size_t i = 0; i < waits_.size(); ++i)
+            if (call_method(waits_[i], names.done).ptr() != Py_True)
+                std::swap(waits_[kept++], waits_[i]);
+        waits_.resize(kept);
         out = call_method(loop, names.create_future);
         waits_.push_back(out);
         return polled::wait;

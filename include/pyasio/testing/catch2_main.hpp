@@ -38,7 +38,7 @@ inline int catch2_main(int argc, char** argv, run_options options = {}) {
                 detail::caught();
                 status = 1;
             }
-            call_method(loop, "call_soon_threadsafe", getattr(ended, "set_result"), status);
+            detail::call_soon_threadsafe(loop, getattr(ended, "set_result"), status);
         });
         object status;
         {
