@@ -143,8 +143,11 @@ public:
     /// calls attach_here(drain) when the loop thread runs it.
     void attach(handle loop, object drain, object attach_later) {
         if (wake_ == loop_wake::reader) {
+            // NOTE: on the loop's thread, or while the loop runs nowhere (pyasio::run's, before
+            // it runs), the reader is added at once
             object running = running_loop_of_this_thread();
-            if (running && running.ptr() == loop.ptr()) {
+            if ((running && running.ptr() == loop.ptr()) ||
+                call_method(loop, "is_running").ptr() != Py_True) {
                 call_method(loop, "add_reader", efd_, drain);
                 return;
             }
