@@ -79,17 +79,23 @@ END_THREAD = r"""
 # the main thread returns: CPython ends the daemon thread when it next wants the GIL, often
 # inside pyasio's drain (a segfault in 12 of 30 exits before forced unwinds were let through).
 EXIT_WHILE_READING = r"""
-    import asyncio, threading, time
+    import asyncio, threading
     import _pyasio_stream_test as ext
+
+    reading = threading.Event()
 
     def reader():
         async def main():
-            async for _ in ext.count(10**9, 64, 1):
-                pass
+            async for i in ext.count(10**9, 64, 1):
+                if i == 3:
+                    reading.set()
         asyncio.run(main(), debug=True)
 
     threading.Thread(target=reader, daemon=True).start()
-    time.sleep(0.02)
+    # NOTE: returns once the reader reads (not while its thread still imports and starts its
+    # loop: a daemon thread importing modules during finalization is a hazard of CPython's own)
+    if not reading.wait(60):
+        raise SystemExit("the reader never read")
 """
 
 
