@@ -89,7 +89,14 @@ EXIT_WHILE_READING = r"""
             async for i in ext.count(10**9, 64, 1):
                 if i == 3:
                     reading.set()
-        asyncio.run(main(), debug=True)
+        try:
+            asyncio.run(main(), debug=True)
+        except BaseException:
+            # NOTE: the exit's runtime shutdown ends the stream (CancelledError). Printing that
+            # traceback does file I/O, releasing and taking the GIL again during finalization,
+            # where CPython 3.12.1 itself can crash (take_gil, ceval_gil.c:358, seen in gdb
+            # with no pyasio frame on the stack); this test is about pyasio's frames.
+            pass
 
     threading.Thread(target=reader, daemon=True).start()
     # NOTE: returns once the reader reads (not while its thread still imports and starts its
