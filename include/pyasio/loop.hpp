@@ -141,7 +141,7 @@ public:
     /// In reader mode only the loop holds `drain`; closing the loop drops its readers, so the
     /// callback's death tells the bridge that the loop closed (see loop_closed). `attach_later`
     /// calls attach_here(drain) when the loop thread runs it.
-    void attach(handle loop, object drain, object attach_later) {
+    void attach(handle loop, object drain, const object& attach_later) {
         if (wake_ == loop_wake::reader) {
             // NOTE: on the loop's thread, or while the loop runs nowhere (pyasio::run's, before
             // it runs), the reader is added at once
@@ -433,7 +433,7 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
         object key = checked(PyLong_FromVoidPtr(loop.ptr()));
         object on_gone = checked(PyCFunction_New(&bridge_callbacks::loop_gone_def, key.ptr()));
         object watcher = checked(PyWeakref_NewRef(loop.ptr(), on_gone.ptr()));
-        bridge->attach(loop, std::move(drain), std::move(attach_later));
+        bridge->attach(loop, std::move(drain), attach_later);
         std::lock_guard<std::mutex> lock(mutex_);
         auto it = bridges_.find(loop.ptr());
         if (it != bridges_.end() && it->second.bridge == bridge)
