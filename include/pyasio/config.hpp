@@ -6,6 +6,11 @@
 /// The one place that includes <Python.h> and configures Asio. Every pyasio header includes this
 /// first.
 
+// NOTE: first, so that a build without C++20 gets this line and not a screen of errors.
+#if (defined(_MSVC_LANG) && _MSVC_LANG < 202002L) || (!defined(_MSVC_LANG) && __cplusplus < 202002L)
+#error "pyasio needs C++20: compile with -std=c++20 (MSVC: /std:c++20)."
+#endif
+
 // NOTE: Python.h must come before any standard header: it defines feature macros
 // (_POSIX_C_SOURCE, _XOPEN_SOURCE) that change what the C library headers declare.
 #define PY_SSIZE_T_CLEAN
@@ -38,7 +43,45 @@
 #endif
 #endif
 
-#include <asio/version.hpp>
+// NOTE: pyasio is vendored: one process may load several extension modules, each with its own
+// copy of pyasio and of Asio, of the same or different versions, built with different compilers
+// and flags. A copy must never run another copy's code or share its state, and a dynamic linker
+// binds every default-visibility symbol of a shared object to the first one loaded under that
+// name (template instances and function-local statics included). So in code for a shared object
+// (-fPIC without -fPIE: an extension module) pyasio makes everything of its own hidden (the
+// namespace below) and includes Asio under hidden visibility: Asio's headers push default
+// visibility for themselves (asio/detail/push_options.hpp) unless ASIO_DISABLE_VISIBILITY is
+// defined. Executables are left alone: nothing binds to them unless they export their symbols,
+// and an extension module's hidden symbols are bound inside the module at link time anyway.
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__) &&       \
+    defined(__PIC__) && !defined(__PIE__)
+/// 1 in code for a shared object: pyasio's names and Asio's are hidden (see config.hpp).
+#define PYASIO_DETAIL_HIDDEN 1
+#else
+/// 1 in code for a shared object: pyasio's names and Asio's are hidden (see config.hpp).
+#define PYASIO_DETAIL_HIDDEN 0
+#endif
+
+#if PYASIO_DETAIL_HIDDEN && defined(ASIO_DETAIL_CONFIG_HPP) && !defined(ASIO_DISABLE_VISIBILITY)
+#error                                                                                             \
+    "Asio was included before pyasio in code for a shared object (an extension module): include <pyasio.hpp> (or any pyasio header) before any Asio header, so that Asio's code stays private to this module; or define ASIO_DISABLE_VISIBILITY for the whole build and compile with -fvisibility=hidden."
+#endif
+
+#if PYASIO_DETAIL_HIDDEN
+#if !defined(ASIO_DISABLE_VISIBILITY)
+#define ASIO_DISABLE_VISIBILITY 1
+#endif
+#include <pyasio/detail/system_headers.hpp> // NOTE: see there: before the pragma, or links fail
+#pragma GCC visibility push(hidden)
+#endif
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/channel.hpp>
+#include <asio/experimental/concurrent_channel.hpp>
+#if PYASIO_DETAIL_HIDDEN
+#pragma GCC visibility pop
+#endif
+
 #if ASIO_VERSION < 102200
 #error "pyasio needs standalone Asio 1.22 or newer (Debian: apt-get install libasio-dev)."
 #endif
@@ -59,11 +102,14 @@
 /// The patch version.
 #define PYASIO_VERSION_PATCH 0
 
-// NOTE: two extension modules loaded into one process may vendor different pyasio versions.
-// Every name lives in an inline namespace named after the version, so two versions never share
-// a symbol (fmt and libc++ do the same). Hidden visibility on the namespace would also keep them
-// apart, but GCC then warns (-Wattributes) on every default-visibility user type that holds a
-// pyasio::object, which breaks -Werror builds of programs that embed Python.
+// NOTE: every name lives in an inline namespace named after the version, so that two versions
+// never share a symbol even where visibility cannot keep them apart (fmt and libc++ do the
+// same). In code for a shared object the namespace is hidden as well (see above), so that two
+// copies of one version do not share one either. GCC then warns (-Wattributes, "declared with
+// greater visibility than the type of its field") on a default-visibility type of the module that
+// holds a pyasio or Asio object: build extension modules with -fvisibility=hidden, as pybind11
+// and nanobind ask too. Executables keep default visibility, so programs that embed Python and
+// build with -Werror get no such warning.
 #define PYASIO_DETAIL_ABI_CAT(a, b, c) v##a##_##b##_##c
 #define PYASIO_DETAIL_ABI(a, b, c) PYASIO_DETAIL_ABI_CAT(a, b, c)
 /// The name of the versioned inline namespace, made from the version: v0_1_0 for 0.1.0.
@@ -74,10 +120,18 @@
 /// Everything pyasio offers. The names live in an inline namespace named after the version
 /// (pyasio::v0_1_0), which code never has to spell; internals are in pyasio::detail.
 
+#if PYASIO_DETAIL_HIDDEN
+/// The visibility of pyasio's names: hidden in code for a shared object.
+#define PYASIO_DETAIL_VISIBILITY __attribute__((visibility("hidden")))
+#else
+/// The visibility of pyasio's names: hidden in code for a shared object.
+#define PYASIO_DETAIL_VISIBILITY
+#endif
+
 /// Opens namespace pyasio (and its versioned inline namespace).
 #define PYASIO_NAMESPACE_BEGIN                                                                     \
     namespace pyasio {                                                                             \
-    inline namespace PYASIO_ABI_NAMESPACE {
+    inline namespace PYASIO_ABI_NAMESPACE PYASIO_DETAIL_VISIBILITY {
 /// Closes what PYASIO_NAMESPACE_BEGIN opened.
 #define PYASIO_NAMESPACE_END                                                                       \
     }                                                                                              \

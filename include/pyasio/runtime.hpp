@@ -91,31 +91,7 @@ public:
         threads = std::max<std::size_t>(threads, 1);
         threads_.reserve(threads);
         for (std::size_t i = 0; i < threads; ++i)
-            threads_.emplace_back([this] {
-                detail::runtime_thread = true;
-                for (;;) {
-                    try {
-#if PYASIO_DETAIL_DEBUG
-                        // NOTE: one handler at a time, so that a handler that returns holding
-                        // the GIL (a GIL scope kept across a co_await) is caught here instead
-                        // of deadlocking
-                        while (io_.run_one() != 0)
-                            if (detail::gil_held())
-                                detail::fatal("a runtime thread still holds the GIL after a "
-                                              "handler returned: a GIL scope "
-                                              "(pyasio::gil_acquire) was kept across a co_await "
-                                              "(rule: never hold the GIL across a suspension; in "
-                                              "a coroutine use pyasio::async_gil and co_await "
-                                              "gil.release_during(op))");
-#else
-                        io_.run();
-#endif
-                        return;
-                    } catch (...) { // a handler threw: report it, and serve the others on
-                        detail::report_escaped(detail::caught(), "on a runtime thread");
-                    }
-                }
-            });
+            threads_.emplace_back(&runtime::serve, this);
     }
 
     ~runtime() {
@@ -150,6 +126,31 @@ public:
     }
 
 private:
+    // NOTE: a member function, not a lambda: GCC gives a lambda's closure type default visibility
+    // even inside a hidden namespace, and std::thread's state type for it (its vtable) would be
+    // exported from an extension module and bound to another module's copy of pyasio.
+    void serve() {
+        detail::runtime_thread = true;
+        for (;;) {
+            try {
+                // NOTE: one handler at a time, so that a handler that returns holding the GIL (a
+                // GIL scope kept across a co_await) is named here, in release builds too, instead
+                // of deadlocking or crashing inside CPython later. The check is one thread-local
+                // read per handler (bench/future_into_py.py: within the noise).
+                while (io_.run_one() != 0)
+                    if (detail::gil_held())
+                        detail::fatal("a runtime thread still holds the GIL after a handler "
+                                      "returned: a GIL scope (pyasio::gil_acquire) was kept "
+                                      "across a co_await (rule: never hold the GIL across a "
+                                      "suspension; in a coroutine use pyasio::async_gil and "
+                                      "co_await gil.release_during(op))");
+                return;
+            } catch (...) { // a handler threw: report it, and serve the others on
+                detail::report_escaped(detail::caught(), "on a runtime thread");
+            }
+        }
+    }
+
     asio::io_context io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::vector<std::thread> threads_;

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: BSL-1.0
+// One extension module that vendors pyasio, built several times under different names, by
+// different compilers, with different flags and pyasio versions (tests/copies/run.py): every
+// copy is imported into one process and used at once on one event loop. Each copy must keep to
+// its own code and state: run.py checks that no symbol of one binds to another, and the
+// identity() of each copy names state that must differ between copies.
+#include <pyasio.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#ifndef COPY_NAME
+#error "build with -DCOPY_NAME=<module name>"
+#endif
+#define COPY_STR2(x) #x
+#define COPY_STR(x) COPY_STR2(x)
+
+namespace {
+
+// sleep_value(ms, value): Python awaits C++ (future_into_py): an Asio timer, then value.
+PyObject* sleep_value(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [ms, value] = pyasio::from_python<std::tuple<long, std::string>>(pyasio::handle(args));
+        return pyasio::future_into_py(
+            [ms = ms, value = value]() -> asio::awaitable<std::string> {
+                asio::steady_timer timer(co_await asio::this_coro::executor,
+                                         std::chrono::milliseconds(ms));
+                co_await timer.async_wait(asio::use_awaitable);
+                co_return value;
+            });
+    });
+}
+
+// await_py(aw): C++ awaits Python (into_future) inside C++ work that Python awaits.
+PyObject* await_py(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        return pyasio::future_into_py(
+            [aw = pyasio::borrow(arg)]() mutable -> asio::awaitable<std::int64_t> {
+                co_return co_await pyasio::into_future<std::int64_t>(std::move(aw));
+            });
+    });
+}
+
+// on_loop(fn): C++ work on the runtime runs a coroutine on the loop executor, which calls fn()
+// there with the GIL; its int result comes back to the runtime's coroutine.
+PyObject* on_loop(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        pyasio::loop_executor loop = pyasio::loop_executor::current();
+        return pyasio::future_into_py(
+            [fn = pyasio::borrow(arg), loop]() mutable -> asio::awaitable<std::int64_t> {
+                co_return co_await asio::co_spawn(
+                    loop,
+                    [fn = std::move(fn)]() mutable -> asio::awaitable<std::int64_t> {
+                        // On the loop's thread, with the GIL: the loop executor's rule.
+                        std::int64_t r = pyasio::from_python<std::int64_t>(pyasio::call(fn));
+                        fn.reset();
+                        co_return r;
+                    },
+                    asio::use_awaitable);
+            });
+    });
+}
+
+// produce(n): Python reads a C++ producer (stream_into_py): 0, 1, ..., n - 1.
+PyObject* produce(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long n = pyasio::from_python<long>(pyasio::handle(arg));
+        return pyasio::stream_into_py<long>(
+            [n](pyasio::stream_writer<long> out) -> asio::awaitable<void> {
+                for (long i = 0; i < n; ++i)
+                    co_await out.write(i);
+            },
+            4);
+    });
+}
+
+// consume(aiterable): C++ reads a Python async iterable (into_stream) and returns its sum.
+PyObject* consume(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        auto s = pyasio::into_stream<long>(pyasio::borrow(arg), 4);
+        return pyasio::future_into_py([s = std::move(s)]() mutable -> asio::awaitable<long> {
+            long sum = 0;
+            while (std::optional<long> x = co_await s.next())
+                sum += *x;
+            co_return sum;
+        });
+    });
+}
+
+// identity(): (module name, pyasio version, address of this copy's object release queue,
+// address of this copy's runtime's execution context). Two copies that share code or state
+// would give the same addresses.
+PyObject* identity(PyObject*, PyObject*) {
+    return pyasio::entry_point([&] {
+        std::string version = std::to_string(PYASIO_VERSION_MAJOR) + "." +
+                              std::to_string(PYASIO_VERSION_MINOR) + "." +
+                              std::to_string(PYASIO_VERSION_PATCH);
+        auto queue = reinterpret_cast<std::uintptr_t>(&pyasio::detail::release_queue::instance());
+        auto context = reinterpret_cast<std::uintptr_t>(&pyasio::default_executor().context());
+        return std::make_tuple(std::string(COPY_STR(COPY_NAME)), version,
+                               static_cast<std::uint64_t>(queue),
+                               static_cast<std::uint64_t>(context));
+    });
+}
+
+PyMethodDef methods[] = {
+    {"sleep_value", sleep_value, METH_VARARGS, "sleep_value(ms, value): future_into_py"},
+    {"await_py", await_py, METH_O, "await_py(aw): into_future<int>"},
+    {"on_loop", on_loop, METH_O, "on_loop(fn): fn() on the loop executor"},
+    {"produce", produce, METH_O, "produce(n): stream_into_py"},
+    {"consume", consume, METH_O, "consume(aiterable): into_stream, summed"},
+    {"identity", identity, METH_NOARGS, "identity(): this copy's name, version, state"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module = {PyModuleDef_HEAD_INIT,
+                      COPY_STR(COPY_NAME),
+                      "one vendored copy of pyasio",
+                      -1,
+                      methods,
+                      nullptr,
+                      nullptr,
+                      nullptr,
+                      nullptr};
+
+} // namespace
+
+PYASIO_MODULE_INIT(COPY_NAME) {
+    return PyModule_Create(&module);
+}
