@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-// Misuse that debug builds stop with a message instead of corrupting the interpreter. Each case
+// Misuse that debug builds stop with a message instead of corrupting the interpreter (and, for a
+// GIL scope kept across a co_await, release builds too: pyasio_misuse_abort_release). Each case
 // aborts the process, so each runs as its own test: misuse_abort <case>.
 #include <pyasio.hpp>
 
@@ -36,6 +37,32 @@ void misuse(const char* which) {
                 asio::steady_timer timer(co_await asio::this_coro::executor,
                                          std::chrono::milliseconds(1));
                 co_await timer.async_wait(asio::use_awaitable);
+            },
+            asio::detached);
+        never.get_future().wait_for(std::chrono::seconds(10)); // the runtime aborts first
+    } else if (std::strcmp(which, "gil-across-await-many") == 0) {
+        // The report: 20 concurrent calls that each keep a GIL scope across a co_await,
+        // and a ticker; a release build used to crash inside CPython, naming nothing.
+        pyasio::gil_release nogil;
+        std::promise<void> never;
+        for (int i = 0; i < 20; ++i)
+            asio::co_spawn(
+                pyasio::default_executor(),
+                []() -> asio::awaitable<void> {
+                    pyasio::gil_acquire gil; // the misuse
+                    asio::steady_timer timer(co_await asio::this_coro::executor,
+                                             std::chrono::milliseconds(1));
+                    co_await timer.async_wait(asio::use_awaitable);
+                },
+                asio::detached);
+        asio::co_spawn(
+            pyasio::default_executor(),
+            []() -> asio::awaitable<void> {
+                for (;;) {
+                    asio::steady_timer timer(co_await asio::this_coro::executor,
+                                             std::chrono::milliseconds(1));
+                    co_await timer.async_wait(asio::use_awaitable);
+                }
             },
             asio::detached);
         never.get_future().wait_for(std::chrono::seconds(10)); // the runtime aborts first

@@ -197,3 +197,98 @@ TEST_CASE("a Python exception thrown through C++ arrives as the original object"
     CHECK(pyasio::from_python<std::vector<std::string>>(test::eval("frames")).back() == "raiser");
     CHECK(pyasio::str(pyasio::call(f, test::eval("lambda: 'through'"))) == "through");
 }
+
+namespace {
+struct parse_failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+struct quiet_failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+struct unregistered_failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// The Python exception an entry point raises for `thrown` (rethrown inside it).
+python_error raised_for(std::exception_ptr thrown) {
+    PyObject* r = pyasio::entry_point([&]() -> object { std::rethrow_exception(thrown); });
+    REQUIRE(r == nullptr);
+    return python_error::fetch();
+}
+} // namespace
+
+TEST_CASE("registered translators: the module's own exception classes", "[error]") {
+    object module = pyasio::steal(PyModule_New("translated"));
+    object parse = pyasio::register_exception<parse_failure>(module, "ParseError", PyExc_ValueError);
+    CHECK(pyasio::getattr(module, "ParseError").ptr() == parse.ptr());
+    CHECK(pyasio::str(pyasio::getattr(parse, "__module__")) == "translated");
+
+    python_error e = raised_for(std::make_exception_ptr(parse_failure("line 3: bad token")));
+    CHECK(e.type().ptr() == parse.ptr());
+    CHECK(e.matches(handle(PyExc_ValueError)));
+    CHECK(std::string(e.what()) == "ParseError: line 3: bad token");
+
+    // A C++ exception thrown with its cause nested (std::throw_with_nested): the cause's
+    // translation is the Python exception's __cause__.
+    std::exception_ptr chained;
+    try {
+        try {
+            throw std::out_of_range("token 9 of 4");
+        } catch (...) {
+            std::throw_with_nested(parse_failure("line 4"));
+        }
+    } catch (...) {
+        chained = std::current_exception();
+    }
+    python_error outer = raised_for(chained);
+    CHECK(outer.type().ptr() == parse.ptr());
+    object cause = pyasio::getattr(outer.value(), "__cause__");
+    CHECK(pyasio::str(pyasio::getattr(pyasio::getattr(cause, "__class__"), "__name__")) ==
+          "IndexError");
+    CHECK(pyasio::str(cause) == "token 9 of 4");
+
+    // A hand-written translator: the last registered is tried first; one that does not know the
+    // type lets it go on; the built-in mapping comes last.
+    pyasio::register_exception_translator([](const std::exception_ptr& p) {
+        try {
+            std::rethrow_exception(p);
+        } catch (const quiet_failure& q) {
+            PyErr_SetString(PyExc_TimeoutError, q.what());
+        }
+    });
+    CHECK(raised_for(std::make_exception_ptr(quiet_failure("slow"))).matches(
+        handle(PyExc_TimeoutError)));
+    CHECK(raised_for(std::make_exception_ptr(parse_failure("x"))).type().ptr() == parse.ptr());
+    python_error plain = raised_for(std::make_exception_ptr(unregistered_failure("other")));
+    CHECK(std::string(plain.what()) == "RuntimeError: other");
+}
+
+TEST_CASE("registered translators: misuse", "[error]") {
+    auto message = [](auto&& f) -> std::string {
+        try {
+            f();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "no std::invalid_argument";
+    };
+    CHECK(message([] { pyasio::register_exception_translator(nullptr); })
+              .find("the translator is empty") != std::string::npos);
+    object not_a_module = test::eval("object()");
+    CHECK(message([&] { pyasio::register_exception<unregistered_failure>(not_a_module, "X"); })
+              .find("the first argument must be the module") != std::string::npos);
+    struct silent : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+    pyasio::register_exception_translator([](const std::exception_ptr& p) {
+        try {
+            std::rethrow_exception(p);
+        } catch (const silent&) {
+            // sets no error: pyasio says so
+        }
+    });
+    python_error e = raised_for(std::make_exception_ptr(silent("quiet")));
+    CHECK(e.matches(handle(PyExc_SystemError)));
+    CHECK(std::string(e.what()).find("returned without setting a Python error") !=
+          std::string::npos);
+}

@@ -13,6 +13,7 @@
 #include <asio/error.hpp>
 
 #include <atomic>
+#include <functional>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 PYASIO_NAMESPACE_BEGIN
 
@@ -124,13 +126,13 @@ public:
 
     /// Wraps an exception instance (a BaseException); anything else throws
     /// std::invalid_argument. Needs the GIL.
-    explicit python_error(object exception) : state_(std::make_shared<state>()) {
-        if (!exception || !PyExceptionInstance_Check(exception.ptr()))
+    explicit python_error(object instance) : state_(std::make_shared<state>()) {
+        if (!instance || !PyExceptionInstance_Check(instance.ptr()))
             throw std::invalid_argument(
                 "pyasio::python_error needs an exception instance (a BaseException)");
-        state_->type = borrow(reinterpret_cast<PyObject*>(Py_TYPE(exception.ptr())));
-        state_->trace = steal(PyException_GetTraceback(exception.ptr()));
-        state_->value = std::move(exception);
+        state_->type = borrow(reinterpret_cast<PyObject*>(Py_TYPE(instance.ptr())));
+        state_->trace = steal(PyException_GetTraceback(instance.ptr()));
+        state_->value = std::move(instance);
     }
 
     /// The exception's type.
@@ -237,15 +239,164 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+/// A translator of C++ exceptions to Python ones (register_exception_translator): it rethrows
+/// the exception it is given (std::rethrow_exception) and catches the types it knows, setting
+/// the Python error for each; an exception it does not catch goes on to the next translator.
+using exception_translator = std::function<void(const std::exception_ptr&)>;
+
+namespace detail {
+
+/// The translators registered in this interpreter by this copy of pyasio (each extension module
+/// that vendors pyasio has its own), in the order of registration.
+struct translator_registry {
+    std::mutex mutex;
+    std::vector<std::shared_ptr<const exception_translator>> translators;
+};
+
+/// The registered translators, newest first, tried on `e`: true once one has set the Python
+/// error. GIL held.
+inline bool translate_registered(const std::exception_ptr& e) noexcept {
+    std::vector<std::shared_ptr<const exception_translator>> list;
+    try {
+        translator_registry& registry = per_interpreter<translator_registry>();
+        std::lock_guard<std::mutex> lock(registry.mutex);
+        if (registry.translators.empty())
+            return false;
+        list = registry.translators; // NOTE: a copy: a translator may register another
+    } catch (...) {
+        (void)caught();
+        return false; // out of memory: the built-in mapping below
+    }
+    for (auto t = list.rbegin(); t != list.rend(); ++t) {
+        try {
+            (**t)(e);
+        } catch (...) { // not one of its types (or it failed): the next one
+            (void)caught();
+            PyErr_Clear();
+            continue;
+        }
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_SystemError,
+                            "pyasio: an exception translator returned without setting a Python "
+                            "error (it must set one for the types it catches, and let the others "
+                            "leave it)");
+        return true;
+    }
+    return false;
+}
+
+/// The exception nested in e (std::throw_with_nested), or null.
+inline std::exception_ptr nested_in(const std::exception_ptr& e) noexcept {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::nested_exception& n) {
+        return n.nested_ptr();
+    } catch (...) {
+        (void)caught();
+    }
+    return nullptr;
+}
+
+} // namespace detail
+
+/// Registers a translator for this interpreter, tried before pyasio's own mapping by every path
+/// that turns a C++ exception into a Python one (entry_point, future_into_py's futures, streams,
+/// block_on, run). The one registered last is tried first, so a module can refine what it
+/// registered before. The registry belongs to this copy of pyasio: another extension module
+/// that vendors its own copy keeps its own. Any thread, GIL held.
+///
+///     pyasio::register_exception_translator([](const std::exception_ptr& e) {
+///         try {
+///             std::rethrow_exception(e);
+///         } catch (const my::timeout& t) {
+///             PyErr_SetString(PyExc_TimeoutError, t.what());
+///         }
+///     });
+inline void register_exception_translator(exception_translator translator) {
+    PYASIO_DETAIL_ASSERT_GIL("pyasio::register_exception_translator called");
+    if (!translator)
+        throw std::invalid_argument("pyasio::register_exception_translator: the translator is "
+                                    "empty (give it a function)");
+    auto shared = std::make_shared<const exception_translator>(std::move(translator));
+    detail::translator_registry& registry = detail::per_interpreter<detail::translator_registry>();
+    std::lock_guard<std::mutex> lock(registry.mutex);
+    registry.translators.push_back(std::move(shared));
+}
+
+/// Makes a Python exception class `name` in `module` (its __module__ the module's name, its base
+/// `base`), registers a translator that raises it, with what() as its message, for a C++
+/// exception of type E (or derived from it), and returns the class. Like pybind11's
+/// register_exception. Call it from the module's init function; GIL held.
+///
+///     pyasio::register_exception<my::parse_error>(pyasio::handle(m), "ParseError", PyExc_ValueError);
+template <class E>
+object register_exception(handle module, const char* name, PyObject* base = PyExc_Exception) {
+    PYASIO_DETAIL_ASSERT_GIL("pyasio::register_exception called");
+    if (!module || !PyModule_Check(module.ptr()))
+        throw std::invalid_argument("pyasio::register_exception: the first argument must be the "
+                                    "module (the object PyModule_Create returned)");
+    const char* module_name = PyModule_GetName(module.ptr());
+    if (module_name == nullptr)
+        throw python_error::fetch();
+    std::string qualified = std::string(module_name) + "." + name;
+    object type = steal(PyErr_NewException(qualified.c_str(), base, nullptr));
+    if (!type)
+        throw python_error::fetch();
+    if (PyObject_SetAttrString(module.ptr(), name, type.ptr()) != 0)
+        throw python_error::fetch();
+    register_exception_translator([type](const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const E& err) {
+            if (object text = detail::message_to_python(err.what()))
+                PyErr_SetObject(type.ptr(), text.ptr());
+        }
+    });
+    return type;
+}
+
+namespace detail {
+inline void translate_one(const std::exception_ptr& e) noexcept;
+} // namespace detail
+
 /// Sets the Python error indicator from any C++ exception, with the mapping every pyasio entry
-/// point uses: python_error -> the original exception object; type_error -> TypeError;
+/// point uses. First the translators registered with register_exception_translator (and
+/// register_exception), newest first; then python_error -> the original exception object; type_error -> TypeError;
 /// task_cancelled -> asyncio.CancelledError; interrupted -> KeyboardInterrupt;
 /// std::bad_alloc -> MemoryError;
 /// std::system_error -> OSError (errno kept for system and generic categories);
 /// std::invalid_argument, std::domain_error -> ValueError; std::out_of_range -> IndexError;
 /// std::overflow_error -> OverflowError; other std::exception -> RuntimeError(what());
-/// anything else -> SystemError. Needs the GIL.
+/// anything else -> SystemError. An exception thrown with std::throw_with_nested gets the
+/// translation of the exception nested in it as its __cause__. Needs the GIL.
 inline void translate_exception(std::exception_ptr e) noexcept {
+    detail::translate_one(e);
+    std::exception_ptr inner = e ? detail::nested_in(e) : nullptr;
+    if (!inner || !PyErr_Occurred())
+        return;
+    // NOTE: the cause is translated with the outer exception set aside, then attached to it
+    PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
+    PyErr_Fetch(&type, &value, &trace);
+    PyErr_NormalizeException(&type, &value, &trace);
+    translate_exception(std::move(inner));
+    PyObject *ctype = nullptr, *cause = nullptr, *ctrace = nullptr;
+    PyErr_Fetch(&ctype, &cause, &ctrace);
+    PyErr_NormalizeException(&ctype, &cause, &ctrace);
+    if (cause != nullptr && ctrace != nullptr)
+        PyException_SetTraceback(cause, ctrace);
+    Py_XDECREF(ctype);
+    Py_XDECREF(ctrace);
+    if (value != nullptr && cause != nullptr)
+        PyException_SetCause(value, cause); // steals the reference
+    else
+        Py_XDECREF(cause);
+    PyErr_Restore(type, value, trace);
+}
+
+namespace detail {
+
+/// translate_exception without the nested cause.
+inline void translate_one(const std::exception_ptr& e) noexcept {
     auto set = [](PyObject* type, const char* message) {
         object text = detail::message_to_python(message);
         if (text)
@@ -257,8 +408,10 @@ inline void translate_exception(std::exception_ptr e) noexcept {
                         "std::exception_ptr)");
         return;
     }
+    if (translate_registered(e))
+        return;
     try {
-        std::rethrow_exception(std::move(e));
+        std::rethrow_exception(e);
     } catch (const python_error& err) {
         err.restore();
     } catch (const std::bad_alloc&) {
@@ -308,6 +461,8 @@ inline void translate_exception(std::exception_ptr e) noexcept {
                         "std::exception) reached Python");
     }
 }
+
+} // namespace detail
 
 namespace detail {
 

@@ -698,8 +698,8 @@ private:
             return;
         }
         phase_ = phase::fetching;
-        object next = checked(Py_TYPE(iter_.ptr())->tp_as_async->am_anext(iter_.ptr()));
-        inner_ = await_iter(next, "__anext__()");
+        object anext = checked(Py_TYPE(iter_.ptr())->tp_as_async->am_anext(iter_.ptr()));
+        inner_ = await_iter(anext, "__anext__()");
     }
 
     void on_returned(object out) {

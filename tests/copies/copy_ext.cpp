@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <string>
 #include <tuple>
 
@@ -22,6 +24,50 @@
 #define COPY_STR(x) COPY_STR2(x)
 
 namespace {
+
+// This copy's own C++ exception type: each module registers its own Python class for it.
+struct copy_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Throws what `kind` names: "own" (copy_error), "nested" (copy_error with a std::out_of_range
+// nested in it), "range" (std::range_error: only the copies whose name has "gcc" in it register
+// a translator for it, as ArithmeticError; the others' registries do not have it).
+[[noreturn]] void throw_kind(const std::string& kind) {
+    if (kind == "own")
+        throw copy_error("own failure in " COPY_STR(COPY_NAME));
+    if (kind == "nested") {
+        try {
+            throw std::out_of_range("the inner cause");
+        } catch (...) {
+            std::throw_with_nested(copy_error("outer failure in " COPY_STR(COPY_NAME)));
+        }
+    }
+    throw std::range_error("out of range in " COPY_STR(COPY_NAME));
+}
+
+// fail(where, kind): raises what throw_kind throws, "now" (in the call), "later" (in the C++
+// work Python awaits) or "stream" (in a C++ producer, after its first item).
+PyObject* fail(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&]() -> pyasio::object {
+        auto [where, kind] =
+            pyasio::from_python<std::tuple<std::string, std::string>>(pyasio::handle(args));
+        if (where == "now")
+            throw_kind(kind);
+        if (where == "later")
+            return pyasio::future_into_py([kind = kind]() -> asio::awaitable<long> {
+                asio::steady_timer timer(co_await asio::this_coro::executor,
+                                         std::chrono::milliseconds(1));
+                co_await timer.async_wait(asio::use_awaitable);
+                throw_kind(kind);
+            });
+        return pyasio::stream_into_py<long>(
+            [kind = kind](pyasio::stream_writer<long> out) -> asio::awaitable<void> {
+                co_await out.write(1);
+                throw_kind(kind);
+            });
+    });
+}
 
 // sleep_value(ms, value): Python awaits C++ (future_into_py): an Asio timer, then value.
 PyObject* sleep_value(PyObject*, PyObject* args) {
@@ -116,6 +162,7 @@ PyMethodDef methods[] = {
     {"produce", produce, METH_O, "produce(n): stream_into_py"},
     {"consume", consume, METH_O, "consume(aiterable): into_stream, summed"},
     {"identity", identity, METH_NOARGS, "identity(): this copy's name, version, state"},
+    {"fail", fail, METH_VARARGS, "fail(where, kind): a C++ exception, translated"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,
@@ -131,5 +178,23 @@ PyModuleDef module = {PyModuleDef_HEAD_INIT,
 } // namespace
 
 PYASIO_MODULE_INIT(COPY_NAME) {
-    return PyModule_Create(&module);
+    PyObject* m = PyModule_Create(&module);
+    if (m == nullptr)
+        return nullptr;
+    try {
+        pyasio::register_exception<copy_error>(pyasio::handle(m), "Error");
+        if (std::string_view(COPY_STR(COPY_NAME)).find("gcc") != std::string_view::npos)
+            pyasio::register_exception_translator([](const std::exception_ptr& e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::range_error& r) {
+                    PyErr_SetString(PyExc_ArithmeticError, r.what());
+                }
+            });
+    } catch (...) {
+        Py_DECREF(m);
+        pyasio::translate_exception(std::current_exception());
+        return nullptr;
+    }
+    return m;
 }

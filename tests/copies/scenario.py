@@ -19,6 +19,8 @@ def load(names):
     ids = [m.identity() for m in modules]
     for m, (name, _version, queue, context) in zip(modules, ids):
         assert name == m.__name__, (name, m.__name__)
+        assert m.Error.__module__ == m.__name__, m.Error.__module__
+    assert len({id(m.Error) for m in modules}) == len(modules)
     # Each copy has its own state: shared code or state would show as equal addresses.
     queues = {i[2] for i in ids}
     contexts = {i[3] for i in ids}
@@ -59,11 +61,40 @@ async def one_module(m, k):
     return len(results)
 
 
+async def errors(m):
+    """m's C++ exceptions arrive as m's own Python classes (its translator registry)."""
+    gcc = "gcc" in m.__name__
+    for where in ("now", "later", "stream"):
+        for kind in ("own", "nested", "range"):
+            try:
+                r = m.fail(where, kind)
+                if where == "later":
+                    await r
+                elif where == "stream":
+                    async for _ in r:
+                        pass
+            except Exception as e:
+                error = e
+            else:
+                raise AssertionError(f"{m.__name__}.fail({where}, {kind}) raised nothing")
+            if kind == "range":
+                want = ArithmeticError if gcc else RuntimeError
+                assert type(error) is want, (m.__name__, where, kind, repr(error))
+                continue
+            assert type(error) is m.Error, (m.__name__, where, kind, repr(error))
+            assert str(error) == f"{kind if kind == 'own' else 'outer'} failure in {m.__name__}", error
+            if kind == "nested":
+                assert type(error.__cause__) is IndexError, repr(error.__cause__)
+                assert str(error.__cause__) == "the inner cause"
+    return 9
+
+
 async def exercise(modules, rounds=3):
     """All modules at once on the running loop, `rounds` times over; returns the check count."""
     total = 0
     for r in range(rounds):
-        counts = await asyncio.gather(*(one_module(m, r) for m in modules))
+        counts = await asyncio.gather(*(one_module(m, r) for m in modules),
+                                      *(errors(m) for m in modules))
         total += sum(counts)
     return total
 
