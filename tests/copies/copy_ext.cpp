@@ -73,13 +73,12 @@ PyObject* fail(PyObject*, PyObject* args) {
 PyObject* sleep_value(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
         auto [ms, value] = pyasio::from_python<std::tuple<long, std::string>>(pyasio::handle(args));
-        return pyasio::future_into_py(
-            [ms = ms, value = value]() -> asio::awaitable<std::string> {
-                asio::steady_timer timer(co_await asio::this_coro::executor,
-                                         std::chrono::milliseconds(ms));
-                co_await timer.async_wait(asio::use_awaitable);
-                co_return value;
-            });
+        return pyasio::future_into_py([ms = ms, value = value]() -> asio::awaitable<std::string> {
+            asio::steady_timer timer(co_await asio::this_coro::executor,
+                                     std::chrono::milliseconds(ms));
+            co_await timer.async_wait(asio::use_awaitable);
+            co_return value;
+        });
     });
 }
 
@@ -98,18 +97,22 @@ PyObject* await_py(PyObject*, PyObject* arg) {
 PyObject* on_loop(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         pyasio::loop_executor loop = pyasio::loop_executor::current();
-        return pyasio::future_into_py(
-            [fn = pyasio::borrow(arg), loop]() mutable -> asio::awaitable<std::int64_t> {
-                co_return co_await asio::co_spawn(
-                    loop,
-                    [fn = std::move(fn)]() mutable -> asio::awaitable<std::int64_t> {
-                        // On the loop's thread, with the GIL: the loop executor's rule.
-                        std::int64_t r = pyasio::from_python<std::int64_t>(pyasio::call(fn));
-                        fn.reset();
-                        co_return r;
-                    },
-                    asio::use_awaitable);
-            });
+        return pyasio::future_into_py([fn = pyasio::borrow(arg),
+                                       loop]() mutable -> asio::awaitable<std::int64_t> {
+            // NOTE: named before the co_await, not a temporary of it: g++ 12 leaves a closure
+            // temporary of a co_await full-expression holding its captures after they were
+            // moved out (docs/peers.md), and destroys it at the end of the statement, on a
+            // runtime thread. Its copy of fn, queued for release there, released fn once too
+            // often: fn (the Python callable) was freed while the release queue still named
+            // it, and the release of the queue's entry freed whatever reused that memory.
+            auto on_the_loop = [fn = std::move(fn)]() mutable -> asio::awaitable<std::int64_t> {
+                // On the loop's thread, with the GIL: the loop executor's rule.
+                std::int64_t r = pyasio::from_python<std::int64_t>(pyasio::call(fn));
+                fn.reset();
+                co_return r;
+            };
+            co_return co_await asio::co_spawn(loop, std::move(on_the_loop), asio::use_awaitable);
+        });
     });
 }
 
