@@ -3,16 +3,16 @@
 """Checks that every code block in README.md, docs/**/*.md and examples/**/README.md is quoted
 from a file that the test command builds or runs.
 
-A ```cpp, ```cmake, ```meson or ```python block must start with a comment naming that file, e.g.
-`// examples/00-basics.cpp` or `# demo/handler.py`. Its other lines must appear in the file in
-the same order; a line that is only `// ...` or `# ...` marks an omission. Shell blocks
-(commands) and text blocks (program output) are not checked.
+A ```cpp, ```cmake, ```meson, ```python or ```toml block must start with a comment naming that
+file, e.g. `// examples/00-basics.cpp` or `# demo/handler.py`. Its other lines must appear in
+the file in the same order; a line that is only `// ...` or `# ...` marks an omission. Shell
+blocks (commands) and text blocks (program output) are not checked.
 """
 import pathlib
 import re
 import sys
 
-CHECKED = {"cpp", "c++", "cmake", "meson", "python", "py"}
+CHECKED = {"cpp", "c++", "cmake", "meson", "python", "py", "toml"}
 BUILT = ("examples/", "tests/", "bench/", "demo/", "include/", "CMakeLists.txt", "meson.build")
 FENCE = re.compile(r"^```(\S*)\s*$")
 NAME = re.compile(r"^\s*(?://|#)\s*(\S+)\s*$")

@@ -226,7 +226,7 @@ TEST_CASE("registered translators: the module's own exception classes", "[error]
     python_error e = raised_for(std::make_exception_ptr(parse_failure("line 3: bad token")));
     CHECK(e.type().ptr() == parse.ptr());
     CHECK(e.matches(handle(PyExc_ValueError)));
-    CHECK(std::string(e.what()) == "ParseError: line 3: bad token");
+    CHECK(std::string(e.what()) == "translated.ParseError: line 3: bad token");
 
     // A C++ exception thrown with its cause nested (std::throw_with_nested): the cause's
     // translation is the Python exception's __cause__.
