@@ -19,7 +19,7 @@ PyObject* double_later(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
         auto [n, ms] =
             pyasio::from_python<std::tuple<std::int64_t, std::int64_t>>(pyasio::handle(args));
-        return pyasio::future_into_py([n, ms]() -> asio::awaitable<std::int64_t> {
+        return pyasio::future_into_py([n = n, ms = ms]() -> asio::awaitable<std::int64_t> {
             asio::steady_timer timer(co_await asio::this_coro::executor,
                                      std::chrono::milliseconds(ms));
             co_await timer.async_wait(asio::use_awaitable);
