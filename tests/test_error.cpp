@@ -219,7 +219,8 @@ python_error raised_for(std::exception_ptr thrown) {
 
 TEST_CASE("registered translators: the module's own exception classes", "[error]") {
     object module = pyasio::steal(PyModule_New("translated"));
-    object parse = pyasio::register_exception<parse_failure>(module, "ParseError", PyExc_ValueError);
+    object parse =
+        pyasio::register_exception<parse_failure>(module, "ParseError", PyExc_ValueError);
     CHECK(pyasio::getattr(module, "ParseError").ptr() == parse.ptr());
     CHECK(pyasio::str(pyasio::getattr(parse, "__module__")) == "translated");
 
@@ -256,8 +257,8 @@ TEST_CASE("registered translators: the module's own exception classes", "[error]
             PyErr_SetString(PyExc_TimeoutError, q.what());
         }
     });
-    CHECK(raised_for(std::make_exception_ptr(quiet_failure("slow"))).matches(
-        handle(PyExc_TimeoutError)));
+    CHECK(raised_for(std::make_exception_ptr(quiet_failure("slow")))
+              .matches(handle(PyExc_TimeoutError)));
     CHECK(raised_for(std::make_exception_ptr(parse_failure("x"))).type().ptr() == parse.ptr());
     python_error plain = raised_for(std::make_exception_ptr(unregistered_failure("other")));
     CHECK(std::string(plain.what()) == "RuntimeError: other");
@@ -272,11 +273,13 @@ TEST_CASE("registered translators: misuse", "[error]") {
         }
         return "no std::invalid_argument";
     };
-    CHECK(message([] { pyasio::register_exception_translator(nullptr); })
-              .find("the translator is empty") != std::string::npos);
+    CHECK(message([] {
+              pyasio::register_exception_translator(nullptr);
+          }).find("the translator is empty") != std::string::npos);
     object not_a_module = test::eval("object()");
-    CHECK(message([&] { pyasio::register_exception<unregistered_failure>(not_a_module, "X"); })
-              .find("the first argument must be the module") != std::string::npos);
+    CHECK(message([&] {
+              pyasio::register_exception<unregistered_failure>(not_a_module, "X");
+          }).find("the first argument must be the module") != std::string::npos);
     struct silent : std::runtime_error {
         using std::runtime_error::runtime_error;
     };

@@ -13,8 +13,8 @@
 #include <asio/error.hpp>
 
 #include <atomic>
-#include <functional>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -328,7 +328,8 @@ inline void register_exception_translator(exception_translator translator) {
 /// exception of type E (or derived from it), and returns the class. Like pybind11's
 /// register_exception. Call it from the module's init function; GIL held.
 ///
-///     pyasio::register_exception<my::parse_error>(pyasio::handle(m), "ParseError", PyExc_ValueError);
+///     pyasio::register_exception<my::parse_error>(pyasio::handle(m), "ParseError",
+///     PyExc_ValueError);
 template <class E>
 object register_exception(handle module, const char* name, PyObject* base = PyExc_Exception) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::register_exception called");
@@ -361,14 +362,14 @@ inline void translate_one(const std::exception_ptr& e) noexcept;
 
 /// Sets the Python error indicator from any C++ exception, with the mapping every pyasio entry
 /// point uses. First the translators registered with register_exception_translator (and
-/// register_exception), newest first; then python_error -> the original exception object; type_error -> TypeError;
-/// task_cancelled -> asyncio.CancelledError; interrupted -> KeyboardInterrupt;
-/// std::bad_alloc -> MemoryError;
-/// std::system_error -> OSError (errno kept for system and generic categories);
-/// std::invalid_argument, std::domain_error -> ValueError; std::out_of_range -> IndexError;
-/// std::overflow_error -> OverflowError; other std::exception -> RuntimeError(what());
-/// anything else -> SystemError. An exception thrown with std::throw_with_nested gets the
-/// translation of the exception nested in it as its __cause__. Needs the GIL.
+/// register_exception), newest first; then python_error -> the original exception object;
+/// type_error -> TypeError; task_cancelled -> asyncio.CancelledError; interrupted ->
+/// KeyboardInterrupt; std::bad_alloc -> MemoryError; std::system_error -> OSError (errno kept for
+/// system and generic categories); std::invalid_argument, std::domain_error -> ValueError;
+/// std::out_of_range -> IndexError; std::overflow_error -> OverflowError; other std::exception ->
+/// RuntimeError(what()); anything else -> SystemError. An exception thrown with
+/// std::throw_with_nested gets the translation of the exception nested in it as its __cause__.
+/// Needs the GIL.
 inline void translate_exception(std::exception_ptr e) noexcept {
     detail::translate_one(e);
     std::exception_ptr inner = e ? detail::nested_in(e) : nullptr;

@@ -94,9 +94,7 @@ public:
             threads_.emplace_back(&runtime::serve, this);
     }
 
-    ~runtime() {
-        stop();
-    }
+    ~runtime() { stop(); }
 
     runtime(const runtime&) = delete;
     runtime& operator=(const runtime&) = delete;
@@ -112,13 +110,9 @@ public:
     }
 
     /// The executor on which work runs.
-    asio::io_context::executor_type get_executor() noexcept {
-        return io_.get_executor();
-    }
+    asio::io_context::executor_type get_executor() noexcept { return io_.get_executor(); }
     /// How many threads serve it.
-    std::size_t thread_count() const noexcept {
-        return threads_.size();
-    }
+    std::size_t thread_count() const noexcept { return threads_.size(); }
 
     /// The default thread count: the hardware's concurrency, at least 2.
     static std::size_t default_thread_count() noexcept {

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #ifndef COPY_NAME

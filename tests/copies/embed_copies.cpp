@@ -33,9 +33,9 @@ int main(int argc, char** argv) {
                     pyasio::call_method(sys_path, "insert", 0, std::string(argv[2]));
                     pyasio::object scenario = pyasio::import("scenario");
                     pyasio::object modules = pyasio::call(pyasio::getattr(scenario, "load"), names);
-                    return pyasio::async_function(pyasio::call(
-                        pyasio::getattr(pyasio::import("functools"), "partial"),
-                        pyasio::getattr(scenario, "exercise"), modules));
+                    return pyasio::async_function(
+                        pyasio::call(pyasio::getattr(pyasio::import("functools"), "partial"),
+                                     pyasio::getattr(scenario, "exercise"), modules));
                 }();
                 co_return co_await pyasio::into_future<long>(exercise());
             },

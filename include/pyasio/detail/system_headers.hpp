@@ -58,22 +58,24 @@
 #include <vector>
 
 #if !defined(_WIN32)
+#include <sys/types.h> // NOTE: first: older BSDs need it before the other system headers
+
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
-#include <pthread.h>
-#include <signal.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <unistd.h>
 #if __has_include(<poll.h>)
 #include <poll.h>
 #endif
