@@ -294,4 +294,9 @@ TEST_CASE("registered translators: misuse", "[error]") {
     CHECK(e.matches(handle(PyExc_SystemError)));
     CHECK(std::string(e.what()).find("returned without setting a Python error") !=
           std::string::npos);
+    CHECK(std::string(e.what()).find("the C++ exception was: quiet") != std::string::npos);
+    // The base class may be given as a handle too.
+    object module = pyasio::steal(PyModule_New("based"));
+    object cls = pyasio::register_exception<silent>(module, "Quiet", handle(PyExc_LookupError));
+    CHECK(PyObject_IsSubclass(cls.ptr(), PyExc_LookupError) == 1);
 }

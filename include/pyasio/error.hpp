@@ -275,11 +275,20 @@ inline bool translate_registered(const std::exception_ptr& e) noexcept {
             PyErr_Clear();
             continue;
         }
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_SystemError,
-                            "pyasio: an exception translator returned without setting a Python "
-                            "error (it must set one for the types it catches, and let the others "
-                            "leave it)");
+        if (!PyErr_Occurred()) {
+            static constexpr const char* message =
+                "pyasio: an exception translator returned without setting a Python error (it "
+                "must set one for the types it catches, and let the others leave it); the C++ "
+                "exception was: ";
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                PyErr_Format(PyExc_SystemError, "%s%s", message, x.what());
+            } catch (...) {
+                (void)caught();
+                PyErr_Format(PyExc_SystemError, "%sof unknown type", message);
+            }
+        }
         return true;
     }
     return false;
@@ -354,6 +363,11 @@ object register_exception(handle module, const char* name, PyObject* base = PyEx
         }
     });
     return type;
+}
+
+/// register_exception with the base class as a handle.
+template <class E> object register_exception(handle module, const char* name, handle base) {
+    return register_exception<E>(module, name, base.ptr());
 }
 
 namespace detail {

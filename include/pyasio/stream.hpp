@@ -57,6 +57,8 @@ struct stream_names {
     object set_result = interned("set_result");
     object done = interned("done");
     object cancel = interned("cancel");
+    object cancelled = interned("cancelled");
+    object exception = interned("exception");
     object result = interned("result");
     object throw_ = interned("throw");
     object send = interned("send");
@@ -961,7 +963,22 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
     void abandon() noexcept override { release(); }
 
     /// The producer's future is done: a waiting __anext__ hears the end.
-    void on_done() override { wake_python(); }
+    void on_done() override {
+        // NOTE: the producer's error reaches a reader through poll(), which raises it at its
+        // point; a reader that left (break) never asks, and asyncio would log "Future exception
+        // was never retrieved" for a future the user never saw. So it counts as retrieved now.
+        if (done_) {
+            try {
+                const stream_names& names = per_interpreter<stream_names>();
+                if (call_method(done_, names.cancelled).ptr() != Py_True)
+                    (void)call_method(done_, names.exception);
+            } catch (...) {
+                (void)detail::caught();
+                PyErr_Clear();
+            }
+        }
+        wake_python();
+    }
     void on_gone() noexcept override { release(); }
 
 protected:
