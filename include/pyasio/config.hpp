@@ -53,7 +53,16 @@
 // visibility for themselves (asio/detail/push_options.hpp) unless ASIO_DISABLE_VISIBILITY is
 // defined. Executables are left alone: nothing binds to them unless they export their symbols,
 // and an extension module's hidden symbols are bound inside the module at link time anyway.
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__) &&       \
+// PYASIO_HIDDEN_VISIBILITY=1 or 0 decides instead of the guess: e.g. 0 for -fPIC code of a
+// static library that an executable links, or 1 for a module built without -fPIC.
+#if defined(PYASIO_HIDDEN_VISIBILITY)
+#if PYASIO_HIDDEN_VISIBILITY && (defined(_WIN32) || defined(__CYGWIN__) ||                          \
+                                 !(defined(__GNUC__) || defined(__clang__)))
+#error "PYASIO_HIDDEN_VISIBILITY=1 needs GCC or clang on an ELF or Mach-O platform."
+#endif
+/// 1 in code for a shared object: pyasio's names and Asio's are hidden (see config.hpp).
+#define PYASIO_DETAIL_HIDDEN PYASIO_HIDDEN_VISIBILITY
+#elif (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(__CYGWIN__) &&     \
     defined(__PIC__) && !defined(__PIE__)
 /// 1 in code for a shared object: pyasio's names and Asio's are hidden (see config.hpp).
 #define PYASIO_DETAIL_HIDDEN 1
@@ -233,11 +242,19 @@ inline PyThreadState* current_thread_state() noexcept {
 
 /// True when the calling thread holds the GIL.
 inline bool gil_held() noexcept {
-    // NOTE: PyGILState_Check needs no GIL (that is its purpose), but on 3.8-3.11 it answers 1
-    // before Py_Initialize and after Py_Finalize (its TSS key does not exist then). A current
-    // thread state exists only while some thread of a live interpreter holds the GIL, and during
-    // finalization on the finalizing thread, where decrefs must still happen.
-    return current_thread_state() != nullptr && PyGILState_Check() != 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    // NOTE: from 3.12 the current thread state is this thread's (thread-local): it is set
+    // exactly while this thread holds the GIL.
+    return current_thread_state() != nullptr;
+#else
+    // NOTE: on 3.8-3.11 the current thread state is the one that holds the GIL, on any thread;
+    // it is this thread's when it is the thread state PyGILState knows for this thread. (Not
+    // PyGILState_Check, which does the same but answers 1 for every thread once a
+    // subinterpreter has been created, and before Py_Initialize and after Py_Finalize.) Neither
+    // call needs the GIL.
+    PyThreadState* current = current_thread_state();
+    return current != nullptr && current == PyGILState_GetThisThreadState();
+#endif
 }
 
 } // namespace detail

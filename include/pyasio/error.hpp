@@ -384,7 +384,7 @@ inline void translate_one(const std::exception_ptr& e) noexcept;
 /// RuntimeError(what()); anything else -> SystemError. An exception thrown with
 /// std::throw_with_nested gets the translation of the exception nested in it as its __cause__.
 /// Needs the GIL.
-inline void translate_exception(std::exception_ptr e) noexcept {
+inline void translate_exception(const std::exception_ptr& e) noexcept {
     detail::translate_one(e);
     std::exception_ptr inner = e ? detail::nested_in(e) : nullptr;
     if (!inner || !PyErr_Occurred())
@@ -393,7 +393,7 @@ inline void translate_exception(std::exception_ptr e) noexcept {
     PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
     PyErr_Fetch(&type, &value, &trace);
     PyErr_NormalizeException(&type, &value, &trace);
-    translate_exception(std::move(inner));
+    translate_exception(inner);
     PyObject *ctype = nullptr, *cause = nullptr, *ctrace = nullptr;
     PyErr_Fetch(&ctype, &cause, &ctrace);
     PyErr_NormalizeException(&ctype, &cause, &ctrace);
@@ -401,7 +401,9 @@ inline void translate_exception(std::exception_ptr e) noexcept {
         PyException_SetTraceback(cause, ctrace);
     Py_XDECREF(ctype);
     Py_XDECREF(ctrace);
-    if (value != nullptr && cause != nullptr)
+    // NOTE: a python_error nested in its own handler (std::throw_with_nested while handling it)
+    // would be made its own cause
+    if (value != nullptr && cause != nullptr && cause != value)
         PyException_SetCause(value, cause); // steals the reference
     else
         Py_XDECREF(cause);
