@@ -95,6 +95,27 @@ int run() {
     check(pyasio::repr(fresh) == "[1, 2]", "a second interpreter works after the first one");
     fresh.reset();
     Py_FinalizeEx();
+
+    // A translator registered in one interpreter is gone in the next, even when registering it
+    // was the only thing pyasio did there.
+    struct local_failure : std::runtime_error {
+        using std::runtime_error::runtime_error;
+    };
+    Py_InitializeEx(0);
+    pyasio::register_exception_translator([](const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const local_failure& f) {
+            PyErr_SetString(PyExc_KeyError, f.what());
+        }
+    });
+    Py_FinalizeEx();
+    Py_InitializeEx(0);
+    pyasio::translate_exception(std::make_exception_ptr(local_failure("later")));
+    check(PyErr_ExceptionMatches(PyExc_RuntimeError) != 0,
+          "the next interpreter translates with its own registry (no translator of the last)");
+    PyErr_Clear();
+    Py_FinalizeEx();
     std::printf("%d failed\n", failures);
     return failures == 0 ? 0 : 1;
 }

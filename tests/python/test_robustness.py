@@ -106,6 +106,28 @@ EXIT_WHILE_READING = r"""
 """
 
 
+class Subinterpreters(unittest.TestCase):
+    # Once a subinterpreter has existed, PyGILState_Check answers 1 on every thread (3.8-3.12):
+    # pyasio's own "does this thread hold the GIL" must not trust it (its runtime threads then
+    # stopped the program, "a runtime thread still holds the GIL", while the loop ran Python).
+    def test_work_after_a_subinterpreter_was_created(self):
+        try:
+            import _xxsubinterpreters  # noqa: F401  (3.8-3.12; 3.13 renamed it)
+        except ImportError:
+            self.skipTest("no _xxsubinterpreters in this Python")
+        code, out = run_child("""
+            import asyncio, _xxsubinterpreters as interpreters
+            import _pyasio_async_test as ext
+            interpreters.destroy(interpreters.create())
+            async def main():
+                for _ in range(20):
+                    await asyncio.gather(*(ext.sleep_ms(1) for _ in range(50)))
+            asyncio.run(main())
+            print("done")
+            """)
+        self.assertEqual((code, out.strip().splitlines()[-1:]), (0, ["done"]), out)
+
+
 class ForcedUnwind(unittest.TestCase):
     def test_a_thread_ended_inside_each_kind_of_entry_point_ends_cleanly(self):
         for kind in ["entry_point", "completion", "drain", "done callback",
