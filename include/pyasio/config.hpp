@@ -56,8 +56,8 @@
 // PYASIO_HIDDEN_VISIBILITY=1 or 0 decides instead of the guess: e.g. 0 for -fPIC code of a
 // static library that an executable links, or 1 for a module built without -fPIC.
 #if defined(PYASIO_HIDDEN_VISIBILITY)
-#if PYASIO_HIDDEN_VISIBILITY && (defined(_WIN32) || defined(__CYGWIN__) ||                          \
-                                 !(defined(__GNUC__) || defined(__clang__)))
+#if PYASIO_HIDDEN_VISIBILITY &&                                                                    \
+    (defined(_WIN32) || defined(__CYGWIN__) || !(defined(__GNUC__) || defined(__clang__)))
 #error "PYASIO_HIDDEN_VISIBILITY=1 needs GCC or clang on an ELF or Mach-O platform."
 #endif
 /// 1 in code for a shared object: pyasio's names and Asio's are hidden (see config.hpp).
