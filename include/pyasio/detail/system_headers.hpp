@@ -5,15 +5,15 @@
 /// @file
 /// The standard and system headers that Asio includes, for config.hpp to include before it
 /// includes Asio under hidden visibility.
-///
-/// NOTE: `#pragma GCC visibility push(hidden)` applies to declarations as well as definitions: a
-/// C library function or variable first declared inside the pragma's region is taken to be
-/// defined in this shared object, and the link fails ("hidden symbol `eventfd' isn't defined",
-/// "undefined hidden symbol `__libc_single_threaded'"). Every header that Asio includes from
-/// outside Asio is therefore included here first, outside the region; its include guard keeps
-/// Asio's own #include from declaring anything again. The list is what Asio 1.22-1.30 includes
-/// on Linux and the other POSIX systems, with libstdc++ or libc++; a header missing from it
-/// shows at link time, never at run time.
+
+// NOTE: "#pragma GCC visibility push(hidden)" applies to declarations as well as definitions: a
+// C library function or variable first declared inside the pragma's region is taken to be
+// defined in this shared object, and the link fails ("hidden symbol 'eventfd' isn't defined",
+// "undefined hidden symbol '__libc_single_threaded'"). Every header that Asio includes from
+// outside Asio is therefore included here first, outside the region; its include guard keeps
+// Asio's own inclusion of it from declaring anything again. The list is what Asio 1.22-1.30
+// includes on Linux and the other POSIX systems, with libstdc++ or libc++; a header missing from
+// it shows at link time, never at run time.
 
 #include <algorithm>
 #include <any>
