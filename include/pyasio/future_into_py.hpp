@@ -349,8 +349,8 @@ private:
 #endif
     }
 
-    static void report(std::exception_ptr e) noexcept {
-        translate_exception(std::move(e));
+    static void report(const std::exception_ptr& e) noexcept {
+        translate_exception(e);
         PyErr_WriteUnraisable(nullptr);
     }
 
@@ -769,7 +769,7 @@ inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
         } catch (...) {
             std::exception_ptr error = detail::caught();
             lazy_end_unstarted(self);
-            translate_exception(std::move(error));
+            translate_exception(error);
             return nullptr;
         }
     }

@@ -1287,7 +1287,7 @@ inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
     } catch (...) {
         std::exception_ptr error = detail::caught();
         self->finished = true;
-        translate_exception(std::move(error));
+        translate_exception(error);
         return resumed::raised;
     }
 }
