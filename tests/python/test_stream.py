@@ -275,6 +275,10 @@ class PythonToCpp:
             self.assertIn("expected an async iterable", end)
             self.assertIn("got int", end)
             self.assertIn("another next() of this stream waits", await m.two_nexts(slow()))
+            # The first next() was still in flight when two_nexts returned and dropped its
+            # stream: its __anext__ task ends on this loop; closing the loop before would
+            # destroy it pending (seen under ASan, where the C++ side is slower).
+            await until(lambda: len(asyncio.all_tasks()) == 1, "the dropped stream's __anext__")
 
         self.run_on_loop(main())
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <new>
 #include <utility>
+#include <vector>
 
 PYASIO_NAMESPACE_BEGIN
 
@@ -104,7 +105,12 @@ template <class T> T& per_interpreter() {
     release_queue::instance().ensure_exit_hook();
     unsigned now = interpreter_generation();
     if (value == nullptr || generation != now) {
-        value = new T(); // NOTE: the previous one, if any, is abandoned on purpose (see above)
+        // NOTE: the previous one, if any, is abandoned on purpose (see above); it stays
+        // reachable from here, so that leak checkers (LeakSanitizer) see it is kept, not lost
+        static std::vector<T*>* abandoned = new std::vector<T*>();
+        if (value != nullptr)
+            abandoned->push_back(value);
+        value = new T();
         generation = now;
     }
     return *value;
