@@ -248,6 +248,22 @@ TEST_CASE("registered translators: the module's own exception classes", "[error]
           "IndexError");
     CHECK(pyasio::str(cause) == "token 9 of 4");
 
+    // A Python exception nested in its own handler is not made its own cause.
+    python_error original = raised_by("raise KeyError('k')");
+    std::exception_ptr self_nested;
+    try {
+        try {
+            throw original;
+        } catch (const python_error& caught) {
+            std::throw_with_nested(caught);
+        }
+    } catch (...) {
+        self_nested = std::current_exception();
+    }
+    python_error again = raised_for(self_nested);
+    CHECK(again.value().ptr() == original.value().ptr());
+    CHECK(pyasio::getattr(again.value(), "__cause__").is_none());
+
     // A hand-written translator: the last registered is tried first; one that does not know the
     // type lets it go on; the built-in mapping comes last.
     pyasio::register_exception_translator([](const std::exception_ptr& p) {

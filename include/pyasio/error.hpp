@@ -36,6 +36,35 @@ inline object message_to_python(std::string_view text) noexcept {
         PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace"));
 }
 
+/// Takes the exception raised in this thread as one normalized exception object, its traceback
+/// attached, and clears the indicator: a new reference, or null when none is raised. GIL held.
+inline PyObject* take_raised() noexcept {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *t = nullptr, *v = nullptr, *tb = nullptr;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v != nullptr && tb != nullptr)
+        PyException_SetTraceback(v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(tb);
+    return v;
+#endif
+}
+
+/// Raises the exception object `value` (a reference it steals) again, with its traceback: the
+/// inverse of take_raised. GIL held.
+inline void raise_again(PyObject* value) noexcept {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(value);
+#else
+    PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(value));
+    Py_INCREF(type);
+    PyErr_Restore(type, value, PyException_GetTraceback(value));
+#endif
+}
+
 /// Sets the pending Python error (if any) aside for its lifetime and restores it at its end,
 /// dropping any error raised meanwhile: for code that calls Python while an exception may be
 /// propagating (a dealloc, a finalizer, a message being built). Needs the GIL.
@@ -104,18 +133,7 @@ public:
     /// Takes the exception that is currently raised in this thread (clearing the indicator).
     /// When none is set, the result is a SystemError that says so. Needs the GIL.
     static python_error fetch() {
-#if PY_VERSION_HEX >= 0x030C0000
-        object value = steal(PyErr_GetRaisedException());
-#else
-        PyObject *t = nullptr, *v = nullptr, *tb = nullptr;
-        PyErr_Fetch(&t, &v, &tb);
-        PyErr_NormalizeException(&t, &v, &tb);
-        if (v != nullptr && tb != nullptr)
-            PyException_SetTraceback(v, tb);
-        Py_XDECREF(t);
-        Py_XDECREF(tb);
-        object value = steal(v);
-#endif
+        object value = steal(detail::take_raised());
         if (!value) {
             PyErr_SetString(PyExc_SystemError,
                             "pyasio: a Python C API call failed without setting an exception");
@@ -136,17 +154,11 @@ public:
     }
 
     /// The exception's type.
-    handle type() const noexcept {
-        return state_->type;
-    }
+    handle type() const noexcept { return state_->type; }
     /// The exception instance.
-    handle value() const noexcept {
-        return state_->value;
-    }
+    handle value() const noexcept { return state_->value; }
     /// The traceback (None-less: an empty handle when there is none).
-    handle traceback() const noexcept {
-        return state_->trace;
-    }
+    handle traceback() const noexcept { return state_->trace; }
 
     /// Raises this exception (the same object, with its traceback) as the current Python error.
     /// The python_error stays usable. Needs the GIL.
@@ -155,15 +167,8 @@ public:
         PyObject* v = state_->value.ptr();
         if (state_->trace)
             PyException_SetTraceback(v, state_->trace.ptr());
-#if PY_VERSION_HEX >= 0x030C0000
         Py_INCREF(v);
-        PyErr_SetRaisedException(v);
-#else
-        Py_INCREF(state_->type.ptr());
-        Py_INCREF(v);
-        Py_XINCREF(state_->trace.ptr());
-        PyErr_Restore(state_->type.ptr(), v, state_->trace.ptr());
-#endif
+        detail::raise_again(v);
     }
 
     /// True when the exception is an instance of exc_type (a class or a tuple of classes), as
@@ -390,24 +395,17 @@ inline void translate_exception(const std::exception_ptr& e) noexcept {
     if (!inner || !PyErr_Occurred())
         return;
     // NOTE: the cause is translated with the outer exception set aside, then attached to it
-    PyObject *type = nullptr, *value = nullptr, *trace = nullptr;
-    PyErr_Fetch(&type, &value, &trace);
-    PyErr_NormalizeException(&type, &value, &trace);
+    PyObject* value = detail::take_raised();
     translate_exception(inner);
-    PyObject *ctype = nullptr, *cause = nullptr, *ctrace = nullptr;
-    PyErr_Fetch(&ctype, &cause, &ctrace);
-    PyErr_NormalizeException(&ctype, &cause, &ctrace);
-    if (cause != nullptr && ctrace != nullptr)
-        PyException_SetTraceback(cause, ctrace);
-    Py_XDECREF(ctype);
-    Py_XDECREF(ctrace);
+    PyObject* cause = detail::take_raised();
     // NOTE: a python_error nested in its own handler (std::throw_with_nested while handling it)
     // would be made its own cause
     if (value != nullptr && cause != nullptr && cause != value)
         PyException_SetCause(value, cause); // steals the reference
     else
         Py_XDECREF(cause);
-    PyErr_Restore(type, value, trace);
+    if (value != nullptr)
+        detail::raise_again(value);
 }
 
 namespace detail {

@@ -99,12 +99,12 @@ inline unsigned interpreter_generation() noexcept {
 template <class T> T& per_interpreter() {
     static T* value = nullptr;
     static unsigned generation = 0;
-    // NOTE: the exit hook moves the generation on; without it a value made before a
-    // Py_Finalize would be taken for the next interpreter's (a translator registered in the
-    // first, say, would still translate in the second)
-    release_queue::instance().ensure_exit_hook();
     unsigned now = interpreter_generation();
     if (value == nullptr || generation != now) {
+        // NOTE: the exit hook moves the generation on; without it a value made now would be
+        // taken for the next interpreter's (a translator registered in this one, say, would
+        // still translate in the next)
+        release_queue::instance().ensure_exit_hook();
         // NOTE: the previous one, if any, is abandoned on purpose (see above); it stays
         // reachable from here, so that leak checkers (LeakSanitizer) see it is kept, not lost
         static std::vector<T*>* abandoned = new std::vector<T*>();
