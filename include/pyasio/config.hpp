@@ -20,9 +20,21 @@
 #error "pyasio needs CPython 3.8 or newer."
 #endif
 
+// The limited API (Py_LIMITED_API, for one abi3 wheel that serves every later version): from
+// 3.12, the first whose limited API has vectorcall (PyObject_Vectorcall, _VectorcallMethod).
 #if defined(Py_LIMITED_API)
-#error                                                                                             \
-    "pyasio uses the full CPython C API; undefine Py_LIMITED_API for translation units that include it."
+#if Py_LIMITED_API + 0 < 0x030C0000
+#error "pyasio's limited-API (abi3) build needs Py_LIMITED_API=0x030C0000 (3.12) or later: define it so, or build with the full API (no Py_LIMITED_API)."
+#endif
+/// 1 when built on the limited API (abi3): pyasio then calls only the stable ABI.
+#define PYASIO_DETAIL_LIMITED 1
+/// The version whose API pyasio may call: the limited API's, or the headers'.
+#define PYASIO_DETAIL_API_VERSION Py_LIMITED_API
+#else
+/// 1 when built on the limited API (abi3): pyasio then calls only the stable ABI.
+#define PYASIO_DETAIL_LIMITED 0
+/// The version whose API pyasio may call: the limited API's, or the headers'.
+#define PYASIO_DETAIL_API_VERSION PY_VERSION_HEX
 #endif
 
 // NOTE: Asio 1.22 enables co_await support under clang only when <experimental/coroutine>
@@ -173,6 +185,9 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#if PYASIO_DETAIL_LIMITED && !defined(_WIN32)
+#include <dlfcn.h>
+#endif
 #include <exception>
 #include <stdexcept>
 
@@ -220,39 +235,60 @@ inline std::exception_ptr caught() {
     std::abort();
 }
 
+#if PYASIO_DETAIL_LIMITED
+/// Py_IsFinalizing (3.13+) or _Py_IsFinalizing (3.12), found by name in the running interpreter:
+/// neither is in the stable ABI, and an abi3 module may run on either. Null where neither is
+/// found (then only Py_IsInitialized answers).
+inline int (*finalizing_function() noexcept)() {
+#if defined(_WIN32)
+    return nullptr; // NOTE: by design: the limited build on Windows has not been run
+#else
+    static int (*const f)() = [] {
+        void* p = ::dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
+        if (p == nullptr)
+            p = ::dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
+        return reinterpret_cast<int (*)()>(p);
+    }();
+    return f;
+#endif
+}
+#endif
+
 /// True while the interpreter is initialized and not finalizing: only then may a thread that
 /// does not hold the GIL try to take it.
 inline bool interpreter_alive() noexcept {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PYASIO_DETAIL_LIMITED
+    int (*finalizing)() = finalizing_function();
+    return Py_IsInitialized() != 0 && (finalizing == nullptr || finalizing() == 0);
+#elif PY_VERSION_HEX >= 0x030D0000
     return Py_IsInitialized() != 0 && Py_IsFinalizing() == 0;
 #else
     return Py_IsInitialized() != 0 && _Py_IsFinalizing() == 0;
 #endif
 }
 
-/// The thread state current on this thread (3.12+) or holding the GIL (3.8-3.11), or null; never
-/// fails, needs no GIL.
-inline PyThreadState* current_thread_state() noexcept {
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyThreadState_GetUnchecked();
-#else
-    return _PyThreadState_UncheckedGet();
-#endif
-}
-
 /// True when the calling thread holds the GIL.
 inline bool gil_held() noexcept {
-#if PY_VERSION_HEX >= 0x030C0000
+#if PYASIO_DETAIL_LIMITED
+    // NOTE: from 3.12 the current thread state is this thread's (thread-local), set exactly while
+    // this thread holds the GIL; the stable ABI's only call that reads it without failing is
+    // PyThreadState_GetDict (null when there is none; the dict is made once per thread state).
+    return PyThreadState_GetDict() != nullptr;
+#elif PY_VERSION_HEX >= 0x030C0000
     // NOTE: from 3.12 the current thread state is this thread's (thread-local): it is set
     // exactly while this thread holds the GIL.
-    return current_thread_state() != nullptr;
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyThreadState_GetUnchecked() != nullptr;
+#else
+    return _PyThreadState_UncheckedGet() != nullptr;
+#endif
 #else
     // NOTE: on 3.8-3.11 the current thread state is the one that holds the GIL, on any thread;
     // it is this thread's when it is the thread state PyGILState knows for this thread. (Not
     // PyGILState_Check, which does the same but answers 1 for every thread once a
     // subinterpreter has been created, and before Py_Initialize and after Py_Finalize.) Neither
     // call needs the GIL.
-    PyThreadState* current = current_thread_state();
+    PyThreadState* current = _PyThreadState_UncheckedGet();
     return current != nullptr && current == PyGILState_GetThisThreadState();
 #endif
 }

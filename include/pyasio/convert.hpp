@@ -223,7 +223,7 @@ template <class T> struct converter<T, std::enable_if_t<std::is_floating_point_v
     /// Accepts float and int (as Python's float() would); not str or None.
     static T from_python(handle h) {
         if (PyFloat_Check(h.ptr()))
-            return narrow(h, PyFloat_AS_DOUBLE(h.ptr()));
+            return narrow(h, PyFloat_AsDouble(h.ptr()));
         if (!PyLong_Check(h.ptr()))
             detail::throw_type_error("float", h);
         double v = PyLong_AsDouble(h.ptr());
@@ -332,11 +332,11 @@ template <> struct converter<std::vector<std::byte>> {
         const char* data = nullptr;
         Py_ssize_t size = 0;
         if (PyBytes_Check(h.ptr())) {
-            data = PyBytes_AS_STRING(h.ptr());
-            size = PyBytes_GET_SIZE(h.ptr());
+            data = PyBytes_AsString(h.ptr());
+            size = PyBytes_Size(h.ptr());
         } else if (PyByteArray_Check(h.ptr())) {
-            data = PyByteArray_AS_STRING(h.ptr());
-            size = PyByteArray_GET_SIZE(h.ptr());
+            data = PyByteArray_AsString(h.ptr());
+            size = PyByteArray_Size(h.ptr());
         } else {
             detail::throw_type_error("bytes or bytearray", h);
         }
@@ -399,17 +399,18 @@ template <class T> struct converter<std::optional<T>> {
 };
 
 namespace detail {
-/// The items of a list or tuple (borrowed), or TypeError naming what was expected.
-inline PyObject* const* sequence_items(handle h, std::string_view expected, Py_ssize_t& size) {
-    if (PyList_Check(h.ptr())) {
-        size = PyList_GET_SIZE(h.ptr());
-        return reinterpret_cast<PyListObject*>(h.ptr())->ob_item;
-    }
-    if (PyTuple_Check(h.ptr())) {
-        size = PyTuple_GET_SIZE(h.ptr());
-        return reinterpret_cast<PyTupleObject*>(h.ptr())->ob_item;
-    }
+/// The size of a list or tuple, or TypeError naming what was expected.
+inline Py_ssize_t sequence_size(handle h, std::string_view expected) {
+    if (PyList_Check(h.ptr()))
+        return list_size(h.ptr());
+    if (PyTuple_Check(h.ptr()))
+        return tuple_size(h.ptr());
     throw_type_error(expected, h);
+}
+
+/// Item i of a list or tuple (borrowed); i in range.
+inline handle sequence_item(handle h, Py_ssize_t i) noexcept {
+    return handle(PyList_Check(h.ptr()) ? list_item(h.ptr(), i) : tuple_item(h.ptr(), i));
 }
 } // namespace detail
 
@@ -421,23 +422,23 @@ template <class T> struct converter<std::vector<T>> {
         for (std::size_t i = 0; i < v.size(); ++i) {
             // NOTE: vector<bool> hands out proxies; the cast gives the element type either way.
             object item = pyasio::to_python(static_cast<const T&>(v[i]));
-            PyList_SET_ITEM(list.ptr(), static_cast<Py_ssize_t>(i), item.release());
+            detail::list_init(list.ptr(), static_cast<Py_ssize_t>(i), item.release());
         }
         return list;
     }
     /// The items of a list or tuple, each with from_python<T>; anything else is a TypeError.
     static std::vector<T> from_python(handle h) {
-        Py_ssize_t size = 0;
-        PyObject* const* items = detail::sequence_items(h, "list or tuple", size);
+        Py_ssize_t size = detail::sequence_size(h, "list or tuple");
         std::vector<T> out;
         out.reserve(static_cast<std::size_t>(size));
-        // NOTE: converting an item may run Python code that resizes a list: re-read the items
-        // and the size on every step.
+        // NOTE: converting an item may run Python code that resizes a list: re-read the size on
+        // every step, and hold the item while it converts.
         for (Py_ssize_t i = 0; i < size; ++i) {
-            items = detail::sequence_items(h, "list or tuple", size);
+            size = detail::sequence_size(h, "list or tuple");
             if (i >= size)
                 break;
-            out.push_back(pyasio::from_python<T>(handle(items[i])));
+            object item = borrow(detail::sequence_item(h, i));
+            out.push_back(pyasio::from_python<T>(item));
         }
         return out;
     }
@@ -462,11 +463,11 @@ template <class Map> struct map_converter {
         // PyDict_Next must not see a dict change under it: convert from a list of its items.
         object items = checked(PyDict_Items(h.ptr()));
         Map out;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items.ptr()); ++i) {
-            PyObject* pair = PyList_GET_ITEM(items.ptr(), i);
+        for (Py_ssize_t i = 0; i < list_size(items.ptr()); ++i) {
+            PyObject* pair = list_item(items.ptr(), i);
             out.emplace(
-                pyasio::from_python<typename Map::key_type>(handle(PyTuple_GET_ITEM(pair, 0))),
-                pyasio::from_python<typename Map::mapped_type>(handle(PyTuple_GET_ITEM(pair, 1))));
+                pyasio::from_python<typename Map::key_type>(handle(tuple_item(pair, 0))),
+                pyasio::from_python<typename Map::mapped_type>(handle(tuple_item(pair, 1))));
         }
         return out;
     }
@@ -486,24 +487,23 @@ namespace detail {
 template <class Tuple, std::size_t... I>
 object tuple_to_python(const Tuple& t, std::index_sequence<I...>) {
     object tuple = checked(PyTuple_New(sizeof...(I)));
-    (PyTuple_SET_ITEM(tuple.ptr(), I, pyasio::to_python(std::get<I>(t)).release()), ...);
+    (tuple_init(tuple.ptr(), I, pyasio::to_python(std::get<I>(t)).release()), ...);
     return tuple;
 }
 
 template <class Tuple, std::size_t... I>
 Tuple tuple_from_python(handle h, std::index_sequence<I...>) {
     std::string expected = "tuple of " + std::to_string(sizeof...(I)) + " items";
-    Py_ssize_t size = 0;
-    PyObject* const* items = sequence_items(h, expected, size);
+    Py_ssize_t size = sequence_size(h, expected);
     if (size != static_cast<Py_ssize_t>(sizeof...(I)))
         throw_error(PyExc_TypeError, "expected " + expected + ", got " + h.type_name() + " of " +
                                          std::to_string(size) + " items");
     // NOTE: converting an item may run Python code that changes a list; convert from a tuple
     // copy, whose items cannot change.
     object frozen = PyList_Check(h.ptr()) ? checked(PyList_AsTuple(h.ptr())) : borrow(h);
-    items = reinterpret_cast<PyTupleObject*>(frozen.ptr())->ob_item;
     // NOTE: braced initialization converts the items left to right.
-    return Tuple{pyasio::from_python<std::tuple_element_t<I, Tuple>>(handle(items[I]))...};
+    return Tuple{pyasio::from_python<std::tuple_element_t<I, Tuple>>(
+        handle(tuple_item(frozen.ptr(), static_cast<Py_ssize_t>(I))))...};
 }
 } // namespace detail
 

@@ -104,16 +104,15 @@ inline std::string str_or(handle o, std::string_view fallback) {
 inline std::string exception_type_name(handle type) {
     if (!PyType_Check(type.ptr()))
         return "<unknown exception type>";
-    auto* t = reinterpret_cast<PyTypeObject*>(type.ptr());
-    std::string name = t->tp_name;
-    if ((t->tp_flags & Py_TPFLAGS_HEAPTYPE) == 0) // static types spell their module in tp_name
-        return name;
+    // NOTE: from __module__ and __qualname__, as the traceback printer does (a C type's are
+    // taken from its tp_name, so they are right for every type, in both APIs)
     error_kept kept;
+    std::string name = "<unknown exception type>";
     if (object q = steal(PyObject_GetAttrString(type.ptr(), "__qualname__")))
-        if (const char* s = PyUnicode_AsUTF8(q.ptr()))
+        if (const char* s = PyUnicode_AsUTF8AndSize(q.ptr(), nullptr))
             name = s;
     if (object m = steal(PyObject_GetAttrString(type.ptr(), "__module__")))
-        if (const char* s = PyUnicode_AsUTF8(m.ptr()))
+        if (const char* s = PyUnicode_AsUTF8AndSize(m.ptr(), nullptr))
             if (std::string_view(s) != "builtins" && std::string_view(s) != "__main__")
                 name = std::string(s) + "." + name;
     return name;

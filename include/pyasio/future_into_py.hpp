@@ -640,11 +640,11 @@ inline PyObject* self_await(PyObject* o) {
 // NOTE: the future's own __await__ iterator does exactly that: it yields the future once, with
 // _asyncio_future_blocking set (how a task learns what to wait for); a fresh one per step.
 inline PyObject* future_step(PyObject* fut, PyObject* arg) {
-    object it = steal(Py_TYPE(fut)->tp_as_async->am_await(fut));
+    object it = steal(slot_await(fut)(fut));
     if (!it)
         return nullptr;
     if (arg == Py_None)
-        return Py_TYPE(it.ptr())->tp_iternext(it.ptr());
+        return slot_iternext(it.ptr())(it.ptr());
     return PyObject_CallMethod(it.ptr(), "send", "O", arg);
 }
 
@@ -674,13 +674,23 @@ inline PyObject* future_close(PyObject* self, PyObject*) {
 }
 
 inline object make_future_type() {
-    static PyMethodDef defs[] = {
+    static PyMethodDef methods[] = {
         {"send", future_send, METH_O, "One step of awaiting the future (as a coroutine)."},
         {"throw", future_throw, METH_VARARGS,
          "Raises the exception and cancels the future (as a coroutine)."},
-        {"close", future_close, METH_NOARGS, "Cancels the future (as a coroutine)."}};
-    // NOTE: made by type(), as a Python subclass would be: CPython then gives it the dealloc,
-    // finalizer and GC of a subclass of a C type, which differ between 3.8 and 3.13.
+        {"close", future_close, METH_NOARGS, "Cancels the future (as a coroutine)."},
+        {nullptr, nullptr, 0, nullptr}};
+    static PyType_Slot slots[] = {
+        {Py_tp_methods, methods},
+        {Py_tp_doc, const_cast<char*>("The coroutine methods of pyasio.Future.")},
+        {0, nullptr}};
+    // NOTE: no fields of its own: it adds nothing to the layout of asyncio.Future below
+    static PyType_Spec spec = {"pyasio._CoroutineMethods", sizeof(PyObject), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots};
+    object coroutine_methods = steal(reinterpret_cast<PyObject*>(make_type(spec)));
+    // NOTE: the future itself is made by type(), as a Python subclass of asyncio.Future (and of
+    // the methods above) would be: CPython then gives it the dealloc, finalizer and GC of a
+    // subclass of a C type, which differ between 3.8 and 3.13.
     object ns = checked(PyDict_New());
     if (PyDict_SetItemString(ns.ptr(), "__slots__", to_python(std::tuple<>()).ptr()) < 0 ||
         PyDict_SetItemString(ns.ptr(), "__module__", to_python("pyasio").ptr()) < 0 ||
@@ -692,10 +702,7 @@ inline object make_future_type() {
         throw_error_already_set();
     object asyncio_future = getattr(import("asyncio"), "Future");
     object type = call(handle(reinterpret_cast<PyObject*>(&PyType_Type)), "Future",
-                       std::tuple<handle>(asyncio_future), ns);
-    for (PyMethodDef& def : defs)
-        setattr(type, def.ml_name,
-                checked(PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(type.ptr()), &def)));
+                       std::tuple<handle, handle>(asyncio_future, coroutine_methods), ns);
     // NOTE: asyncio.iscoroutine() asks collections.abc.Coroutine, which would find the methods
     // anyway; registering says so outright
     call_method(getattr(import("collections.abc"), "Coroutine"), "register", type);
@@ -727,10 +734,10 @@ inline void lazy_start(lazy_object* self) {
     self->future = fut.ptr(); // NOTE: first: from now on the started future answers
     self->stage = 1;
     if (object callbacks = steal(std::exchange(self->callbacks, nullptr))) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(callbacks.ptr()); ++i) {
-            handle pair(PyList_GET_ITEM(callbacks.ptr(), i));
-            call_method(fut, "add_done_callback", handle(PyTuple_GET_ITEM(pair.ptr(), 0)),
-                        kwarg("context", handle(PyTuple_GET_ITEM(pair.ptr(), 1))));
+        for (Py_ssize_t i = 0; i < list_size(callbacks.ptr()); ++i) {
+            handle pair(list_item(callbacks.ptr(), i));
+            call_method(fut, "add_done_callback", handle(tuple_item(pair.ptr(), 0)),
+                        kwarg("context", handle(tuple_item(pair.ptr(), 1))));
         }
     }
 }
@@ -814,9 +821,9 @@ inline void lazy_run_callbacks(lazy_object* self) {
         return;
     object loop = running_loop();
     handle me(reinterpret_cast<PyObject*>(self));
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(callbacks.ptr()); ++i) {
-        handle pair(PyList_GET_ITEM(callbacks.ptr(), i));
-        handle fn(PyTuple_GET_ITEM(pair.ptr(), 0)), context(PyTuple_GET_ITEM(pair.ptr(), 1));
+    for (Py_ssize_t i = 0; i < list_size(callbacks.ptr()); ++i) {
+        handle pair(list_item(callbacks.ptr(), i));
+        handle fn(tuple_item(pair.ptr(), 0)), context(tuple_item(pair.ptr(), 1));
         if (loop)
             call_method(loop, "call_soon", fn, me, kwarg("context", context));
         else if (context.is_none())
@@ -905,15 +912,17 @@ inline PyObject* lazy_add_done_callback(PyObject* o, PyObject* args, PyObject* k
     });
 }
 
-inline void lazy_finalize(PyObject* o) {
-    auto* self = reinterpret_cast<lazy_object*>(o);
+/// Warns when the awaitable dies without ever being awaited. From the deallocator, with no
+/// reference to the dying object reaching Python (no tp_finalize: the limited API cannot call
+/// one from a deallocator).
+inline void warn_never_awaited(const lazy_object* self) {
     if (self->stage != 0)
         return;
     error_kept kept;
     // NOTE: the same warning, category and wording as a coroutine that was never awaited.
     if (PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
                          "coroutine 'pyasio.future_into_py' was never awaited") < 0)
-        PyErr_WriteUnraisable(o);
+        PyErr_WriteUnraisable(nullptr);
 }
 
 // NOTE: collected by the GC: a task awaiting it holds it, and its future's done callback holds
@@ -936,15 +945,12 @@ inline int lazy_clear(PyObject* o) {
 }
 
 inline void lazy_dealloc(PyObject* o) {
-    if (PyObject_CallFinalizerFromDealloc(o) < 0)
-        return; // resurrected
     PyObject_GC_UnTrack(o);
     auto* self = reinterpret_cast<lazy_object*>(o);
+    warn_never_awaited(self);
     delete std::exchange(self->start, nullptr);
     lazy_clear(o);
-    PyTypeObject* type = Py_TYPE(o);
-    type->tp_free(o);
-    Py_DECREF(type);
+    free_instance(o);
 }
 
 /// The Python types, made once per interpreter.
@@ -972,7 +978,6 @@ private:
             {nullptr, nullptr, 0, nullptr}};
         static PyType_Slot slots[] = {
             {Py_tp_dealloc, reinterpret_cast<void*>(lazy_dealloc)},
-            {Py_tp_finalize, reinterpret_cast<void*>(lazy_finalize)},
             {Py_tp_traverse, reinterpret_cast<void*>(lazy_traverse)},
             {Py_tp_clear, reinterpret_cast<void*>(lazy_clear)},
             {Py_tp_iternext, reinterpret_cast<void*>(lazy_iternext)},
@@ -983,7 +988,7 @@ private:
             {0, nullptr}};
         static PyType_Spec spec = {"pyasio.LazyFuture", sizeof(lazy_object), 0,
                                    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, slots};
-        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
+        return make_type(spec);
     }
 };
 

@@ -12,6 +12,7 @@
 #include <pyasio/detail/done_callback.hpp>
 #include <pyasio/detail/ref_counted.hpp>
 #include <pyasio/error.hpp>
+#include <pyasio/gil.hpp>
 #include <pyasio/loop.hpp>
 #include <pyasio/object.hpp>
 #include <pyasio/runtime.hpp>
@@ -50,6 +51,7 @@ struct into_future_names {
     object result = interned("result");
     object cr_frame = interned("cr_frame");
     object asyncio_future_blocking = interned("_asyncio_future_blocking");
+    object coroutine_type = getattr(import("types"), "CoroutineType");
     object loop_keyword = checked(Py_BuildValue("(s)", "loop")); // kwnames: ("loop",)
 };
 
@@ -59,23 +61,29 @@ inline void check_awaitable(handle o) {
     if (!o)
         throw type_error("pyasio::into_future: expected an awaitable, got no object (an empty "
                          "pyasio::object)");
-    PyTypeObject* type = Py_TYPE(o.ptr());
-    if (type->tp_as_async != nullptr && type->tp_as_async->am_await != nullptr)
+    if (slot_await(o.ptr()) != nullptr)
         return;
     const char* hint = "; pass the coroutine an async function returns, a Task or a Future";
     if (o.ptr() == Py_None)
         hint = "; a function returned None where a coroutine was expected: is it an `async def`?";
-    else if (type->tp_call != nullptr)
+    else if (slot_call(o.ptr()) != nullptr)
         hint = "; did you forget to call it? Pass f(args), not f (or use pyasio::async_function)";
+    std::string name;
+    {
+        gil_acquire gil; // NOTE: the limited API asks the type for its name
+        name = o.type_name();
+    }
     throw type_error(std::string("pyasio::into_future: expected an awaitable (a coroutine, "
                                  "Task, Future or an object with __await__), got ") +
-                     type->tp_name + hint);
+                     name + hint);
 }
 
 /// A coroutine object runs once: one that ran (or was closed) gets Python's own error, with
 /// what to do. Loop thread, GIL held.
 inline void check_not_reused(handle awaitable) {
-    if (!PyCoro_CheckExact(awaitable.ptr()) ||
+    if (Py_TYPE(awaitable.ptr()) !=
+            reinterpret_cast<PyTypeObject*>(
+                per_interpreter<into_future_names>().coroutine_type.ptr()) ||
         !getattr(awaitable, per_interpreter<into_future_names>().cr_frame).is_none())
         return;
     throw_error(PyExc_RuntimeError,
@@ -149,7 +157,9 @@ template <class... Args> object call_of(async_call<Args...>& c) {
 /// task cancelled before its first step closes its coroutine: no "never awaited" warning. A
 /// call not yet made has nothing to close. Loop thread, GIL held.
 inline void close_unstarted(object& awaitable) {
-    if (!awaitable || !PyCoro_CheckExact(awaitable.ptr()))
+    if (!awaitable ||
+        Py_TYPE(awaitable.ptr()) != reinterpret_cast<PyTypeObject*>(
+                                        per_interpreter<into_future_names>().coroutine_type.ptr()))
         return;
     try {
         // NOTE: only one that never started: one suspended in another task is that task's
@@ -164,10 +174,9 @@ inline void close_unstarted(object& awaitable) {
 template <class... Args> void close_unstarted(async_call<Args...>&) noexcept {}
 template <class... Args> object awaitable_from(async_call<Args...>& c) {
     object result = call_of(c);
-    PyTypeObject* type = Py_TYPE(result.ptr());
-    if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
+    if (slot_await(result.ptr()) == nullptr)
         throw type_error(std::string("pyasio::async_function: the call returned a ") +
-                         type->tp_name +
+                         result.type_name() +
                          ", not an awaitable; give an async function (async def), or a callable "
                          "that returns a coroutine, Task or Future");
     return result;
@@ -344,8 +353,7 @@ private:
         // asyncio.ensure_future(awaitable, loop=loop), in the captured context (a task made
         // there copies it).
         object task;
-        {
-            context_scope in_context(locals_.context());
+        in_context(locals_.context(), [&] {
             object awaitable = awaitable_from(*source_);
             check_not_reused(awaitable);
             PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
@@ -363,7 +371,7 @@ private:
                                      "pyasio::task_locals::of(its loop), or make it on this one)",
                                  e);
             }
-        }
+        });
         if (!task)
             throw_error_already_set();
         object callback = make_done_callback(nullptr);
@@ -520,10 +528,10 @@ class async_function {
 public:
     /// `fn` must be callable (type_error otherwise). Make it with the GIL, or move `fn` in.
     explicit async_function(object fn) {
-        if (!fn || Py_TYPE(fn.ptr())->tp_call == nullptr)
+        if (!fn || detail::slot_call(fn.ptr()) == nullptr)
             throw type_error(std::string("pyasio::async_function: expected a callable (an "
                                          "async def function), got ") +
-                             (fn ? Py_TYPE(fn.ptr())->tp_name : "no object"));
+                             (fn ? fn.type_name() : "no object"));
         fn_ = std::make_shared<const object>(std::move(fn));
     }
 

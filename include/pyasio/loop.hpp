@@ -17,12 +17,15 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -46,7 +49,7 @@ struct task_locals_access;
 
 /// What a weak reference points to, or an empty object once it died. Needs the GIL.
 inline object weak_target(handle weakref) {
-#if PY_VERSION_HEX >= 0x030D0000
+#if PYASIO_DETAIL_API_VERSION >= 0x030D0000
     PyObject* target = nullptr;
     if (PyWeakref_GetRef(weakref.ptr(), &target) < 0)
         throw_error_already_set();
@@ -69,13 +72,9 @@ struct threadsafe_wake {
 
 private:
     static object make() {
-        object globals = checked(PyDict_New());
-        if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0)
-            throw_error_already_set();
-        (void)checked(PyRun_String("def call_soon_threadsafe(loop, fn, *args):\n"
-                                   "    loop.call_soon_threadsafe(fn, *args)\n",
-                                   Py_file_input, globals.ptr(), globals.ptr()));
-        return borrow(PyDict_GetItemString(globals.ptr(), "call_soon_threadsafe"));
+        return python_function("def call_soon_threadsafe(loop, fn, *args):\n"
+                               "    loop.call_soon_threadsafe(fn, *args)\n",
+                               "call_soon_threadsafe");
     }
 };
 
@@ -498,105 +497,76 @@ inline object get_running_loop() {
     return loop;
 }
 
-/// The event loop and the contextvars context that Python code started for C++ work runs in
-/// (pyo3-asyncio's TaskLocals). future_into_py captures them at the call; inside that call's C++
-/// work, current_task_locals() returns them.
-///
-/// Copies share one immutable value and need no GIL, so C++ work may hold and pass them on any
-/// thread; loop() and context() are for use with the GIL held. The loop is held weakly (a loop
-/// that is dropped while C++ work runs can still be collected; its work then ends without
-/// reaching it), the context strongly. Converted to Python, a task_locals is the tuple
-/// (loop, context), with None for a loop that is gone.
-class task_locals {
-public:
-    /// The loop running in this thread and a copy of the current context (what asyncio gives a
-    /// new task). GIL held; RuntimeError when no loop runs in this thread.
-    static task_locals capture() { return task_locals(get_running_loop()); }
+namespace detail {
 
-    /// The locals of `loop` (pyo3-asyncio's TaskLocals::new(event_loop)) with a copy of the
-    /// context current on this thread now, as asyncio's call_soon_threadsafe copies the
-    /// caller's context. Any thread, with the GIL: the loop may run in another thread, run
-    /// here, or not run yet. type_error for an object that is not an asyncio event loop;
-    /// event_loop_closed for a closed loop.
-    static task_locals of(handle loop) {
-        check_loop(loop);
-        return task_locals(loop, detail::checked(PyContext_CopyCurrent()));
+#if PYASIO_DETAIL_LIMITED
+/// The C++ side of in_context in the limited API, which has no call to enter a context: the
+/// body runs inside context.run(trampoline). One per in_context call, on its thread's stack.
+struct context_call {
+    void (*invoke)(void*);
+    void* body;
+    std::exception_ptr error; // what the body threw
+    bool ran = false;
+};
+
+/// The context_call that the next trampoline call on this thread runs.
+inline thread_local context_call* pending_context_call = nullptr;
+
+/// What context.run calls: the pending context_call's body. A C++ exception (a python_error
+/// too) is kept for in_context to throw again; Python sees a placeholder it never reports.
+inline PyObject* context_trampoline(PyObject*, PyObject*) {
+    context_call* c = std::exchange(pending_context_call, nullptr);
+    c->ran = true;
+    try {
+        c->invoke(c->body);
+    } catch (...) {
+        c->error = detail::caught();
+        PyErr_SetString(PyExc_RuntimeError, "pyasio: the body of in_context threw");
+        return nullptr;
     }
+    Py_RETURN_NONE;
+}
+#endif
 
-    /// The locals of `loop` with `context` (a contextvars.Context, used as it is, not copied):
-    /// Python code that into_future runs on the loop sees its variables. Any thread, with the
-    /// GIL. type_error for a loop or context of another type; event_loop_closed for a closed
-    /// loop.
-    static task_locals of(handle loop, handle context) {
-        if (!context || !PyContext_CheckExact(context.ptr()))
-            throw type_error(std::string("pyasio::task_locals::of: expected a contextvars.Context, "
-                                         "got ") +
-                             (context ? Py_TYPE(context.ptr())->tp_name : "no object") +
-                             " (make one with contextvars.copy_context(), or leave it out for a "
-                             "copy of the current context)");
-        check_loop(loop);
-        return task_locals(loop, borrow(context));
-    }
-
-    /// The event loop, or an empty object once it is gone. GIL held.
-    object loop() const { return d_->bridge->loop(); }
-    /// The contextvars.Context.
-    handle context() const noexcept { return d_->context; }
-
-    /// The loop's bridge (pyasio's queue into the loop thread).
-    const std::shared_ptr<detail::loop_bridge>& bridge() const noexcept { return d_->bridge; }
-
-    /// True for copies of one capture; two captures are never equal, even of the same loop.
-    friend bool operator==(const task_locals& a, const task_locals& b) noexcept {
-        return a.d_ == b.d_;
-    }
+/// The contextvars calls pyasio makes, made once per interpreter.
+struct context_names {
+    object copy_context = getattr(import("contextvars"), "copy_context");
+    object context_type = getattr(import("contextvars"), "Context");
+#if PYASIO_DETAIL_LIMITED
+    object run = interned("run");
+    object copy = interned("copy");
+    object trampoline = make_trampoline();
 
 private:
-    friend struct detail::task_locals_access;
-
-    /// The loop running in this thread, with a copy of the current context. GIL held.
-    explicit task_locals(handle running)
-        : task_locals(running, detail::checked(PyContext_CopyCurrent())) {}
-
-    /// Any loop, any context. GIL held.
-    task_locals(handle loop, object context)
-        : d_(std::make_shared<const data>(
-              data{detail::bridge_registry::instance().bridge_for(loop), std::move(context)})) {}
-
-    /// `loop` is an open asyncio event loop. GIL held.
-    static void check_loop(handle loop) {
-        object abstract = getattr(import("asyncio"), "AbstractEventLoop");
-        int is_loop = loop ? PyObject_IsInstance(loop.ptr(), abstract.ptr()) : 0;
-        if (is_loop < 0)
-            detail::throw_error_already_set();
-        if (is_loop == 0)
-            throw type_error(std::string("pyasio::task_locals::of: expected an asyncio event "
-                                         "loop, got ") +
-                             (loop ? Py_TYPE(loop.ptr())->tp_name : "no object") +
-                             " (an asyncio.AbstractEventLoop: asyncio.new_event_loop(), or "
-                             "asyncio.get_running_loop() on the loop's thread)");
-        if (call_method(loop, "is_closed").ptr() == Py_True)
-            throw event_loop_closed("pyasio::task_locals::of: the event loop is closed, so "
-                                    "nothing can run on it; name a loop that is open (one that "
-                                    "runs, or a new one)");
+    static object make_trampoline() {
+        static PyMethodDef def = {"_in_context", context_trampoline, METH_NOARGS,
+                                  "Runs pyasio's C++ code in a contextvars.Context."};
+        return checked(PyCFunction_New(&def, nullptr));
     }
-
-    struct data {
-        std::shared_ptr<detail::loop_bridge> bridge; // holds the loop weakly
-        object context;
-    };
-    std::shared_ptr<const data> d_;
+#endif
 };
 
-namespace detail {
-struct task_locals_access {
-    static task_locals capture(handle running_loop) { return task_locals(running_loop); }
-};
+/// A copy of the current contextvars context (contextvars.copy_context()). GIL held.
+inline object copy_current_context() {
+#if PYASIO_DETAIL_LIMITED
+    return call(per_interpreter<context_names>().copy_context);
+#else
+    return checked(PyContext_CopyCurrent());
+#endif
+}
 
-/// Makes `context` the current contextvars context for its lifetime (GIL held). When it is
-/// current already (e.g. code running in a done callback made with it), nothing changes; when
-/// it is entered further up the stack, a copy is entered instead (the same variables; a task
-/// made inside copies the current context anyway).
+/// True for a contextvars.Context. GIL held.
+inline bool is_context(handle o) {
+#if PYASIO_DETAIL_LIMITED
+    return Py_TYPE(o.ptr()) ==
+           reinterpret_cast<PyTypeObject*>(per_interpreter<context_names>().context_type.ptr());
+#else
+    return PyContext_CheckExact(o.ptr());
+#endif
+}
+
+#if !PYASIO_DETAIL_LIMITED
+/// Makes `context` the current contextvars context for its lifetime (GIL held); see in_context.
 class context_scope {
 public:
     explicit context_scope(handle context) {
@@ -622,6 +592,143 @@ private:
     object copy_;
     PyObject* entered_ = nullptr;
 };
+#endif
+
+/// Runs body() with `context` as the current contextvars context (GIL held); what body throws
+/// propagates. When the context is entered further up the stack, body runs in a copy of it (the
+/// same variables; a task made inside copies the current context anyway). When it is current
+/// already (e.g. in a done callback made with it), the full API runs body in it as it is; the
+/// limited API, which cannot tell, runs it in a copy (a variable body sets is then not seen
+/// after it).
+template <class F> void in_context(handle context, F&& body) {
+#if PYASIO_DETAIL_LIMITED
+    const context_names& names = per_interpreter<context_names>();
+    context_call c{[](void* b) { std::forward<F>(*static_cast<std::remove_reference_t<F>*>(b))(); },
+                   static_cast<void*>(&body), nullptr, false};
+    object entered = borrow(context);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        context_call* outer = std::exchange(pending_context_call, &c);
+        PyObject* args[] = {entered.ptr(), names.trampoline.ptr()};
+        object result = steal(PyObject_VectorcallMethod(names.run.ptr(), args, 2, nullptr));
+        pending_context_call = outer;
+        if (result)
+            return;
+        if (c.ran) {
+            if (c.error) {
+                PyErr_Clear(); // the placeholder
+                std::rethrow_exception(c.error);
+            }
+            throw_error_already_set();
+        }
+        // NOTE: the body never ran: the context is entered already (RuntimeError)
+        if (attempt > 0 || PyErr_ExceptionMatches(PyExc_RuntimeError) == 0)
+            throw_error_already_set();
+        PyErr_Clear();
+        entered = call_method(context, names.copy);
+    }
+#else
+    context_scope scope(context);
+    std::forward<F>(body)();
+#endif
+}
+
+} // namespace detail
+
+/// The event loop and the contextvars context that Python code started for C++ work runs in
+/// (pyo3-asyncio's TaskLocals). future_into_py captures them at the call; inside that call's C++
+/// work, current_task_locals() returns them.
+///
+/// Copies share one immutable value and need no GIL, so C++ work may hold and pass them on any
+/// thread; loop() and context() are for use with the GIL held. The loop is held weakly (a loop
+/// that is dropped while C++ work runs can still be collected; its work then ends without
+/// reaching it), the context strongly. Converted to Python, a task_locals is the tuple
+/// (loop, context), with None for a loop that is gone.
+class task_locals {
+public:
+    /// The loop running in this thread and a copy of the current context (what asyncio gives a
+    /// new task). GIL held; RuntimeError when no loop runs in this thread.
+    static task_locals capture() { return task_locals(get_running_loop()); }
+
+    /// The locals of `loop` (pyo3-asyncio's TaskLocals::new(event_loop)) with a copy of the
+    /// context current on this thread now, as asyncio's call_soon_threadsafe copies the
+    /// caller's context. Any thread, with the GIL: the loop may run in another thread, run
+    /// here, or not run yet. type_error for an object that is not an asyncio event loop;
+    /// event_loop_closed for a closed loop.
+    static task_locals of(handle loop) {
+        check_loop(loop);
+        return task_locals(loop, detail::copy_current_context());
+    }
+
+    /// The locals of `loop` with `context` (a contextvars.Context, used as it is, not copied):
+    /// Python code that into_future runs on the loop sees its variables. Any thread, with the
+    /// GIL. type_error for a loop or context of another type; event_loop_closed for a closed
+    /// loop.
+    static task_locals of(handle loop, handle context) {
+        if (!context || !detail::is_context(context))
+            throw type_error(std::string("pyasio::task_locals::of: expected a contextvars.Context, "
+                                         "got ") +
+                             (context ? context.type_name() : "no object") +
+                             " (make one with contextvars.copy_context(), or leave it out for a "
+                             "copy of the current context)");
+        check_loop(loop);
+        return task_locals(loop, borrow(context));
+    }
+
+    /// The event loop, or an empty object once it is gone. GIL held.
+    object loop() const { return d_->bridge->loop(); }
+    /// The contextvars.Context.
+    handle context() const noexcept { return d_->context; }
+
+    /// The loop's bridge (pyasio's queue into the loop thread).
+    const std::shared_ptr<detail::loop_bridge>& bridge() const noexcept { return d_->bridge; }
+
+    /// True for copies of one capture; two captures are never equal, even of the same loop.
+    friend bool operator==(const task_locals& a, const task_locals& b) noexcept {
+        return a.d_ == b.d_;
+    }
+
+private:
+    friend struct detail::task_locals_access;
+
+    /// The loop running in this thread, with a copy of the current context. GIL held.
+    explicit task_locals(handle running)
+        : task_locals(running, detail::copy_current_context()) {}
+
+    /// Any loop, any context. GIL held.
+    task_locals(handle loop, object context)
+        : d_(std::make_shared<const data>(
+              data{detail::bridge_registry::instance().bridge_for(loop), std::move(context)})) {}
+
+    /// `loop` is an open asyncio event loop. GIL held.
+    static void check_loop(handle loop) {
+        object abstract = getattr(import("asyncio"), "AbstractEventLoop");
+        int is_loop = loop ? PyObject_IsInstance(loop.ptr(), abstract.ptr()) : 0;
+        if (is_loop < 0)
+            detail::throw_error_already_set();
+        if (is_loop == 0)
+            throw type_error(std::string("pyasio::task_locals::of: expected an asyncio event "
+                                         "loop, got ") +
+                             (loop ? loop.type_name() : "no object") +
+                             " (an asyncio.AbstractEventLoop: asyncio.new_event_loop(), or "
+                             "asyncio.get_running_loop() on the loop's thread)");
+        if (call_method(loop, "is_closed").ptr() == Py_True)
+            throw event_loop_closed("pyasio::task_locals::of: the event loop is closed, so "
+                                    "nothing can run on it; name a loop that is open (one that "
+                                    "runs, or a new one)");
+    }
+
+    struct data {
+        std::shared_ptr<detail::loop_bridge> bridge; // holds the loop weakly
+        object context;
+    };
+    std::shared_ptr<const data> d_;
+};
+
+namespace detail {
+struct task_locals_access {
+    static task_locals capture(handle running_loop) { return task_locals(running_loop); }
+};
+
 
 /// The task locals of the C++ work running on this thread (set by the work's executor).
 inline thread_local const task_locals* current_locals = nullptr;

@@ -32,8 +32,7 @@ template <class F> struct handler_job final : loop_job {
     void run() override {
         try {
             task_locals_scope scope(&locals);
-            context_scope in_context(locals.context());
-            f();
+            in_context(locals.context(), f);
         } catch (...) { // a handler must not throw: report it like an error in a callback
             report_escaped(detail::caught(), "on the loop thread (pyasio::loop_executor)");
         }
@@ -78,8 +77,7 @@ public:
     template <class F> void execute(F&& f) const {
         if (!never_ && running_in_this_thread()) {
             detail::task_locals_scope scope(&locals_);
-            detail::context_scope in_context(locals_.context());
-            std::forward<F>(f)();
+            detail::in_context(locals_.context(), std::forward<F>(f));
             return;
         }
         locals_.bridge()->push(

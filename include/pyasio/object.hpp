@@ -148,7 +148,7 @@ private:
             PyObject* name = PyUnicode_InternFromString(a.name);
             if (name == nullptr)
                 throw_error_already_set();
-            PyTuple_SET_ITEM(names.ptr(), static_cast<Py_ssize_t>(k++), name);
+            tuple_init(names.ptr(), static_cast<Py_ssize_t>(k++), name);
         }
     }
 };
@@ -160,6 +160,27 @@ inline PyObject* vectorcall(PyObject* callable, PyObject* const* args, std::size
 #else
     return _PyObject_Vectorcall(callable, args, nargsf, kwnames);
 #endif
+}
+
+/// The function `name` that Python source `code` defines (run in a namespace of its own, with the
+/// builtins). For the few helpers that must be Python functions.
+inline object python_function(const char* code, const char* name) {
+    object globals = checked(PyDict_New());
+    if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0)
+        throw_error_already_set();
+    object compiled = checked(Py_CompileString(code, "<pyasio>", Py_file_input));
+    (void)checked(PyEval_EvalCode(compiled.ptr(), globals.ptr(), globals.ptr()));
+    return checked(PyMapping_GetItemString(globals.ptr(), name));
+}
+
+/// A new heap type from `spec`, deriving from `base` (or object). Every Python type of pyasio is
+/// made by this one call, in the full and the limited API.
+inline PyTypeObject* make_type(PyType_Spec& spec, handle base = handle()) {
+    PyObject* type =
+        base ? PyType_FromSpecWithBases(&spec, base.ptr()) : PyType_FromSpec(&spec);
+    if (type == nullptr)
+        throw_error_already_set();
+    return reinterpret_cast<PyTypeObject*>(type);
 }
 
 } // namespace detail

@@ -157,9 +157,9 @@ inline void finish_loop(handle loop) {
     object tasks = steal(PySequence_Tuple(call(getattr(asyncio, "all_tasks"), loop).ptr()));
     if (!tasks)
         throw_error_already_set();
-    if (PyTuple_GET_SIZE(tasks.ptr()) > 0) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tasks.ptr()); ++i)
-            call_method(handle(PyTuple_GET_ITEM(tasks.ptr(), i)), "cancel");
+    if (tuple_size(tasks.ptr()) > 0) {
+        for (Py_ssize_t i = 0; i < tuple_size(tasks.ptr()); ++i)
+            call_method(handle(tuple_item(tasks.ptr(), i)), "cancel");
         object keywords = checked(PyDict_New());
         if (PyDict_SetItemString(keywords.ptr(), "return_exceptions", Py_True) < 0)
             throw_error_already_set();
@@ -214,6 +214,23 @@ inline void start_interpreter(const run_options& options) {
         if (PyImport_AppendInittab(names.back()->c_str(), init) != 0)
             throw std::runtime_error("pyasio::run: could not add the built-in module " + name);
     }
+#if PYASIO_DETAIL_LIMITED
+    // NOTE: the limited API has no PyConfig: Py_InitializeEx is the same Python configuration,
+    // and sys.argv is set after the start (Python's own options are never parsed from it)
+    Py_InitializeEx(options.handle_sigint ? 1 : 0);
+    if (!Py_IsInitialized())
+        throw std::runtime_error("pyasio::run: Python did not start");
+    if (!options.argv.empty()) {
+        object argv = checked(PyList_New(0));
+        for (const std::string& a : options.argv) {
+            object arg = checked(PyUnicode_DecodeLocale(a.c_str(), "surrogateescape"));
+            if (PyList_Append(argv.ptr(), arg.ptr()) < 0)
+                throw_error_already_set();
+        }
+        if (PySys_SetObject("argv", argv.ptr()) < 0)
+            throw_error_already_set();
+    }
+#else
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.parse_argv = 0; // argv is the program's: sys.argv as given, not Python's options
@@ -232,6 +249,7 @@ inline void start_interpreter(const run_options& options) {
                                  (status.err_msg != nullptr
                                       ? status.err_msg
                                       : "exit status " + std::to_string(status.exitcode)));
+#endif
 }
 
 /// Refuses to start an interpreter after one was finalized in this process.

@@ -115,10 +115,11 @@ inline resumed resume(handle it, PyObject* thrown, object& out) {
 
 /// The iterator of `await awaitable` (its __await__). GIL held.
 inline object await_iter(handle awaitable, const char* what) {
-    PyTypeObject* type = Py_TYPE(awaitable.ptr());
-    if (type->tp_as_async == nullptr || type->tp_as_async->am_await == nullptr)
-        throw type_error(std::string(what) + " returned a " + type->tp_name + ", not an awaitable");
-    return checked(type->tp_as_async->am_await(awaitable.ptr()));
+    auto await = slot_await(awaitable.ptr());
+    if (await == nullptr)
+        throw type_error(std::string(what) + " returned a " + awaitable.type_name() +
+                         ", not an awaitable");
+    return checked(await(awaitable.ptr()));
 }
 
 /// Ends a C function that returns a value from an await: StopIteration(value). GIL held.
@@ -289,9 +290,7 @@ inline PyObject* pump_close(PyObject* o, PyObject*) {
 inline void pump_dealloc(PyObject* o) {
     error_kept kept;
     std::exchange(reinterpret_cast<pump_object*>(o)->target, nullptr)->release_pump();
-    PyTypeObject* type = Py_TYPE(o);
-    type->tp_free(o);
-    Py_DECREF(type);
+    free_instance(o);
 }
 
 struct producer_base;
@@ -328,9 +327,6 @@ struct stream_types {
     PyTypeObject* next = make_next_type();
 
 private:
-    static PyTypeObject* make(PyType_Spec& spec) {
-        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
-    }
     static PyTypeObject* make_pump_type() {
         static PyMethodDef methods[] = {{"send", pump_send, METH_O, nullptr},
                                         {"throw", pump_throw, METH_VARARGS, nullptr},
@@ -345,7 +341,7 @@ private:
             {0, nullptr}};
         static PyType_Spec spec = {"pyasio._StreamPump", sizeof(pump_object), 0, Py_TPFLAGS_DEFAULT,
                                    slots};
-        return make(spec);
+        return make_type(spec);
     }
     static PyTypeObject* make_stream_type() {
         static PyMethodDef methods[] = {
@@ -361,7 +357,7 @@ private:
             {0, nullptr}};
         static PyType_Spec spec = {"pyasio.AsyncStream", sizeof(stream_object), 0,
                                    Py_TPFLAGS_DEFAULT, slots};
-        return make(spec);
+        return make_type(spec);
     }
     static PyTypeObject* make_next_type() {
         static PyMethodDef methods[] = {{"send", next_send, METH_O, nullptr},
@@ -381,7 +377,7 @@ private:
         };
         static PyType_Spec spec = {"pyasio._StreamNext", sizeof(next_object), 0, Py_TPFLAGS_DEFAULT,
                                    slots};
-        return make(spec);
+        return make_type(spec);
     }
 };
 
@@ -402,12 +398,12 @@ template <class S> struct stream_source_of final : stream_source {
 };
 
 /// Throws type_error unless objects of `type` are async iterables. Reads only the type.
-inline void check_async_iterable(PyTypeObject* type, const char* what) {
-    if (type->tp_as_async == nullptr || type->tp_as_async->am_aiter == nullptr)
+inline void check_async_iterable(handle iterable, const char* what) {
+    if (slot_aiter(iterable.ptr()) == nullptr)
         throw type_error(std::string(what) +
                          ": expected an async iterable (an async generator, or an object with "
                          "__aiter__ and __anext__), got " +
-                         type->tp_name);
+                         iterable.type_name());
 }
 
 /// One into_stream. Owners: the async_stream, the pump (while its object lives), each queued
@@ -645,18 +641,29 @@ private:
     /// Loop thread: makes the async iterator and the task that pumps it.
     void start() {
         try {
-            context_scope in_context(locals_.context());
+            in_context(locals_.context(), [this] { start_in_context(); });
+        } catch (...) {
+            std::exception_ptr error = detail::caught();
+            source_.reset();
+            end(std::move(error));
+            phase_ = phase::done;
+            finish();
+        }
+    }
+
+    /// start(), in the captured context.
+    void start_in_context() {
+        {
             object loop = locals_.loop();
             if (!loop)
                 throw event_loop_closed("pyasio::into_stream: the event loop is gone");
             object iterable = source_->iterable();
             source_.reset();
-            check_async_iterable(Py_TYPE(iterable.ptr()), "pyasio::into_stream");
-            iter_ = checked(Py_TYPE(iterable.ptr())->tp_as_async->am_aiter(iterable.ptr()));
-            PyTypeObject* type = Py_TYPE(iter_.ptr());
-            if (type->tp_as_async == nullptr || type->tp_as_async->am_anext == nullptr)
+            check_async_iterable(iterable, "pyasio::into_stream");
+            iter_ = checked(slot_aiter(iterable.ptr())(iterable.ptr()));
+            if (slot_anext(iter_.ptr()) == nullptr)
                 throw type_error(std::string("pyasio::into_stream: __aiter__ returned a ") +
-                                 type->tp_name + ", which has no __anext__");
+                                 iter_.type_name() + ", which has no __anext__");
             object pump = steal(PyType_GenericAlloc(per_interpreter<stream_types>().pump, 0));
             if (!pump)
                 throw_error_already_set();
@@ -664,12 +671,6 @@ private:
             reinterpret_cast<pump_object*>(pump.ptr())->target = this;
             task_ = call_method(loop, per_interpreter<stream_names>().create_task, pump);
             locals_.bridge()->watch(this);
-        } catch (...) {
-            std::exception_ptr error = detail::caught();
-            source_.reset();
-            end(std::move(error));
-            phase_ = phase::done;
-            finish();
         }
     }
 
@@ -700,7 +701,7 @@ private:
             return;
         }
         phase_ = phase::fetching;
-        object anext = checked(Py_TYPE(iter_.ptr())->tp_as_async->am_anext(iter_.ptr()));
+        object anext = checked(slot_anext(iter_.ptr())(iter_.ptr()));
         inner_ = await_iter(anext, "__anext__()");
     }
 
@@ -1356,9 +1357,7 @@ inline void next_dealloc(PyObject* o) {
     auto* self = reinterpret_cast<next_object*>(o);
     Py_CLEAR(self->inner);
     Py_CLEAR(self->stream);
-    PyTypeObject* type = Py_TYPE(o);
-    type->tp_free(o);
-    Py_DECREF(type);
+    free_instance(o);
 }
 
 inline object make_next(PyObject* stream, bool closing) {
@@ -1392,9 +1391,7 @@ inline void stream_dealloc(PyObject* o) {
         core->close();
         core->release();
     }
-    PyTypeObject* type = Py_TYPE(o);
-    type->tp_free(o);
-    Py_DECREF(type);
+    free_instance(o);
 }
 
 } // namespace detail
@@ -1582,7 +1579,7 @@ async_stream<T> into_stream(object iterable, task_locals locals,
                             std::size_t window = default_stream_window) {
     if (!iterable)
         throw type_error("pyasio::into_stream: expected an async iterable, got no object");
-    detail::check_async_iterable(Py_TYPE(iterable.ptr()), "pyasio::into_stream");
+    detail::check_async_iterable(iterable, "pyasio::into_stream");
     return make_async_stream<T>(std::move(iterable), std::move(locals), window);
 }
 

@@ -659,7 +659,7 @@ PyObject* async_with(PyObject*, PyObject* args) {
             pyasio::from_python<std::tuple<object, object, std::string>>(handle(args));
         for (const char* name : {"__aenter__", "__aexit__"})
             if (!PyObject_HasAttrString(ctx.ptr(), name))
-                throw pyasio::type_error(std::string("async_with: ") + Py_TYPE(ctx.ptr())->tp_name +
+                throw pyasio::type_error(std::string("async_with: ") + ctx.type_name() +
                                          " has no " + name);
         return pyasio::future_into_py(
             [ctx = std::move(ctx), body = std::move(body),

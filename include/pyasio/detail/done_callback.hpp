@@ -36,9 +36,7 @@ inline void done_callback_dealloc(PyObject* self) {
     auto* cb = reinterpret_cast<done_callback_object*>(self);
     if (cb->target != nullptr)
         std::exchange(cb->target, nullptr)->on_gone();
-    PyTypeObject* type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type); // heap type instances own a reference to their type
+    free_instance(self);
 }
 
 inline PyObject* done_callback_call(PyObject* self, PyObject*, PyObject*) {
@@ -63,7 +61,7 @@ private:
             {0, nullptr}};
         static PyType_Spec spec = {"pyasio._DoneCallback", sizeof(done_callback_object), 0,
                                    Py_TPFLAGS_DEFAULT, slots};
-        return reinterpret_cast<PyTypeObject*>(checked(PyType_FromSpec(&spec)).release());
+        return make_type(spec);
     }
 };
 

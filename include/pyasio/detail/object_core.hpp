@@ -4,11 +4,13 @@
 
 #include <pyasio/config.hpp>
 
+#include <pyasio/detail/capi.hpp>
 #include <pyasio/detail/intrusive_stack.hpp>
 
 #include <atomic>
 #include <cstddef>
 #include <new>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -155,8 +157,27 @@ public:
     bool is(handle other) const noexcept { return ptr_ == other.ptr_; }
     /// True when it points to None.
     bool is_none() const noexcept { return ptr_ == Py_None; }
-    /// The Python type name (tp_name), or "NULL" for an empty handle.
-    const char* type_name() const noexcept { return ptr_ ? Py_TYPE(ptr_)->tp_name : "NULL"; }
+    /// The name of its Python type, or "NULL" for an empty handle: the type's `tp_name` (which
+    /// names the module of a C type: "_asyncio.Task"), or in the limited API its `__name__`
+    /// ("Task"). For messages; needs the GIL in the limited API.
+    std::string type_name() const {
+        if (ptr_ == nullptr)
+            return "NULL";
+#if PYASIO_DETAIL_LIMITED
+        std::string out = "?";
+        PyObject* name = PyType_GetName(Py_TYPE(ptr_));
+        Py_ssize_t size = 0;
+        const char* utf8 = name != nullptr ? PyUnicode_AsUTF8AndSize(name, &size) : nullptr;
+        if (utf8 != nullptr)
+            out.assign(utf8, static_cast<std::size_t>(size));
+        else
+            PyErr_Clear(); // NOTE: for a message only: this error must not replace the one told
+        Py_XDECREF(name);
+        return out;
+#else
+        return Py_TYPE(ptr_)->tp_name;
+#endif
+    }
 
     /// Python's `is`, not `==`: the same object.
     friend bool operator==(handle a, handle b) noexcept { return a.ptr_ == b.ptr_; }
