@@ -21,7 +21,9 @@ and the pure-Python floors, measured in the same run on the same loop:
 the same workloads (the first five) on the hand-rolled pybind11 bridge, bench/pybind11_peer.cpp,
 when it was built (Debian: pybind11-dev): a worker pool that takes the GIL and calls
 loop.call_soon_threadsafe per completion, and run_coroutine_threadsafe for C++ awaiting Python;
-and the memory of one operation in flight: the RSS growth with M `sleep_ms` in flight at once,
+on 3.12 and later, every workload on the same module built on the limited API (abi3:
+pyasio_bench_abi3, Py_LIMITED_API=0x030C0000) beside the full-API build; and the memory of one
+operation in flight: the RSS growth with M `sleep_ms` in flight at once,
 divided by M (in a fresh interpreter, so that no freed memory is reused), beside the same for
 M pure-Python futures completed by `loop.call_later`.
 
@@ -57,6 +59,7 @@ FLOORS = {  # workloads without a target, shown against their pure-Python counte
 }
 PEER_WORKLOADS = ["seq_noop", "gather_noop", "seq_echo", "await_seq", "await_concurrent"]
 BYTES_TARGET = 1536
+ABI3_TARGET = 1.15  # the abi3 build's time per operation ÷ the full-API build's
 BEGIN = "<!-- bench/future_into_py.py: begin -->"
 END = "<!-- bench/future_into_py.py: end -->"
 
@@ -221,6 +224,7 @@ async def py_threadsafe_await_concurrent(m, n):
 WORKLOADS = [seq_noop, gather_noop, seq_echo, await_seq, await_concurrent, await_seq_local,
              await_concurrent_local, py_soon_gather, py_threadsafe_seq, py_executor_seq,
              py_seq_task, py_gather_tasks, py_threadsafe_await_seq, py_threadsafe_await_concurrent]
+OURS = [w.__name__ for w in WORKLOADS if not w.__name__.startswith("py_")]  # pyasio's workloads
 
 
 async def check_results(m, local=True):
@@ -289,17 +293,21 @@ def summarize(samples):
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
 
 
-def measure(args, m, peer):
+def measure(args, m, peer, abi3):
     factories = loop_factories()
     results = {}
     runs = [(w.__name__, w, m) for w in WORKLOADS]
     if peer is not None:
         runs += [("peer_" + w.__name__, w, peer) for w in WORKLOADS if w.__name__ in PEER_WORKLOADS]
+    if abi3 is not None:
+        runs += [("abi3_" + w.__name__, w, abi3) for w in WORKLOADS if w.__name__ in OURS]
     for name, factory in factories.items():
         samples = {key: [] for key, _, _ in runs}
         run_on(factory, check_results(m))
         if peer is not None:
             run_on(factory, check_results(peer, local=False))
+        if abi3 is not None:
+            run_on(factory, check_results(abi3))
         for _ in range(args.repeat):  # interleaved, so that a slow moment hits every workload
             for key, w, module in runs:
                 seconds = run_on(factory, w(module, args.n))
@@ -337,10 +345,13 @@ def report(args, results):
         % (machine(), args.n, args.repeat, args.inflight), ""]
     for loop, row in results.items():
         peer = "peer_seq_noop" in row
+        abi3 = "abi3_seq_noop" in row
         lines += ["### %s" % loop, "",
                   "| workload | µs per op, median (min–max) | ratio to its floor | target |"
-                  + (" pybind11 peer, µs per op | pyasio ÷ peer |" if peer else ""),
-                  "|---|---|---|---|" + ("---|---|" if peer else "")]
+                  + (" pybind11 peer, µs per op | pyasio ÷ peer |" if peer else "")
+                  + (" abi3 build, µs per op | abi3 ÷ full (target ≤ %.2f) |" % ABI3_TARGET
+                     if abi3 else ""),
+                  "|---|---|---|---|" + ("---|---|" if peer else "") + ("---|---|" if abi3 else "")]
         for w in WORKLOADS:
             s = row[w.__name__]
             ratio = target = ""
@@ -359,6 +370,15 @@ def report(args, results):
                 line += (" %.2f (%.2f–%.2f) | %.2f |" % (p["median"], p["min"], p["max"],
                                                         s["median"] / p["median"])
                          if p else " | |")
+            if abi3:
+                a = row.get("abi3_" + w.__name__)
+                if a:
+                    r = a["median"] / s["median"]
+                    line += " %.2f (%.2f–%.2f) | %.2f %s |" % (
+                        a["median"], a["min"], a["max"], r,
+                        "met" if r <= ABI3_TARGET else "**missed**")
+                else:
+                    line += " | |"
             lines.append(line)
         b = row["bytes_sleep_ms"]
         lines += ["", "Bytes per operation in flight: `sleep_ms` %.0f B (target ≤ %d B, %s); "
@@ -445,9 +465,14 @@ def main():
     except ImportError:
         pybind11_peer = None
         print("pybind11_peer: not built, skipped (Debian: apt-get install pybind11-dev)")
+    try:
+        import pyasio_bench_abi3
+    except ImportError:
+        pyasio_bench_abi3 = None
+        print("pyasio_bench_abi3: not built (Python 3.12+ only), abi3 column skipped")
     if args.smoke:
         args.n, args.repeat, args.inflight = 200, 1, 2000
-    text = report(args, measure(args, pyasio_bench, pybind11_peer))
+    text = report(args, measure(args, pyasio_bench, pybind11_peer, pyasio_bench_abi3))
     print(text)
     if args.write:
         write_section(args.write, text)

@@ -189,8 +189,16 @@ PyMethodDef methods[] = {
      "sum_stream(aiterable, window, on_loop): C++ sums an async iterable's ints."},
     {nullptr, nullptr, 0, nullptr}};
 
+// NOTE: one source, two modules: pyasio_bench (the full API) and, for 3.12+, pyasio_bench_abi3
+// (the limited API, Py_LIMITED_API=0x030C0000): bench/CMakeLists.txt names the module
+#if !defined(PYASIO_BENCH_MODULE)
+#define PYASIO_BENCH_MODULE pyasio_bench
+#endif
+#define PYASIO_BENCH_STR2(x) #x
+#define PYASIO_BENCH_STR(x) PYASIO_BENCH_STR2(x)
+
 PyModuleDef module = {PyModuleDef_HEAD_INIT,
-                      "pyasio_bench",
+                      PYASIO_BENCH_STR(PYASIO_BENCH_MODULE),
                       "pyasio's benchmark module",
                       -1,
                       methods,
@@ -200,6 +208,6 @@ PyModuleDef module = {PyModuleDef_HEAD_INIT,
                       nullptr};
 } // namespace
 
-PYASIO_MODULE_INIT(pyasio_bench) {
+PYASIO_MODULE_INIT(PYASIO_BENCH_MODULE) {
     return PyModule_Create(&module);
 }

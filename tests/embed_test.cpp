@@ -20,7 +20,9 @@ namespace {
 void exec(const char* code) {
     pyasio::object main = pyasio::import("__main__");
     pyasio::object ns = pyasio::borrow(PyModule_GetDict(main.ptr()));
-    if (!pyasio::steal(PyRun_String(code, Py_file_input, ns.ptr(), ns.ptr())))
+    // NOTE: compile and run (not PyRun_String): the program builds on the limited API too
+    pyasio::object compiled = pyasio::steal(Py_CompileString(code, "<embed_test>", Py_file_input));
+    if (!compiled || !pyasio::steal(PyEval_EvalCode(compiled.ptr(), ns.ptr(), ns.ptr())))
         throw pyasio::python_error::fetch();
 }
 
