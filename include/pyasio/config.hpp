@@ -9,6 +9,9 @@
 // NOTE: first, so that a build without C++20 gets this line and not a screen of errors.
 #if (defined(_MSVC_LANG) && _MSVC_LANG < 202002L) || (!defined(_MSVC_LANG) && __cplusplus < 202002L)
 #error "pyasio needs C++20: compile with -std=c++20 (MSVC: /std:c++20)."
+// NOTE: a missing file ends the compilation at once (g++ and clang go on after #error, with a
+// screen of errors from the C++20 code below)
+#include <pyasio/stop_here_and_compile_with_cpp20> // IWYU pragma: keep
 #endif
 
 // NOTE: Python.h must come before any standard header: it defines feature macros
@@ -25,6 +28,10 @@
 #if defined(Py_LIMITED_API)
 #if Py_LIMITED_API + 0 < 0x030C0000
 #error "pyasio's limited-API (abi3) build needs Py_LIMITED_API=0x030C0000 (3.12) or later: define it so, or build with the full API (no Py_LIMITED_API)."
+#include <pyasio/stop_here_and_fix_py_limited_api> // IWYU pragma: keep
+#elif PY_VERSION_HEX < Py_LIMITED_API
+#error "Py_LIMITED_API names a later Python than these headers are from: build the abi3 module with the headers of that version (e.g. python3.12-config --includes for 0x030C0000), which then serves every later version too."
+#include <pyasio/stop_here_and_fix_py_limited_api> // IWYU pragma: keep
 #endif
 /// 1 when built on the limited API (abi3): pyasio then calls only the stable ABI.
 #define PYASIO_DETAIL_LIMITED 1

@@ -55,7 +55,16 @@ inline object weak_target(handle weakref) {
         throw_error_already_set();
     return steal(target);
 #else
+    // NOTE: deprecated from 3.13 on, which an abi3 build for 3.12 may see in its headers; it stays
+    // in the stable ABI
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
     PyObject* target = PyWeakref_GetObject(weakref.ptr()); // borrowed
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
     if (target == nullptr)
         throw_error_already_set();
     return target == Py_None ? object() : borrow(target);

@@ -91,7 +91,7 @@ public:
         threads = std::max<std::size_t>(threads, 1);
         threads_.reserve(threads);
         for (std::size_t i = 0; i < threads; ++i)
-            threads_.emplace_back(&runtime::serve, this);
+            threads_.emplace_back(&runtime::serve_thread, static_cast<void*>(this));
     }
 
     ~runtime() { stop(); }
@@ -120,9 +120,12 @@ public:
     }
 
 private:
-    // NOTE: a member function, not a lambda: GCC gives a lambda's closure type default visibility
-    // even inside a hidden namespace, and std::thread's state type for it (its vtable) would be
-    // exported from an extension module and bound to another module's copy of pyasio.
+    // NOTE: a plain function of a void*, not a lambda or a member: std::thread's state type is an
+    // instance over the callable's type, and libstdc++ exports its instances (its vtable) from an
+    // extension module, where another module's copy of pyasio could bind to it. Over
+    // void (*)(void*) and void* it names nothing of pyasio's, and any copy's works for all.
+    static void serve_thread(void* self) { static_cast<runtime*>(self)->serve(); }
+
     void serve() {
         detail::runtime_thread = true;
         for (;;) {
