@@ -188,22 +188,23 @@ class FirstUsedFromAnotherThread(unittest.TestCase):
             return threading.current_thread().name
 
         waiter = threading.Thread(
-            target=lambda: results.append(rt.await_with_locals_of(self.loop, answer)))
+            target=lambda: results.append(rt.await_with_locals_of(self.loop, answer)), daemon=True)
         waiter.start()
         try:
             deadline = HANG
             while rt.wake_info(self.loop)[3] == 0 and deadline > 0:  # the start is queued
                 deadline -= 0.01
                 threading.Event().wait(0.01)
-            mode, kind, fd, pushes = rt.wake_info(self.loop)
-            self.assertEqual(pushes, 1)
-            if EXPECTED_KIND != "none":
-                self.assertEqual((mode, kind), ("reader", EXPECTED_KIND))  # not attached yet
+            queued = rt.wake_info(self.loop)
         finally:
             release.set()
         waiter.join(HANG)
         self.assertFalse(waiter.is_alive(), "the queued work was never run")
         self.assertEqual(results, ["the loop's thread"])
+        mode, kind, fd, pushes = queued
+        self.assertEqual(pushes, 1)
+        if EXPECTED_KIND != "none":
+            self.assertEqual((mode, kind), ("reader", EXPECTED_KIND))  # not attached yet
         self.assertEqual(rt.wake_info(self.loop)[:3], ("threadsafe", "none", -1))
 
     def test_many_threads_at_once(self):
@@ -214,8 +215,8 @@ class FirstUsedFromAnotherThread(unittest.TestCase):
             return i
 
         threads = [threading.Thread(
-            target=lambda i=i: results.append(rt.await_with_locals_of(self.loop, lambda: answer(i))))
-            for i in range(16)]
+            target=lambda i=i: results.append(rt.await_with_locals_of(self.loop, lambda: answer(i))),
+            daemon=True) for i in range(16)]
         for t in threads:
             t.start()
         for t in threads:
