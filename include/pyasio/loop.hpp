@@ -27,18 +27,77 @@
 #include <unordered_map>
 #include <utility>
 
-#include <sys/eventfd.h>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+// NOTE: which file descriptors can wake a loop is decided here, by platform: an eventfd on Linux,
+// a pipe on the other POSIX systems (made with pipe2 where it exists, else with pipe and fcntl:
+// macOS), none on Windows (its loops are woken with call_soon_threadsafe). These headers are in
+// detail/system_headers.hpp too, which includes them before Asio's hidden region.
+#if !defined(_WIN32)
+/// 1 where a pipe can wake a loop (POSIX): see loop_wake.
+#define PYASIO_DETAIL_HAS_PIPE_WAKE 1
+#else
+/// 1 where a pipe can wake a loop (POSIX): see loop_wake.
+#define PYASIO_DETAIL_HAS_PIPE_WAKE 0
+#endif
+#if !defined(PYASIO_DETAIL_HAS_EVENTFD)
+#if defined(__linux__)
+/// 1 where an eventfd can wake a loop (Linux): see loop_wake. Defined to 0 beforehand, pyasio
+/// compiles as where there is none (for tests).
+#define PYASIO_DETAIL_HAS_EVENTFD 1
+#else
+/// 1 where an eventfd can wake a loop (Linux): see loop_wake. Defined to 0 beforehand, pyasio
+/// compiles as where there is none (for tests).
+#define PYASIO_DETAIL_HAS_EVENTFD 0
+#endif
+#endif
+#if !defined(PYASIO_DETAIL_HAS_PIPE2)
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__) ||   \
+    defined(__DragonFly__)
+/// 1 where pipe2 exists (Linux, the BSDs; not macOS): the wake's pipe is made by one call.
+/// Defined to 0 beforehand, the pipe is made with pipe and fcntl, as on macOS (for tests).
+#define PYASIO_DETAIL_HAS_PIPE2 1
+#else
+/// 1 where pipe2 exists (Linux, the BSDs; not macOS): the wake's pipe is made by one call.
+/// Defined to 0 beforehand, the pipe is made with pipe and fcntl, as on macOS (for tests).
+#define PYASIO_DETAIL_HAS_PIPE2 0
+#endif
+#endif
+#if !defined(PYASIO_USE_PIPE_WAKE)
+/// 1: loops are woken through a pipe even where an eventfd exists (Linux), as on macOS and the
+/// BSDs; for tests of that path. Define it for the whole build (every translation unit of a
+/// module): it chooses an inline variable's value.
+#define PYASIO_USE_PIPE_WAKE 0
+#endif
+
+#if PYASIO_DETAIL_HAS_PIPE_WAKE
+#include <fcntl.h>
 #include <unistd.h>
+#endif
+#if PYASIO_DETAIL_HAS_EVENTFD
+#include <sys/eventfd.h>
+#endif
 
 PYASIO_NAMESPACE_BEGIN
 
 /// How C++ threads wake a Python event loop that has work waiting.
+///
+/// reader is the default where a file descriptor can wake a loop: an eventfd on Linux, a pipe on
+/// the other POSIX systems (macOS, the BSDs; on Linux too when PYASIO_USE_PIPE_WAKE=1). On
+/// Windows, and for any loop whose add_reader raises NotImplementedError (Windows'
+/// ProactorEventLoop), the bridge uses call_soon_threadsafe instead, by itself: choosing reader
+/// never fails for want of add_reader.
 enum class loop_wake {
-    /// An eventfd watched with loop.add_reader: the waking thread writes 8 bytes and never takes
-    /// the GIL. The default; needs a loop with add_reader (asyncio's selector loops, uvloop).
+    /// A file descriptor watched with loop.add_reader (an eventfd on Linux, a non-blocking pipe
+    /// on the other POSIX systems): the waking thread writes to it (8 bytes; 1 to a pipe) and
+    /// never takes the GIL. The default; used with loops that have add_reader (asyncio's
+    /// selector loops, uvloop). Where there is no such file descriptor (Windows), or when the
+    /// loop's add_reader raises NotImplementedError, the loop is woken with call_soon_threadsafe.
     reader,
     /// loop.call_soon_threadsafe: the waking thread takes the GIL for the call. For loops without
-    /// add_reader.
+    /// add_reader; every loop has it.
     call_soon_threadsafe,
 };
 
@@ -92,6 +151,207 @@ template <class... Args> void call_soon_threadsafe(handle loop, handle fn, Args&
     call(per_interpreter<threadsafe_wake>().call, loop, fn, std::forward<Args>(args)...);
 }
 
+/// The file descriptors that can wake a loop (see loop_wake).
+enum class wake_fd_kind {
+    none,    ///< none (Windows): loops are woken with call_soon_threadsafe
+    eventfd, ///< one eventfd, written and read (Linux)
+    pipe2,   ///< a pipe made with pipe2 (Linux, the BSDs)
+    pipe,    ///< a pipe made with pipe and fcntl (macOS, and where pipe2 is missing)
+};
+
+#if PYASIO_DETAIL_HAS_EVENTFD && !PYASIO_USE_PIPE_WAKE
+/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
+/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
+inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::eventfd;
+#elif PYASIO_DETAIL_HAS_PIPE_WAKE && PYASIO_DETAIL_HAS_PIPE2
+/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
+/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
+inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::pipe2;
+#elif PYASIO_DETAIL_HAS_PIPE_WAKE
+/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
+/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
+inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::pipe;
+#else
+/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
+/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
+inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::none;
+#endif
+
+/// The name of a kind: "none", "eventfd", "pipe2" or "pipe".
+constexpr const char* wake_fd_kind_name(wake_fd_kind kind) noexcept {
+    switch (kind) {
+    case wake_fd_kind::eventfd:
+        return "eventfd";
+    case wake_fd_kind::pipe2:
+        return "pipe2";
+    case wake_fd_kind::pipe:
+        return "pipe";
+    case wake_fd_kind::none:
+        break;
+    }
+    return "none";
+}
+
+#if PYASIO_DETAIL_HAS_PIPE_WAKE
+/// Opens a wake's file descriptors: fds[0] to read, fds[1] to write (the same for an eventfd),
+/// both non-blocking and close-on-exec. std::system_error when the system refuses;
+/// std::invalid_argument for a kind this platform does not have.
+inline void open_wake_fds(wake_fd_kind kind, int (&fds)[2]) {
+#if PYASIO_DETAIL_HAS_EVENTFD
+    if (kind == wake_fd_kind::eventfd) {
+        fds[0] = fds[1] = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fds[0] < 0)
+            throw std::system_error(errno, std::system_category(), "pyasio: eventfd");
+        return;
+    }
+#endif
+#if PYASIO_DETAIL_HAS_PIPE2
+    if (kind == wake_fd_kind::pipe2) {
+        if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+            throw std::system_error(errno, std::system_category(), "pyasio: pipe2");
+        return;
+    }
+#endif
+    if (kind == wake_fd_kind::pipe) {
+        // NOTE: not atomic with a fork+exec on another thread, which may inherit the pair before
+        // FD_CLOEXEC is set: the price of a system without pipe2 (macOS)
+        if (::pipe(fds) < 0)
+            throw std::system_error(errno, std::system_category(), "pyasio: pipe");
+        for (int fd : fds) {
+            int fl = ::fcntl(fd, F_GETFL);
+            if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+                ::fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+                int error = errno;
+                ::close(fds[0]);
+                ::close(fds[1]);
+                throw std::system_error(error, std::system_category(), "pyasio: fcntl");
+            }
+        }
+        return;
+    }
+    throw std::invalid_argument(std::string("pyasio: no ") + wake_fd_kind_name(kind) +
+                                " wake on this platform");
+}
+
+/// Makes a wake's read end readable: 8 bytes to an eventfd, 1 to a pipe. Async-signal-safe. A
+/// full pipe (EAGAIN) is readable already: nothing is lost.
+inline void signal_wake_fd(wake_fd_kind kind, int write_fd) noexcept {
+    if (kind == wake_fd_kind::eventfd) {
+        std::uint64_t one = 1;
+        [[maybe_unused]] ssize_t n = ::write(write_fd, &one, sizeof one);
+    } else {
+        unsigned char one = 1;
+        [[maybe_unused]] ssize_t n = ::write(write_fd, &one, 1);
+    }
+}
+
+/// Makes a wake's read end unreadable until the next signal: reads the eventfd's counter, or the
+/// pipe until it is empty.
+inline void clear_wake_fd(wake_fd_kind kind, int read_fd) noexcept {
+    if (kind == wake_fd_kind::eventfd) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] ssize_t n = ::read(read_fd, &count, sizeof count);
+        return;
+    }
+    // NOTE: until EAGAIN (empty): a signal after that is a new wake
+    for (;;) {
+        unsigned char bytes[64];
+        ssize_t n = ::read(read_fd, bytes, sizeof bytes);
+        if (n <= 0 && !(n < 0 && errno == EINTR))
+            break;
+    }
+}
+
+/// Closes a file descriptor.
+inline void close_wake_fd(int fd) noexcept {
+    ::close(fd);
+}
+#else
+/// No wake file descriptors here (Windows): std::invalid_argument.
+inline void open_wake_fds(wake_fd_kind kind, int (&)[2]) {
+    throw std::invalid_argument(std::string("pyasio: no ") + wake_fd_kind_name(kind) +
+                                " wake on this platform");
+}
+/// Nothing to signal here (never called: nothing opens).
+inline void signal_wake_fd(wake_fd_kind, int) noexcept {}
+/// Nothing to clear here (never called: nothing opens).
+inline void clear_wake_fd(wake_fd_kind, int) noexcept {}
+/// Nothing to close here (never called: nothing opens).
+inline void close_wake_fd(int) noexcept {}
+#endif
+
+/// The file descriptor(s) of a reader-mode wake: a loop watches read_fd() with add_reader; any
+/// thread signal()s without the GIL; the loop thread clear()s it before it takes the batch.
+/// An eventfd is one descriptor for both ends; a pipe is two, both non-blocking and
+/// close-on-exec.
+class wake_fd {
+public:
+    /// No file descriptor.
+    wake_fd() noexcept = default;
+
+    /// Opens one of `kind`. std::system_error when the system refuses; std::invalid_argument
+    /// for a kind this platform does not have (none included).
+    explicit wake_fd(wake_fd_kind kind) {
+        int fds[2] = {-1, -1};
+        open_wake_fds(kind, fds);
+        kind_ = kind;
+        read_ = fds[0];
+        write_ = fds[1];
+    }
+
+    wake_fd(wake_fd&& other) noexcept
+        : kind_(std::exchange(other.kind_, wake_fd_kind::none)),
+          read_(std::exchange(other.read_, -1)), write_(std::exchange(other.write_, -1)) {}
+    wake_fd& operator=(wake_fd&& other) noexcept {
+        wake_fd(std::move(other)).swap(*this);
+        return *this;
+    }
+    ~wake_fd() { close(); }
+
+    /// Exchanges the descriptors of two wakes.
+    void swap(wake_fd& other) noexcept {
+        std::swap(kind_, other.kind_);
+        std::swap(read_, other.read_);
+        std::swap(write_, other.write_);
+    }
+
+    /// What it is; none once closed.
+    wake_fd_kind kind() const noexcept { return kind_; }
+    /// The descriptor to watch with add_reader; -1 when closed.
+    int read_fd() const noexcept { return read_; }
+    /// The descriptor signal() writes to (read_fd() for an eventfd); -1 when closed.
+    int write_fd() const noexcept { return write_; }
+
+    /// Makes read_fd() readable (no effect when closed). Any thread, no GIL.
+    void signal() const noexcept {
+        if (kind_ != wake_fd_kind::none)
+            signal_wake_fd(kind_, write_);
+    }
+
+    /// Makes read_fd() unreadable until the next signal() (no effect when closed). The thread
+    /// that watches it.
+    void clear() const noexcept {
+        if (kind_ != wake_fd_kind::none)
+            clear_wake_fd(kind_, read_);
+    }
+
+    /// Closes the descriptors (no effect when closed). No signal() or clear() may run meanwhile:
+    /// the numbers may be reused at once.
+    void close() noexcept {
+        if (write_ >= 0 && write_ != read_)
+            close_wake_fd(write_);
+        if (read_ >= 0)
+            close_wake_fd(read_);
+        read_ = write_ = -1;
+        kind_ = wake_fd_kind::none;
+    }
+
+private:
+    wake_fd_kind kind_ = wake_fd_kind::none;
+    int read_ = -1;
+    int write_ = -1;
+};
+
 /// A unit of work for the loop thread. Queued by any thread without the GIL; run on the loop
 /// thread with the GIL by the bridge's drain, in the order queued.
 struct loop_job {
@@ -125,21 +385,19 @@ protected:
 /// loop thread takes the whole batch.
 class loop_bridge : public std::enable_shared_from_this<loop_bridge> {
 public:
-    loop_bridge(handle loop, loop_wake wake) : wake_(wake) {
+    /// A bridge for `loop`, woken as `wake` asks: reader mode where this platform has a wake
+    /// file descriptor (see default_wake_fd_kind), call_soon_threadsafe otherwise. GIL held.
+    loop_bridge(handle loop, loop_wake wake) {
         // NOTE: weak: the loop owns the bridge (through its reader), never the other way round.
         loop_ = checked(PyWeakref_NewRef(loop.ptr(), nullptr));
-        if (wake_ == loop_wake::reader) {
-            efd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-            if (efd_ < 0)
-                throw std::system_error(errno, std::system_category(), "pyasio: eventfd");
-        }
+        if (wake == loop_wake::reader && default_wake_fd_kind != wake_fd_kind::none)
+            fd_ = wake_fd(default_wake_fd_kind);
+        else
+            wake = loop_wake::call_soon_threadsafe;
+        wake_.store(wake, std::memory_order_relaxed);
     }
 
-    ~loop_bridge() {
-        if (efd_ >= 0)
-            ::close(efd_);
-        abandon_all();
-    }
+    ~loop_bridge() { abandon_all(); }
 
     loop_bridge(const loop_bridge&) = delete;
     loop_bridge& operator=(const loop_bridge&) = delete;
@@ -149,21 +407,26 @@ public:
     /// In reader mode only the loop holds `drain`; closing the loop drops its readers, so the
     /// callback's death tells the bridge that the loop closed (see loop_closed). `attach_later`
     /// calls attach_here(drain) when the loop thread runs it.
+    /// A loop whose add_reader raises NotImplementedError (Windows' ProactorEventLoop, and
+    /// asyncio's AbstractEventLoop) is woken with call_soon_threadsafe instead, and the bridge's
+    /// file descriptors are closed: the user sees no error.
     void attach(handle loop, object drain, const object& attach_later) {
-        if (wake_ == loop_wake::reader) {
+        if (wake_mode() == loop_wake::reader) {
             // NOTE: on the loop's thread, or while the loop runs nowhere (pyasio::run's, before
             // it runs), the reader is added at once
             object running = running_loop_of_this_thread();
             if ((running && running.ptr() == loop.ptr()) ||
                 call_method(loop, "is_running").ptr() != Py_True) {
-                call_method(loop, "add_reader", efd_, drain);
+                if (!add_reader(loop, drain))
+                    fall_back_to_call_soon_threadsafe(loop, std::move(drain));
                 return;
             }
             // NOTE: add_reader is not thread-safe (uvloop's, or a selector the loop's thread
             // waits in): the loop's own thread adds the reader, when it next runs callbacks.
             // Until then the pending callback alone holds `drain`: a loop closed first drops
             // it, which tells the bridge, as the reader's removal does. Jobs pushed meanwhile
-            // wait in the eventfd, which is readable when the reader is added.
+            // wait in the file descriptor, which is readable when the reader is added (or, if
+            // the loop has no add_reader, are drained when the bridge falls back).
             call_soon_threadsafe(loop, attach_later);
             return;
         }
@@ -174,13 +437,16 @@ public:
             call_soon_threadsafe(loop, drain_);
     }
 
-    /// The scheduled half of attach, on the loop's thread with the GIL: adds the reader. If the
-    /// loop refuses it, C++ completions can never reach the loop: the bridge is closed (its
-    /// jobs end with event_loop_closed) and the error is reported through sys.unraisablehook.
+    /// The scheduled half of attach, on the loop's thread with the GIL: adds the reader, or
+    /// falls back to call_soon_threadsafe when the loop has no add_reader (NotImplementedError).
+    /// If the loop refuses it otherwise, C++ completions can never reach the loop: the bridge is
+    /// closed (its jobs end with event_loop_closed) and the error is reported through
+    /// sys.unraisablehook.
     void attach_here(handle drain) noexcept {
         try {
             if (object loop = this->loop())
-                call_method(loop, "add_reader", efd_, drain);
+                if (!add_reader(loop, drain))
+                    fall_back_to_call_soon_threadsafe(loop, borrow(drain));
         } catch (...) {
             translate_exception(detail::caught());
             PyErr_WriteUnraisable(drain.ptr());
@@ -233,12 +499,12 @@ public:
     /// Runs every queued job, oldest first. The loop thread, with the GIL. Throws nothing but a
     /// forced unwind (CPython ending this thread at exit: the batch's other jobs are dropped).
     void drain() {
-        if (efd_ >= 0) {
-            std::uint64_t count = 0;
-            // NOTE: read before taking the batch: a push after the read finds the queue empty
-            // (we are about to take it) or not, and either wakes us again or rides along.
-            [[maybe_unused]] ssize_t n = ::read(efd_, &count, sizeof count);
-        }
+        // NOTE: cleared before taking the batch: a push after the clear finds the queue empty
+        // (we are about to take it) or not, and either wakes us again or rides along. In
+        // reader mode only: a bridge that fell back has closed its file descriptor (before
+        // it scheduled any drain).
+        if (wake_.load(std::memory_order_acquire) == loop_wake::reader)
+            fd_.clear();
         drains_.fetch_add(1, std::memory_order_relaxed);
         jobs_.consume([](loop_job* job) { job->run(); });
     }
@@ -249,7 +515,16 @@ public:
         abandon_all();
     }
 
-    loop_wake wake_mode() const noexcept { return wake_; }
+    /// How the loop is woken: reader until the bridge falls back to call_soon_threadsafe
+    /// (see attach).
+    loop_wake wake_mode() const noexcept { return wake_.load(std::memory_order_acquire); }
+
+    /// The kind of the file descriptor that wakes the loop: none in call_soon_threadsafe mode
+    /// (and after a fall back). GIL held.
+    wake_fd_kind wake_kind() const noexcept { return fd_.kind(); }
+
+    /// The file descriptor the loop watches, or -1. GIL held.
+    int wake_read_fd() const noexcept { return fd_.read_fd(); }
 
     /// The loop, or an empty object once it is gone. GIL held.
     object loop() const { return weak_target(loop_); }
@@ -267,11 +542,17 @@ public:
 
 private:
     void wake() noexcept {
-        if (wake_ == loop_wake::reader) {
-            std::uint64_t one = 1;
-            [[maybe_unused]] ssize_t n = ::write(efd_, &one, sizeof one);
+        // NOTE: counted while it may write, so that a fall back (which switches the mode, then
+        // waits for the count to be 0) never closes the file descriptor under a write, whose
+        // number might already name another file. seq_cst: this increment and the mode's store
+        // are ordered, so that either the write is waited for or this wake sees the new mode.
+        signalling_.fetch_add(1, std::memory_order_seq_cst);
+        if (wake_.load(std::memory_order_seq_cst) == loop_wake::reader) {
+            fd_.signal();
+            signalling_.fetch_sub(1, std::memory_order_release);
             return;
         }
+        signalling_.fetch_sub(1, std::memory_order_relaxed);
         if (!interpreter_alive())
             return;
         try {
@@ -303,13 +584,45 @@ private:
     /// The loop running in this thread, or an empty object (asyncio's _get_running_loop).
     static object running_loop_of_this_thread();
 
+    /// loop.add_reader(fd, drain); false when the loop has none (NotImplementedError: asyncio's
+    /// AbstractEventLoop.add_reader, which Windows' ProactorEventLoop keeps). Other errors
+    /// propagate. GIL held, on the loop's thread or while the loop runs nowhere.
+    bool add_reader(handle loop, handle drain) {
+        try {
+            call_method(loop, "add_reader", fd_.read_fd(), drain);
+            return true;
+        } catch (const python_error& e) {
+            if (!e.matches(handle(PyExc_NotImplementedError)))
+                throw;
+            return false;
+        }
+    }
+
+    /// Reader mode becomes call_soon_threadsafe mode for good, for a loop without add_reader.
+    /// GIL held, where add_reader was called.
+    void fall_back_to_call_soon_threadsafe(handle loop, object drain) {
+        drain_ = std::move(drain); // NOTE: before the mode: a wake that sees the mode needs it
+        wake_.store(loop_wake::call_soon_threadsafe, std::memory_order_seq_cst);
+        // NOTE: a wake that read the old mode may still write to the file descriptor: wait for
+        // it (it takes no lock and no GIL: this is short) before closing.
+        while (signalling_.load(std::memory_order_seq_cst) != 0)
+            std::this_thread::yield();
+        fd_.close();
+        // NOTE: the wakes written to the file descriptor woke nothing (no reader watches it):
+        // run one drain for the jobs pushed until now; the pushes from now on wake the loop
+        // themselves (or ride along with a wake that does).
+        if (pushes_.load(std::memory_order_relaxed) != 0)
+            call_soon_threadsafe(loop, drain_);
+    }
+
     intrusive_stack<loop_job, &loop_job::next> jobs_;
     std::atomic<bool> closed_{false};
     std::atomic<std::uint64_t> pushes_{0};
     std::atomic<std::uint64_t> drains_{0};
-    loop_wake wake_;
-    int efd_ = -1;
-    object loop_;  // a weak reference
+    std::atomic<loop_wake> wake_{loop_wake::reader};
+    std::atomic<unsigned> signalling_{0}; // wakes that may be writing to fd_
+    wake_fd fd_;                          // reader mode only
+    object loop_;                         // a weak reference
     object drain_; // call_soon_threadsafe mode only, once attached (GIL held); holds only a
                    // weak_ptr to this bridge
     loop_watch* watches_ = nullptr; // loop thread, GIL held
@@ -358,7 +671,9 @@ private:
     std::mutex mutex_;
     std::unordered_map<PyObject*, entry> bridges_;
     unsigned generation_ = 0;
-    std::atomic<loop_wake> wake_{loop_wake::reader};
+    std::atomic<loop_wake> wake_{default_wake_fd_kind != wake_fd_kind::none
+                                     ? loop_wake::reader
+                                     : loop_wake::call_soon_threadsafe};
 };
 
 namespace bridge_callbacks {
@@ -385,7 +700,7 @@ inline PyObject* attach(PyObject* drain_callback, PyObject*) noexcept {
 inline PyMethodDef drain_def = {"pyasio_drain", drain, METH_NOARGS,
                                 "Runs the C++ completions waiting for this loop."};
 inline PyMethodDef attach_def = {"pyasio_attach", attach, METH_NOARGS,
-                                 "Makes the loop watch pyasio's wake-up eventfd."};
+                                 "Makes the loop watch pyasio's wake-up file descriptor."};
 inline PyMethodDef loop_gone_def = {"pyasio_loop_gone", loop_gone, METH_O, nullptr};
 } // namespace bridge_callbacks
 
@@ -463,7 +778,10 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
 } // namespace detail
 
 /// Chooses how C++ threads wake event loops whose bridge is created from now on (loops already
-/// bridged keep theirs). Default: loop_wake::reader.
+/// bridged keep theirs). Default: loop_wake::reader, except on Windows (no file descriptor to
+/// watch: loop_wake::call_soon_threadsafe, and reader means call_soon_threadsafe there). A loop
+/// whose add_reader raises NotImplementedError is woken with call_soon_threadsafe whatever this
+/// says.
 inline void set_loop_wake(loop_wake w) noexcept {
     detail::bridge_registry::instance().set_default_wake(w);
 }

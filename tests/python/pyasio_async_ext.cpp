@@ -2,6 +2,8 @@
 // Async functions exposed to Python with pyasio::future_into_py; used by test_future_into_py.py.
 #include <pyasio.hpp>
 
+#include "wake_probe.hpp"
+
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
@@ -382,6 +384,7 @@ PyMethodDef methods[] = {
     {"stats", stats, METH_NOARGS, "counters of the C++ side"},
     {"set_wake", set_wake, METH_O, "'reader' or 'threadsafe' for loops bridged from now on"},
     {"bridge_counters", bridge_counters, METH_NOARGS, "(pushes, drains, mode) of this loop"},
+    PYASIO_TEST_WAKE_PROBE_METHODS,
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

@@ -3,6 +3,8 @@
 // work awaits the Python awaitable it was given); used by test_into_future.py.
 #include <pyasio.hpp>
 
+#include "wake_probe.hpp"
+
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -611,6 +613,7 @@ PyMethodDef methods[] = {
     {"into_future_throwing_handler", into_future_throwing_handler, METH_VARARGS,
      "into_future with a completion handler that throws"},
     {"bridge_pushes", bridge_pushes, METH_NOARGS, "jobs pushed to this loop's bridge"},
+    PYASIO_TEST_WAKE_PROBE_METHODS,
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

@@ -3,6 +3,8 @@
 // used by test_runtime.py.
 #include <pyasio.hpp>
 
+#include "wake_probe.hpp"
+
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_future.hpp>
@@ -267,6 +269,7 @@ PyMethodDef methods[] = {
     {"install_own_io_context", install_own_io_context, METH_NOARGS, "install_runtime(io)"},
     {"on_own_io_context", on_own_io_context, METH_NOARGS, "where work runs"},
     {"own_io_context_stopped", own_io_context_stopped, METH_NOARGS, "io.stopped()"},
+    PYASIO_TEST_WAKE_PROBE_METHODS,
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

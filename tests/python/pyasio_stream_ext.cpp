@@ -2,6 +2,8 @@
 // Streams both ways, exposed to Python; used by test_stream.py.
 #include <pyasio.hpp>
 
+#include "wake_probe.hpp"
+
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
@@ -597,6 +599,7 @@ PyMethodDef methods[] = {
     {"set_wake", set_wake, METH_O, "'reader' or 'threadsafe' for loops bridged from now on"},
     {"counters", counters, METH_NOARGS, "(consumed, produced, ended, aborted, started)"},
     {"cancelled_reads", cancelled_reads_count, METH_NOARGS, "next() calls C++ cancelled"},
+    PYASIO_TEST_WAKE_PROBE_METHODS,
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module = {PyModuleDef_HEAD_INIT,

@@ -12,6 +12,7 @@ import unittest
 import warnings
 
 import _pyasio_async_test as m
+from loops import ProactorLikeLoop
 from stress import wait_until
 
 try:
@@ -24,6 +25,7 @@ class FutureIntoPy:
     """The tests, run on each kind of loop and wake mode by the subclasses below."""
 
     wake = "reader"
+    expected_wake = None  # the mode the bridge uses: `wake`, unless the loop refuses add_reader
     loop_factory = staticmethod(asyncio.new_event_loop)
 
     def run_on_loop(self, coro):
@@ -56,7 +58,11 @@ class FutureIntoPy:
             self.assertEqual(await m.greet("you"), "hello you")  # an asio::awaitable
             self.assertIsNone(await m.timer_wait(1))  # an Asio initiation
             counters = m.bridge_counters()
-            self.assertEqual(counters[2], self.wake)
+            self.assertEqual(counters[2], self.expected_wake or self.wake)
+            mode, kind, fd = m.wake_info(asyncio.get_running_loop())[:3]
+            self.assertEqual(mode, counters[2])
+            self.assertEqual(kind == "none", mode == "threadsafe")  # fds closed on a fall back
+            self.assertEqual(fd == -1, mode == "threadsafe")
 
         self.run_on_loop(main())
 
@@ -267,6 +273,15 @@ class OnAsyncio(FutureIntoPy, unittest.TestCase):
 
 class OnAsyncioThreadsafeWake(FutureIntoPy, unittest.TestCase):
     wake = "threadsafe"
+
+
+class OnProactorLikeLoop(FutureIntoPy, unittest.TestCase):
+    """A loop whose add_reader raises NotImplementedError (Windows' ProactorEventLoop): reader
+    mode, chosen, falls back to call_soon_threadsafe by itself."""
+
+    loop_factory = ProactorLikeLoop
+    wake = "reader"
+    expected_wake = "threadsafe"
 
 
 @unittest.skipIf(uvloop is None, "uvloop is not installed for this Python "

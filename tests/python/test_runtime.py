@@ -14,6 +14,7 @@ import unittest
 import warnings
 
 import _pyasio_runtime_test as m
+from loops import ProactorLikeLoop
 
 try:
     import uvloop
@@ -87,6 +88,7 @@ class TaskLocalsNamedFromAnotherThread(unittest.TestCase):
     TaskLocals::new(event_loop)), then into_future from a plain C++ thread with those locals."""
     loop_factory = staticmethod(asyncio.new_event_loop)
     wake = "reader"
+    expected_wake = None  # the mode the bridge uses: `wake`, unless the loop refuses add_reader
 
     def setUp(self):
         m.set_loop_wake(self.wake)  # for the bridges made from now on
@@ -99,9 +101,13 @@ class TaskLocalsNamedFromAnotherThread(unittest.TestCase):
         self.assertTrue(started.wait(30))
 
     def tearDown(self):
+        # the bridge was made on this thread, for a loop running on another one: its reader is
+        # added (or refused) there, before the first C++ completion is drained
+        mode = m.wake_info(self.loop)[0]
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
+        self.assertEqual(mode, self.expected_wake or self.wake)
 
     def test_the_coroutine_runs_on_the_loop_s_thread_in_the_context_given(self):
         context = contextvars.copy_context()
@@ -136,6 +142,15 @@ class TaskLocalsNamedFromAnotherThread(unittest.TestCase):
 
 class TaskLocalsNamedFromAnotherThreadThreadsafe(TaskLocalsNamedFromAnotherThread):
     wake = "threadsafe"
+
+
+class TaskLocalsNamedFromAnotherThreadProactorLike(TaskLocalsNamedFromAnotherThread):
+    """A loop whose add_reader raises NotImplementedError (Windows' ProactorEventLoop), first
+    named from another thread: its thread finds it out when it runs the bridge's attach callback,
+    and falls back to call_soon_threadsafe with C++ work queued already."""
+
+    loop_factory = ProactorLikeLoop
+    expected_wake = "threadsafe"
 
 
 @unittest.skipIf(uvloop is None, "uvloop is not installed")
