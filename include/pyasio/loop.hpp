@@ -383,6 +383,10 @@ protected:
 /// One per asyncio event loop: a lock-free multi-producer queue of loop_jobs, and one wake of
 /// the loop per batch. Only the push that finds the queue empty wakes the loop; one drain on the
 /// loop thread takes the whole batch.
+class loop_bridge;
+/// In call_soon_threadsafe mode, how the bridge hears that its loop closed (defined below).
+void watch_close_with_a_timer(const std::shared_ptr<loop_bridge>& bridge, handle loop);
+
 class loop_bridge : public std::enable_shared_from_this<loop_bridge> {
 public:
     /// A bridge for `loop`, woken as `wake` asks: reader mode where this platform has a wake
@@ -431,6 +435,7 @@ public:
             return;
         }
         drain_ = std::move(drain);
+        watch_close_with_a_timer(shared_from_this(), loop);
         // NOTE: a wake before this (the bridge is listed before it is attached) found no drain
         // callback and scheduled nothing: run one drain for the jobs pushed until now.
         if (pushes_.load(std::memory_order_relaxed) != 0)
@@ -474,7 +479,8 @@ public:
         w->watched = false;
     }
 
-    /// The loop closed (its reader, our drain callback, was dropped): jobs are abandoned from
+    /// The loop closed (it dropped our drain callback, its reader, or our close timer, in
+    /// call_soon_threadsafe mode): jobs are abandoned from
     /// now on, and every watch hears it. Loop thread (or the thread closing it), GIL held.
     void loop_closed() noexcept {
         close();
@@ -608,6 +614,7 @@ private:
         while (signalling_.load(std::memory_order_seq_cst) != 0)
             std::this_thread::yield();
         fd_.close();
+        watch_close_with_a_timer(shared_from_this(), loop);
         // NOTE: the wakes written to the file descriptor woke nothing (no reader watches it):
         // run one drain for the jobs pushed until now; the pushes from now on wake the loop
         // themselves (or ride along with a wake that does).
@@ -702,7 +709,54 @@ inline PyMethodDef drain_def = {"pyasio_drain", drain, METH_NOARGS,
 inline PyMethodDef attach_def = {"pyasio_attach", attach, METH_NOARGS,
                                  "Makes the loop watch pyasio's wake-up file descriptor."};
 inline PyMethodDef loop_gone_def = {"pyasio_loop_gone", loop_gone, METH_O, nullptr};
+
+/// A capsule that names `bridge` weakly; its death tells the bridge that the loop closed.
+inline object bridge_capsule(const std::shared_ptr<loop_bridge>& bridge) {
+    auto* weak = new std::weak_ptr<loop_bridge>(bridge);
+    object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
+        auto* w =
+            static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
+        if (std::shared_ptr<loop_bridge> b = w->lock())
+            b->loop_closed();
+        delete w;
+    }));
+    if (!capsule) {
+        delete weak;
+        throw_error_already_set();
+    }
+    return capsule;
+}
+
+/// How often the close timer of a call_soon_threadsafe-mode bridge runs (it only re-arms).
+inline constexpr double close_timer_seconds = 3600.0;
+
+inline PyObject* close_timer(PyObject* capsule, PyObject*);
+inline PyMethodDef close_timer_def = {"pyasio_close_timer", close_timer, METH_NOARGS,
+                                      "Tells pyasio when the loop closes (by being dropped)."};
+
+/// The close timer: arms itself again (a new function around the same capsule) an hour on.
+inline PyObject* close_timer(PyObject* capsule, PyObject*) {
+    return entry_point([&] {
+        auto* weak = static_cast<std::weak_ptr<loop_bridge>*>(
+            PyCapsule_GetPointer(capsule, "pyasio.loop_bridge"));
+        if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+            if (object loop = bridge->loop())
+                call_method(loop, "call_later", close_timer_seconds,
+                            checked(PyCFunction_New(&close_timer_def, capsule)));
+    });
+}
 } // namespace bridge_callbacks
+
+// NOTE: a loop drops its pending callbacks and timers when it closes (BaseEventLoop.close clears
+// _ready and _scheduled), as it drops its readers: a callback the loop alone holds, whose capsule
+// tells the bridge when it dies, is heard in either wake mode. In call_soon_threadsafe mode it is
+// a timer that re-arms itself every hour; its first run, scheduled from here, arms it on the
+// loop's thread (call_later is not thread-safe). GIL held.
+inline void watch_close_with_a_timer(const std::shared_ptr<loop_bridge>& bridge, handle loop) {
+    object capsule = bridge_callbacks::bridge_capsule(bridge);
+    call_soon_threadsafe(
+        loop, checked(PyCFunction_New(&bridge_callbacks::close_timer_def, capsule.ptr())));
+}
 
 inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
     PYASIO_DETAIL_ASSERT_GIL("pyasio: bridge_for called");
@@ -736,21 +790,10 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
         bridges_.insert_or_assign(loop.ptr(), entry{bridge, object()});
     }
     try {
-        auto* weak = new std::weak_ptr<loop_bridge>(bridge);
         // NOTE: the capsule dies with the drain callback: in reader mode, when the loop drops
         // its readers (loop.close(), or the loop's collection), or the attach callback it has
         // not run yet.
-        object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
-            auto* w = static_cast<std::weak_ptr<loop_bridge>*>(
-                PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
-            if (std::shared_ptr<loop_bridge> b = w->lock())
-                b->loop_closed();
-            delete w;
-        }));
-        if (!capsule) {
-            delete weak;
-            throw_error_already_set();
-        }
+        object capsule = bridge_callbacks::bridge_capsule(bridge);
         object drain = checked(PyCFunction_New(&bridge_callbacks::drain_def, capsule.ptr()));
         object attach_later = checked(PyCFunction_New(&bridge_callbacks::attach_def, drain.ptr()));
         object key = checked(PyLong_FromVoidPtr(loop.ptr()));

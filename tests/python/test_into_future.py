@@ -584,10 +584,6 @@ class OnProactorLikeLoop(IntoFuture, LoopExecutor, unittest.TestCase):
     loop_factory = ProactorLikeLoop
     expected_wake = "threadsafe"
 
-    @unittest.skip("call_soon_threadsafe mode does not hear a loop's close (docs/concepts.md)")
-    def test_loop_closed_while_cpp_waits(self):
-        pass
-
 
 @unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
 class OnUvloop(IntoFuture, LoopExecutor, unittest.TestCase):

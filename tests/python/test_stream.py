@@ -734,10 +734,6 @@ class OnProactorLikeLoop(Loops, PythonToCpp, CppToPython, CancelledReads, unitte
     loop_factory = ProactorLikeLoop
     expected_wake = "threadsafe"
 
-    @unittest.skip("call_soon_threadsafe mode does not hear a loop's close (docs/concepts.md)")
-    def test_a_loop_closed_while_cpp_reads(self):
-        pass
-
 
 @unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
 class OnUvloop(Loops, PythonToCpp, CppToPython, CancelledReads, unittest.TestCase):
