@@ -27,10 +27,12 @@
 // 3.12, the first whose limited API has vectorcall (PyObject_Vectorcall, _VectorcallMethod).
 #if defined(Py_LIMITED_API)
 #if Py_LIMITED_API + 0 < 0x030C0000
-#error "pyasio's limited-API (abi3) build needs Py_LIMITED_API=0x030C0000 (3.12) or later: define it so, or build with the full API (no Py_LIMITED_API)."
+#error                                                                                             \
+    "pyasio's limited-API (abi3) build needs Py_LIMITED_API=0x030C0000 (3.12) or later: define it so, or build with the full API (no Py_LIMITED_API)."
 #include <pyasio/stop_here_and_fix_py_limited_api> // IWYU pragma: keep
 #elif PY_VERSION_HEX < Py_LIMITED_API
-#error "Py_LIMITED_API names a later Python than these headers are from: build the abi3 module with the headers of that version (e.g. python3.12-config --includes for 0x030C0000), which then serves every later version too."
+#error                                                                                             \
+    "Py_LIMITED_API names a later Python than these headers are from: build the abi3 module with the headers of that version (e.g. python3.12-config --includes for 0x030C0000), which then serves every later version too."
 #include <pyasio/stop_here_and_fix_py_limited_api> // IWYU pragma: keep
 #endif
 /// 1 when built on the limited API (abi3): pyasio then calls only the stable ABI.

@@ -973,8 +973,9 @@ private:
 template <class F> void in_context(handle context, F&& body) {
 #if PYASIO_DETAIL_LIMITED
     const context_names& names = per_interpreter<context_names>();
-    context_call c{[](void* b) { std::forward<F>(*static_cast<std::remove_reference_t<F>*>(b))(); },
-                   static_cast<void*>(&body), nullptr, false};
+    context_call c{
+        [](void* b) { std::forward<F> (*static_cast<std::remove_reference_t<F>*>(b))(); },
+        static_cast<void*>(&body), nullptr, false};
     object entered = borrow(context);
     for (int attempt = 0; attempt < 2; ++attempt) {
         context_call* outer = std::exchange(pending_context_call, &c);
@@ -1061,8 +1062,7 @@ private:
     friend struct detail::task_locals_access;
 
     /// The loop running in this thread, with a copy of the current context. GIL held.
-    explicit task_locals(handle running)
-        : task_locals(running, detail::copy_current_context()) {}
+    explicit task_locals(handle running) : task_locals(running, detail::copy_current_context()) {}
 
     /// Any loop, any context. GIL held.
     task_locals(handle loop, object context)
@@ -1098,7 +1098,6 @@ namespace detail {
 struct task_locals_access {
     static task_locals capture(handle running_loop) { return task_locals(running_loop); }
 };
-
 
 /// The task locals of the C++ work running on this thread (set by the work's executor).
 inline thread_local const task_locals* current_locals = nullptr;

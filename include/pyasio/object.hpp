@@ -176,8 +176,7 @@ inline object python_function(const char* code, const char* name) {
 /// A new heap type from `spec`, deriving from `base` (or object). Every Python type of pyasio is
 /// made by this one call, in the full and the limited API.
 inline PyTypeObject* make_type(PyType_Spec& spec, handle base = handle()) {
-    PyObject* type =
-        base ? PyType_FromSpecWithBases(&spec, base.ptr()) : PyType_FromSpec(&spec);
+    PyObject* type = base ? PyType_FromSpecWithBases(&spec, base.ptr()) : PyType_FromSpec(&spec);
     if (type == nullptr)
         throw_error_already_set();
     return reinterpret_cast<PyTypeObject*>(type);

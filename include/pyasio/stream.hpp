@@ -653,25 +653,23 @@ private:
 
     /// start(), in the captured context.
     void start_in_context() {
-        {
-            object loop = locals_.loop();
-            if (!loop)
-                throw event_loop_closed("pyasio::into_stream: the event loop is gone");
-            object iterable = source_->iterable();
-            source_.reset();
-            check_async_iterable(iterable, "pyasio::into_stream");
-            iter_ = checked(slot_aiter(iterable.ptr())(iterable.ptr()));
-            if (slot_anext(iter_.ptr()) == nullptr)
-                throw type_error(std::string("pyasio::into_stream: __aiter__ returned a ") +
-                                 iter_.type_name() + ", which has no __anext__");
-            object pump = steal(PyType_GenericAlloc(per_interpreter<stream_types>().pump, 0));
-            if (!pump)
-                throw_error_already_set();
-            add_ref(); // the pump's
-            reinterpret_cast<pump_object*>(pump.ptr())->target = this;
-            task_ = call_method(loop, per_interpreter<stream_names>().create_task, pump);
-            locals_.bridge()->watch(this);
-        }
+        object loop = locals_.loop();
+        if (!loop)
+            throw event_loop_closed("pyasio::into_stream: the event loop is gone");
+        object iterable = source_->iterable();
+        source_.reset();
+        check_async_iterable(iterable, "pyasio::into_stream");
+        iter_ = checked(slot_aiter(iterable.ptr())(iterable.ptr()));
+        if (slot_anext(iter_.ptr()) == nullptr)
+            throw type_error(std::string("pyasio::into_stream: __aiter__ returned a ") +
+                             iter_.type_name() + ", which has no __anext__");
+        object pump = steal(PyType_GenericAlloc(per_interpreter<stream_types>().pump, 0));
+        if (!pump)
+            throw_error_already_set();
+        add_ref(); // the pump's
+        reinterpret_cast<pump_object*>(pump.ptr())->target = this;
+        task_ = call_method(loop, per_interpreter<stream_names>().create_task, pump);
+        locals_.bridge()->watch(this);
     }
 
     /// Decides what the pump awaits next: aclose() when closing, room when the buffer is full,

@@ -180,7 +180,9 @@ public:
     }
 
     /// Python's `is`, not `==`: the same object.
-    friend bool operator==(handle a, handle b) noexcept { return a.ptr_ == b.ptr_; }
+    friend bool operator==(handle a, handle b) noexcept {
+        return a.ptr_ == b.ptr_;
+    }
 
 protected:
     /// The object pointed to, or null; an object owns one reference to it.
