@@ -283,6 +283,16 @@ int outer_ends_first() {
     return 0;
 }
 
+/// pyasio::run(argc, argv, ...): Python's sys.argv is the program's, its options not parsed.
+int program_argv(int argc, char** argv) {
+    return pyasio::run(argc, argv, []() -> asio::awaitable<int> {
+        pyasio::gil_acquire gil;
+        std::string seen = pyasio::str(pyasio::getattr(pyasio::import("sys"), "argv"));
+        std::printf("sys.argv: %s\n", seen.c_str());
+        co_return 0;
+    });
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -308,6 +318,8 @@ int main(int argc, char** argv) {
             return nested_on_another_thread();
         if (mode == "outer-ends-first")
             return outer_ends_first();
+        if (mode == "argv")
+            return program_argv(argc, argv);
     } catch (const std::exception& e) {
         std::printf("error: %s\n", e.what());
         return 1;
@@ -315,7 +327,7 @@ int main(int argc, char** argv) {
     std::printf(
         "usage: %s "
         "twice|after-finalize|sigint|keyboard-interrupt|own-interpreter|exception|plain-thread|"
-        "nested-on-the-loop-thread|nested-on-another-thread|outer-ends-first\n",
+        "nested-on-the-loop-thread|nested-on-another-thread|outer-ends-first|argv\n",
         argv[0]);
     return 2;
 }

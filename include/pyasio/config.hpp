@@ -246,16 +246,29 @@ inline std::exception_ptr caught() {
 
 #if PYASIO_DETAIL_LIMITED
 /// Py_IsFinalizing (3.13+) or _Py_IsFinalizing (3.12), found by name in the running interpreter:
-/// neither is in the stable ABI, and an abi3 module may run on either. Null where neither is
-/// found (then only Py_IsInitialized answers).
+/// neither is in the stable ABI, and an abi3 module may run on either. Looked up in the process's
+/// global symbols, else in the file that holds Py_IsInitialized (a libpython loaded with
+/// RTLD_LOCAL, by a plugin host). Null where neither is found (Windows: not looked up; then only
+/// Py_IsInitialized answers).
 inline int (*finalizing_function() noexcept)() {
 #if defined(_WIN32)
     return nullptr; // NOTE: by design: the limited build on Windows has not been run
 #else
     static int (*const f)() = [] {
-        void* p = ::dlsym(RTLD_DEFAULT, "Py_IsFinalizing");
-        if (p == nullptr)
-            p = ::dlsym(RTLD_DEFAULT, "_Py_IsFinalizing");
+        void* libpython = nullptr;
+        Dl_info info{};
+        if (::dladdr(reinterpret_cast<void*>(&Py_IsInitialized), &info) != 0 &&
+            info.dli_fname != nullptr)
+            libpython = ::dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+        void* p = nullptr;
+        for (const char* name : {"Py_IsFinalizing", "_Py_IsFinalizing"}) {
+            p = ::dlsym(RTLD_DEFAULT, name);
+            if (p == nullptr && libpython != nullptr)
+                p = ::dlsym(libpython, name);
+            if (p != nullptr)
+                break;
+        }
+        // NOTE: the handle is kept: the interpreter stays loaded while pyasio runs anyway
         return reinterpret_cast<int (*)()>(p);
     }();
     return f;
@@ -281,7 +294,9 @@ inline bool gil_held() noexcept {
 #if PYASIO_DETAIL_LIMITED
     // NOTE: from 3.12 the current thread state is this thread's (thread-local), set exactly while
     // this thread holds the GIL; the stable ABI's only call that reads it without failing is
-    // PyThreadState_GetDict (null when there is none; the dict is made once per thread state).
+    // PyThreadState_GetDict (null when there is none; the dict is made once per thread state,
+    // and once more if pyasio asks while CPython clears an ending thread's state: a small dict
+    // left behind per such thread).
     return PyThreadState_GetDict() != nullptr;
 #elif PY_VERSION_HEX >= 0x030C0000
     // NOTE: from 3.12 the current thread state is this thread's (thread-local): it is set

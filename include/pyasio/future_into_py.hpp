@@ -640,11 +640,25 @@ inline PyObject* self_await(PyObject* o) {
 // NOTE: the future's own __await__ iterator does exactly that: it yields the future once, with
 // _asyncio_future_blocking set (how a task learns what to wait for); a fresh one per step.
 inline PyObject* future_step(PyObject* fut, PyObject* arg) {
-    object it = steal(slot_await(fut)(fut));
+    // NOTE: the methods live on a base class of their own, which Python code can reach (and
+    // instantiate, or derive from) without asyncio.Future: refuse what has no awaiting to do
+    unaryfunc await = slot_await(fut);
+    if (await == nullptr) {
+        PyErr_SetString(PyExc_TypeError, "send() of pyasio._CoroutineMethods is for a "
+                                         "pyasio.Future (what future_into_py returns), which "
+                                         "this object is not");
+        return nullptr;
+    }
+    object it = steal(await(fut));
     if (!it)
         return nullptr;
+    iternextfunc next = slot_iternext(it.ptr());
+    if (next == nullptr) {
+        PyErr_Format(PyExc_TypeError, "__await__ returned a non-iterator");
+        return nullptr;
+    }
     if (arg == Py_None)
-        return slot_iternext(it.ptr())(it.ptr());
+        return next(it.ptr());
     return PyObject_CallMethod(it.ptr(), "send", "O", arg);
 }
 

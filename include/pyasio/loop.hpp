@@ -140,8 +140,8 @@ struct threadsafe_wake {
 
 private:
     static object make() {
-        return python_function("def call_soon_threadsafe(loop, fn, *args):\n"
-                               "    loop.call_soon_threadsafe(fn, *args)\n",
+        return python_function("def call_soon_threadsafe(loop, fn, *args, **kwargs):\n"
+                               "    loop.call_soon_threadsafe(fn, *args, **kwargs)\n",
                                "call_soon_threadsafe");
     }
 };
@@ -710,16 +710,30 @@ inline PyMethodDef attach_def = {"pyasio_attach", attach, METH_NOARGS,
                                  "Makes the loop watch pyasio's wake-up file descriptor."};
 inline PyMethodDef loop_gone_def = {"pyasio_loop_gone", loop_gone, METH_O, nullptr};
 
-/// A capsule that names `bridge` weakly; its death tells the bridge that the loop closed.
-inline object bridge_capsule(const std::shared_ptr<loop_bridge>& bridge) {
+/// The close timer's capsule died: the loop closed, unless it is open still (the timer was
+/// cancelled, by code that cancels every timer of the loop): then a new timer is armed.
+inline void close_timer_gone(const std::shared_ptr<loop_bridge>& bridge) noexcept;
+
+/// A capsule that names `bridge` weakly; its death tells the bridge that the loop closed (for
+/// the close timer's, see close_timer_gone).
+inline object bridge_capsule(const std::shared_ptr<loop_bridge>& bridge, bool close_timer = false) {
     auto* weak = new std::weak_ptr<loop_bridge>(bridge);
-    object capsule = steal(PyCapsule_New(weak, "pyasio.loop_bridge", [](PyObject* c) {
+    auto drain_gone = [](PyObject* c) {
         auto* w =
             static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
         if (std::shared_ptr<loop_bridge> b = w->lock())
             b->loop_closed();
         delete w;
-    }));
+    };
+    auto timer_gone = [](PyObject* c) {
+        auto* w =
+            static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
+        if (std::shared_ptr<loop_bridge> b = w->lock())
+            close_timer_gone(b);
+        delete w;
+    };
+    object capsule =
+        steal(PyCapsule_New(weak, "pyasio.loop_bridge", close_timer ? +timer_gone : +drain_gone));
     if (!capsule) {
         delete weak;
         throw_error_already_set();
@@ -729,6 +743,12 @@ inline object bridge_capsule(const std::shared_ptr<loop_bridge>& bridge) {
 
 /// How often the close timer of a call_soon_threadsafe-mode bridge runs (it only re-arms).
 inline constexpr double close_timer_seconds = 3600.0;
+
+/// A new, empty contextvars.Context: the close timer runs in one, so that it keeps no caller's
+/// context variables alive for the loop's lifetime.
+inline object empty_context() {
+    return call(getattr(import("contextvars"), "Context"));
+}
 
 inline PyObject* close_timer(PyObject* capsule, PyObject*);
 inline PyMethodDef close_timer_def = {"pyasio_close_timer", close_timer, METH_NOARGS,
@@ -742,7 +762,8 @@ inline PyObject* close_timer(PyObject* capsule, PyObject*) {
         if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
             if (object loop = bridge->loop())
                 call_method(loop, "call_later", close_timer_seconds,
-                            checked(PyCFunction_New(&close_timer_def, capsule)));
+                            checked(PyCFunction_New(&close_timer_def, capsule)),
+                            kwarg("context", empty_context()));
     });
 }
 } // namespace bridge_callbacks
@@ -753,9 +774,26 @@ inline PyObject* close_timer(PyObject* capsule, PyObject*) {
 // a timer that re-arms itself every hour; its first run, scheduled from here, arms it on the
 // loop's thread (call_later is not thread-safe). GIL held.
 inline void watch_close_with_a_timer(const std::shared_ptr<loop_bridge>& bridge, handle loop) {
-    object capsule = bridge_callbacks::bridge_capsule(bridge);
+    object capsule = bridge_callbacks::bridge_capsule(bridge, true);
     call_soon_threadsafe(
-        loop, checked(PyCFunction_New(&bridge_callbacks::close_timer_def, capsule.ptr())));
+        loop, checked(PyCFunction_New(&bridge_callbacks::close_timer_def, capsule.ptr())),
+        kwarg("context", bridge_callbacks::empty_context()));
+}
+
+inline void
+bridge_callbacks::close_timer_gone(const std::shared_ptr<loop_bridge>& bridge) noexcept {
+    try {
+        error_kept kept; // NOTE: a capsule may die while an exception propagates
+        object loop = bridge->loop();
+        if (loop && call_method(loop, "is_closed").ptr() == Py_False) {
+            watch_close_with_a_timer(bridge, loop);
+            return;
+        }
+    } catch (...) {
+        translate_exception(detail::caught());
+        PyErr_WriteUnraisable(nullptr);
+    }
+    bridge->loop_closed();
 }
 
 inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
@@ -992,7 +1030,8 @@ template <class F> void in_context(handle context, F&& body) {
             throw_error_already_set();
         }
         // NOTE: the body never ran: the context is entered already (RuntimeError)
-        if (attempt > 0 || PyErr_ExceptionMatches(PyExc_RuntimeError) == 0)
+        // (exactly RuntimeError: a RecursionError, its subclass, is an error)
+        if (attempt > 0 || PyErr_Occurred() != PyExc_RuntimeError)
             throw_error_already_set();
         PyErr_Clear();
         entered = call_method(context, names.copy);

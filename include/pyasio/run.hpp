@@ -215,11 +215,11 @@ inline void start_interpreter(const run_options& options) {
             throw std::runtime_error("pyasio::run: could not add the built-in module " + name);
     }
 #if PYASIO_DETAIL_LIMITED
-    // NOTE: the limited API has no PyConfig: Py_InitializeEx is the same Python configuration,
-    // and sys.argv is set after the start (Python's own options are never parsed from it)
+    // NOTE: the limited API has no PyConfig: Py_InitializeEx starts Python in its compatible
+    // configuration (no C locale coercion, no UTF-8 mode under LANG=C) and ends the process
+    // (Py_FatalError) if it cannot; sys.argv is set after the start (Python's own options are
+    // never parsed from it)
     Py_InitializeEx(options.handle_sigint ? 1 : 0);
-    if (!Py_IsInitialized())
-        throw std::runtime_error("pyasio::run: Python did not start");
     if (!options.argv.empty()) {
         object argv = checked(PyList_New(0));
         for (const std::string& a : options.argv) {

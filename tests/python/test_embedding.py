@@ -22,6 +22,15 @@ def embed(mode, **kwargs):
 
 @unittest.skipIf(EMBED is None, "PYASIO_EMBED_TEST is not set (run through ctest)")
 class Run(unittest.TestCase):
+    def test_the_program_s_argv_is_sys_argv(self):
+        # Python's own options (-c, -X) are the program's arguments, not parsed by Python; a
+        # byte that is not UTF-8 arrives as a surrogate escape, as in python3's own sys.argv
+        done = subprocess.run([EMBED, "argv", "-c", "-X", "dev", b"caf\xe9"], capture_output=True,
+                              text=True, timeout=60, errors="replace")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(done.stdout, "sys.argv: ['%s', 'argv', '-c', '-X', 'dev', 'caf\\udce9']\n"
+                         % EMBED)
+
     def test_called_twice_in_one_process(self):
         done = embed("twice")
         self.assertEqual(done.returncode, 0, done.stdout + done.stderr)

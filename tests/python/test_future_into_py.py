@@ -291,6 +291,28 @@ class OnUvloop(FutureIntoPy, unittest.TestCase):
 
 
 class WithoutRunningLoop(unittest.TestCase):
+    def test_the_coroutine_methods_refuse_what_is_not_a_future(self):
+        # pyasio.Future's send/throw/close come from a base class of their own, which Python
+        # code can reach: on anything but a pyasio.Future they raise, never crash.
+        async def future_type():
+            fut = m.echo_int(1)
+            self.assertEqual(await fut, 1)
+            return type(fut)
+
+        methods = next(c for c in asyncio.run(future_type()).__mro__
+                       if c.__name__ == "_CoroutineMethods")
+        with self.assertRaisesRegex(TypeError, "is for a pyasio.Future"):
+            object.__new__(methods).send(None)
+
+        class Odd(methods):
+            def __await__(self):
+                return [1]
+
+        with self.assertRaisesRegex(TypeError, "non-iterator"):
+            Odd().send(None)
+        with self.assertRaises(AttributeError):  # no cancel() to call: an error, no crash
+            object.__new__(methods).close()
+
     def test_asyncio_run_takes_the_call_directly(self):
         self.assertEqual(asyncio.run(m.echo_int(42)), 42)
         self.assertIsNone(asyncio.run(m.sleep_ms(1)))

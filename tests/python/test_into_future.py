@@ -367,6 +367,22 @@ class IntoFuture:
         del loop
         gc.collect()
 
+    def test_cancelling_every_timer_of_the_loop_leaves_the_bridge_open(self):
+        # Code that cancels every timer of a loop (some test fixtures do) also cancels the close
+        # timer of a call_soon_threadsafe-mode bridge: the bridge must not take that for a close.
+        async def main():
+            loop = asyncio.get_running_loop()
+            self.assertEqual(await m.await_py(asyncio.sleep(0, 1)), 1)
+            await asyncio.sleep(0.01)  # the close timer is armed by now
+            for timer in list(getattr(loop, "_scheduled", ())):
+                timer.cancel()
+            gc.collect()
+            self.assertEqual(await m.await_py(asyncio.sleep(0, 2)), 2)
+            await asyncio.sleep(0.01)
+            self.assertEqual(await m.await_py(asyncio.sleep(0, 3)), 3)
+
+        self.run_on_loop(main())
+
     def test_what_cpp_awaits_is_kept_alive(self):
         # a Future that only C++ refers to (made by future_into_py inside C++ work), awaited
         # with into_future: C++ holds it while it waits, as an await does
@@ -588,6 +604,21 @@ class OnProactorLikeLoop(IntoFuture, LoopExecutor, unittest.TestCase):
 @unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
 class OnUvloop(IntoFuture, LoopExecutor, unittest.TestCase):
     loop_factory = staticmethod(uvloop.new_event_loop if uvloop else None)
+
+
+@unittest.skipIf(uvloop is None, "uvloop is not installed (Debian: python3-uvloop)")
+class OnUvloopThreadsafeWake(IntoFuture, LoopExecutor, unittest.TestCase):
+    """uvloop woken with call_soon_threadsafe (chosen): its close is heard through the close
+    timer (call_later) that uvloop drops when it closes."""
+
+    loop_factory = staticmethod(uvloop.new_event_loop if uvloop else None)
+    expected_wake = "threadsafe"
+
+    def setUp(self):
+        m.set_wake("threadsafe")
+
+    def tearDown(self):
+        m.set_wake("reader")
 
 
 class LoopGoneBeforeTheStart(unittest.TestCase):

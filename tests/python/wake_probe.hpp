@@ -5,6 +5,7 @@
 #pragma once
 #include <pyasio.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <tuple>
 
@@ -31,10 +32,23 @@ inline PyObject* wake_fd_kind(PyObject*, PyObject*) {
     });
 }
 
+/// set_wake(mode): pyasio::set_loop_wake for loops this module bridges from now on: "reader" or
+/// "threadsafe".
+inline PyObject* set_wake(PyObject*, PyObject* mode) {
+    return pyasio::entry_point([&] {
+        std::string m = pyasio::from_python<std::string>(pyasio::handle(mode));
+        if (m != "reader" && m != "threadsafe")
+            throw std::invalid_argument("wake mode must be 'reader' or 'threadsafe'");
+        pyasio::set_loop_wake(m == "reader" ? pyasio::loop_wake::reader
+                                            : pyasio::loop_wake::call_soon_threadsafe);
+    });
+}
+
 } // namespace wake_probe
 
 /// The two functions, for a module's method table.
 #define PYASIO_TEST_WAKE_PROBE_METHODS                                                             \
-    {"wake_info", wake_probe::wake_info, METH_O, "(mode, fd kind, fd) of this loop's bridge"}, {   \
-        "wake_fd_kind", wake_probe::wake_fd_kind, METH_NOARGS, "this build's wake fd kind"         \
+    {"wake_info", wake_probe::wake_info, METH_O, "(mode, fd kind, fd) of this loop's bridge"},     \
+        {"wake_fd_kind", wake_probe::wake_fd_kind, METH_NOARGS, "this build's wake fd kind"}, {    \
+        "set_wake", wake_probe::set_wake, METH_O, "pyasio::set_loop_wake for loops bridged later"  \
     }
