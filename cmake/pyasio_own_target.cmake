@@ -21,3 +21,13 @@ function(pyasio_own_target target)
     endif()
   endif()
 endfunction()
+
+# An extension module of pyasio's own on the limited API of 3.12, as one abi3 wheel ships it:
+# Py_LIMITED_API=0x030C0000, named NAME.abi3.so, hidden visibility.
+function(pyasio_abi3_module target)
+  Python_add_library(${target} MODULE ${ARGN})
+  pyasio_own_target(${target})
+  target_compile_definitions(${target} PRIVATE Py_LIMITED_API=0x030C0000)
+  set_target_properties(${target} PROPERTIES PREFIX "" SUFFIX ".abi3.so"
+                        CXX_VISIBILITY_PRESET hidden)
+endfunction()

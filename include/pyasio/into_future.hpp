@@ -78,12 +78,16 @@ inline void check_awaitable(handle o) {
                      name + hint);
 }
 
+/// True for a coroutine object (what an async def returns). GIL held.
+inline bool is_coroutine(handle o) {
+    return Py_TYPE(o.ptr()) == reinterpret_cast<PyTypeObject*>(
+                                   per_interpreter<into_future_names>().coroutine_type.ptr());
+}
+
 /// A coroutine object runs once: one that ran (or was closed) gets Python's own error, with
 /// what to do. Loop thread, GIL held.
 inline void check_not_reused(handle awaitable) {
-    if (Py_TYPE(awaitable.ptr()) !=
-            reinterpret_cast<PyTypeObject*>(
-                per_interpreter<into_future_names>().coroutine_type.ptr()) ||
+    if (!is_coroutine(awaitable) ||
         !getattr(awaitable, per_interpreter<into_future_names>().cr_frame).is_none())
         return;
     throw_error(PyExc_RuntimeError,
@@ -157,9 +161,7 @@ template <class... Args> object call_of(async_call<Args...>& c) {
 /// task cancelled before its first step closes its coroutine: no "never awaited" warning. A
 /// call not yet made has nothing to close. Loop thread, GIL held.
 inline void close_unstarted(object& awaitable) {
-    if (!awaitable ||
-        Py_TYPE(awaitable.ptr()) != reinterpret_cast<PyTypeObject*>(
-                                        per_interpreter<into_future_names>().coroutine_type.ptr()))
+    if (!awaitable || !is_coroutine(awaitable))
         return;
     try {
         // NOTE: only one that never started: one suspended in another task is that task's

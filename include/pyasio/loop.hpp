@@ -23,12 +23,10 @@
 #include <new>
 #include <optional>
 #include <stdexcept>
-#include <type_traits>
-#include <unordered_map>
-#include <utility>
-
 #include <system_error>
 #include <thread>
+#include <type_traits>
+#include <unordered_map>
 #include <utility>
 
 // NOTE: which file descriptors can wake a loop is decided here, by platform: an eventfd on Linux,
@@ -159,22 +157,17 @@ enum class wake_fd_kind {
     pipe,    ///< a pipe made with pipe and fcntl (macOS, and where pipe2 is missing)
 };
 
+/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
+/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
+inline constexpr wake_fd_kind default_wake_fd_kind =
 #if PYASIO_DETAIL_HAS_EVENTFD && !PYASIO_USE_PIPE_WAKE
-/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
-/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
-inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::eventfd;
+    wake_fd_kind::eventfd;
 #elif PYASIO_DETAIL_HAS_PIPE_WAKE && PYASIO_DETAIL_HAS_PIPE2
-/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
-/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
-inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::pipe2;
+    wake_fd_kind::pipe2;
 #elif PYASIO_DETAIL_HAS_PIPE_WAKE
-/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
-/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
-inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::pipe;
+    wake_fd_kind::pipe;
 #else
-/// What this platform and build wake loops with: eventfd on Linux, a pipe on the other POSIX
-/// systems (and on Linux with PYASIO_USE_PIPE_WAKE=1), none on Windows.
-inline constexpr wake_fd_kind default_wake_fd_kind = wake_fd_kind::none;
+    wake_fd_kind::none;
 #endif
 
 /// The name of a kind: "none", "eventfd", "pipe2" or "pipe".
@@ -678,16 +671,27 @@ private:
     std::mutex mutex_;
     std::unordered_map<PyObject*, entry> bridges_;
     unsigned generation_ = 0;
-    std::atomic<loop_wake> wake_{default_wake_fd_kind != wake_fd_kind::none
-                                     ? loop_wake::reader
-                                     : loop_wake::call_soon_threadsafe};
+    // NOTE: reader where there is no wake file descriptor too: the bridge then uses
+    // call_soon_threadsafe (see loop_bridge's constructor)
+    std::atomic<loop_wake> wake_{loop_wake::reader};
 };
 
 namespace bridge_callbacks {
+/// The weak reference to a bridge that a capsule of bridge_capsule holds (null for another
+/// object).
+inline std::weak_ptr<loop_bridge>* weak_bridge_of(PyObject* capsule) noexcept {
+    return static_cast<std::weak_ptr<loop_bridge>*>(
+        PyCapsule_GetPointer(capsule, "pyasio.loop_bridge"));
+}
+
+/// The bridge a capsule of bridge_capsule names, or null once it is gone.
+inline std::shared_ptr<loop_bridge> bridge_of(PyObject* capsule) noexcept {
+    std::weak_ptr<loop_bridge>* weak = weak_bridge_of(capsule);
+    return weak != nullptr ? weak->lock() : nullptr;
+}
+
 inline PyObject* drain(PyObject* self, PyObject*) {
-    auto* weak =
-        static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(self, "pyasio.loop_bridge"));
-    if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+    if (std::shared_ptr<loop_bridge> bridge = bridge_of(self))
         bridge->drain();
     Py_RETURN_NONE;
 }
@@ -698,9 +702,7 @@ inline PyObject* loop_gone(PyObject* self, PyObject*) noexcept {
 }
 inline PyObject* attach(PyObject* drain_callback, PyObject*) noexcept {
     // NOTE: self is the drain callback; its self, the capsule, names the bridge.
-    auto* weak = static_cast<std::weak_ptr<loop_bridge>*>(
-        PyCapsule_GetPointer(PyCFunction_GetSelf(drain_callback), "pyasio.loop_bridge"));
-    if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+    if (std::shared_ptr<loop_bridge> bridge = bridge_of(PyCFunction_GetSelf(drain_callback)))
         bridge->attach_here(handle(drain_callback));
     Py_RETURN_NONE;
 }
@@ -714,26 +716,26 @@ inline PyMethodDef loop_gone_def = {"pyasio_loop_gone", loop_gone, METH_O, nullp
 /// cancelled, by code that cancels every timer of the loop): then a new timer is armed.
 inline void close_timer_gone(const std::shared_ptr<loop_bridge>& bridge) noexcept;
 
+/// The drain callback's capsule died: the loop closed (or was collected).
+inline void drain_gone(const std::shared_ptr<loop_bridge>& bridge) noexcept {
+    bridge->loop_closed();
+}
+
+/// A capsule's destructor: tells `Gone` about the bridge, if it is still there.
+template <void (*Gone)(const std::shared_ptr<loop_bridge>&) noexcept>
+void capsule_gone(PyObject* capsule) {
+    std::unique_ptr<std::weak_ptr<loop_bridge>> weak(weak_bridge_of(capsule));
+    if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+        Gone(bridge);
+}
+
 /// A capsule that names `bridge` weakly; its death tells the bridge that the loop closed (for
 /// the close timer's, see close_timer_gone).
 inline object bridge_capsule(const std::shared_ptr<loop_bridge>& bridge, bool close_timer = false) {
     auto* weak = new std::weak_ptr<loop_bridge>(bridge);
-    auto drain_gone = [](PyObject* c) {
-        auto* w =
-            static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
-        if (std::shared_ptr<loop_bridge> b = w->lock())
-            b->loop_closed();
-        delete w;
-    };
-    auto timer_gone = [](PyObject* c) {
-        auto* w =
-            static_cast<std::weak_ptr<loop_bridge>*>(PyCapsule_GetPointer(c, "pyasio.loop_bridge"));
-        if (std::shared_ptr<loop_bridge> b = w->lock())
-            close_timer_gone(b);
-        delete w;
-    };
-    object capsule =
-        steal(PyCapsule_New(weak, "pyasio.loop_bridge", close_timer ? +timer_gone : +drain_gone));
+    object capsule = steal(
+        PyCapsule_New(weak, "pyasio.loop_bridge",
+                      close_timer ? capsule_gone<close_timer_gone> : capsule_gone<drain_gone>));
     if (!capsule) {
         delete weak;
         throw_error_already_set();
@@ -757,9 +759,7 @@ inline PyMethodDef close_timer_def = {"pyasio_close_timer", close_timer, METH_NO
 /// The close timer: arms itself again (a new function around the same capsule) an hour on.
 inline PyObject* close_timer(PyObject* capsule, PyObject*) {
     return entry_point([&] {
-        auto* weak = static_cast<std::weak_ptr<loop_bridge>*>(
-            PyCapsule_GetPointer(capsule, "pyasio.loop_bridge"));
-        if (std::shared_ptr<loop_bridge> bridge = weak ? weak->lock() : nullptr)
+        if (std::shared_ptr<loop_bridge> bridge = bridge_of(capsule))
             if (object loop = bridge->loop())
                 call_method(loop, "call_later", close_timer_seconds,
                             checked(PyCFunction_New(&close_timer_def, capsule)),
@@ -859,10 +859,9 @@ inline std::shared_ptr<loop_bridge> bridge_registry::bridge_for(handle loop) {
 } // namespace detail
 
 /// Chooses how C++ threads wake event loops whose bridge is created from now on (loops already
-/// bridged keep theirs). Default: loop_wake::reader, except on Windows (no file descriptor to
-/// watch: loop_wake::call_soon_threadsafe, and reader means call_soon_threadsafe there). A loop
-/// whose add_reader raises NotImplementedError is woken with call_soon_threadsafe whatever this
-/// says.
+/// bridged keep theirs). Default: loop_wake::reader. On Windows (no file descriptor to watch)
+/// reader means call_soon_threadsafe, and so it does for a loop whose add_reader raises
+/// NotImplementedError.
 inline void set_loop_wake(loop_wake w) noexcept {
     detail::bridge_registry::instance().set_default_wake(w);
 }
@@ -934,13 +933,12 @@ inline PyObject* context_trampoline(PyObject*, PyObject*) {
     }
     Py_RETURN_NONE;
 }
-#endif
 
-/// The contextvars calls pyasio makes, made once per interpreter.
+/// The contextvars calls of the limited API (Python calls: contextvars has no C API there),
+/// made once per interpreter.
 struct context_names {
     object copy_context = getattr(import("contextvars"), "copy_context");
     object context_type = getattr(import("contextvars"), "Context");
-#if PYASIO_DETAIL_LIMITED
     object run = interned("run");
     object copy = interned("copy");
     object trampoline = make_trampoline();
@@ -951,8 +949,8 @@ private:
                                   "Runs pyasio's C++ code in a contextvars.Context."};
         return checked(PyCFunction_New(&def, nullptr));
     }
-#endif
 };
+#endif
 
 /// A copy of the current contextvars context (contextvars.copy_context()). GIL held.
 inline object copy_current_context() {

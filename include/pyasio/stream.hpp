@@ -91,7 +91,7 @@ inline resumed resume(handle it, PyObject* thrown, object& out) {
         return s == PYGEN_NEXT ? resumed::yielded
                                : (s == PYGEN_RETURN ? resumed::returned : resumed::raised);
 #else
-        iternextfunc next = Py_TYPE(it.ptr())->tp_iternext;
+        iternextfunc next = slot_iternext(it.ptr());
         r = next != nullptr
                 ? next(it.ptr())
                 : PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().send.ptr(),

@@ -8,8 +8,6 @@
 
 #include <pyasio/config.hpp>
 
-#include <utility>
-
 PYASIO_NAMESPACE_BEGIN
 namespace detail {
 
@@ -22,34 +20,36 @@ template <class F> F limited_slot(PyObject* o, int slot) noexcept {
 }
 #endif
 
-/// __await__ of o's type (am_await), or null.
+/// An async slot of o's type, or null: Py_am_await (__await__), Py_am_aiter (__aiter__) or
+/// Py_am_anext (__anext__).
+template <int Slot> unaryfunc async_slot(PyObject* o) noexcept {
+    static_assert(Slot == Py_am_await || Slot == Py_am_aiter || Slot == Py_am_anext);
+#if PYASIO_DETAIL_LIMITED
+    return limited_slot<unaryfunc>(o, Slot);
+#else
+    const PyAsyncMethods* async = Py_TYPE(o)->tp_as_async;
+    if (async == nullptr)
+        return nullptr;
+    if constexpr (Slot == Py_am_await)
+        return async->am_await;
+    else if constexpr (Slot == Py_am_aiter)
+        return async->am_aiter;
+    else
+        return async->am_anext;
+#endif
+}
+
+/// __await__ of o's type, or null.
 inline unaryfunc slot_await(PyObject* o) noexcept {
-#if PYASIO_DETAIL_LIMITED
-    return limited_slot<unaryfunc>(o, Py_am_await);
-#else
-    const PyAsyncMethods* async = Py_TYPE(o)->tp_as_async;
-    return async != nullptr ? async->am_await : nullptr;
-#endif
+    return async_slot<Py_am_await>(o);
 }
-
-/// __aiter__ of o's type (am_aiter), or null.
+/// __aiter__ of o's type, or null.
 inline unaryfunc slot_aiter(PyObject* o) noexcept {
-#if PYASIO_DETAIL_LIMITED
-    return limited_slot<unaryfunc>(o, Py_am_aiter);
-#else
-    const PyAsyncMethods* async = Py_TYPE(o)->tp_as_async;
-    return async != nullptr ? async->am_aiter : nullptr;
-#endif
+    return async_slot<Py_am_aiter>(o);
 }
-
-/// __anext__ of o's type (am_anext), or null.
+/// __anext__ of o's type, or null.
 inline unaryfunc slot_anext(PyObject* o) noexcept {
-#if PYASIO_DETAIL_LIMITED
-    return limited_slot<unaryfunc>(o, Py_am_anext);
-#else
-    const PyAsyncMethods* async = Py_TYPE(o)->tp_as_async;
-    return async != nullptr ? async->am_anext : nullptr;
-#endif
+    return async_slot<Py_am_anext>(o);
 }
 
 /// __next__ of o's type (tp_iternext), or null.
