@@ -4,6 +4,7 @@ command) and the soak (soak.py, by hand): each takes its size, checks every outc
 what it measured. Test modules: _pyasio_async_test (Python awaits C++) and
 _pyasio_into_future_test (C++ awaits Python)."""
 import asyncio
+import bisect
 import gc
 import random
 import time
@@ -66,12 +67,21 @@ async def python_cancels_cpp(n, seed=1):
     loop = asyncio.get_running_loop()
     before = cpp.stats()
     span_ms = max(500, n // 20)
-    futures = [cpp.sleep_ms(rng.randrange(span_ms + 1)) for _ in range(n)]
-    chosen = set(rng.sample(range(n), n // 2))
+    chosen = sorted(rng.sample(range(n), n // 2))
+    futures = []
+    for i in range(n):
+        futures.append(cpp.sleep_ms(rng.randrange(span_ms + 1)))
+        # NOTE: a tenth of the chosen are cancelled while the others are being made, before the
+        # loop runs: on a starved host (sanitizers, other tests beside) making them all may
+        # take longer than the span, and every timed cancel below could find its wait ended.
+        made = bisect.bisect_right(chosen, i)  # the chosen made so far
+        if i % 20 == 19 and made:
+            futures[chosen[rng.randrange(made)]].cancel()
     for i in chosen:
         loop.call_later(rng.uniform(0, span_ms / 1000), futures[i].cancel)
     outcomes = await asyncio.gather(*futures, return_exceptions=True)
     cancelled = 0
+    chosen = set(chosen)
     for i, outcome in enumerate(outcomes):
         if isinstance(outcome, asyncio.CancelledError):
             check(i in chosen, "future %d was cancelled, but not by the test" % i)
@@ -91,18 +101,21 @@ async def cpp_cancels_python(n, seed=2):
     loop = asyncio.get_running_loop()
     reached = set()
 
-    async def work():
+    chosen = set(rng.sample(range(n), n // 2))
+
+    # NOTE: the cancel is timed from the coroutine's start (C++ awaits it by then), not from the
+    # calls: on a starved host the calls may take longer than every sleep, and each cancel
+    # would then come before its C++ side began or after it ended.
+    async def work(i):
+        if i in chosen:
+            loop.call_later(rng.uniform(0.001, 0.02), cancel, i)
         await asyncio.sleep(rng.uniform(0, 0.02))
 
     def cancel(i):
         if py.cancel_from_cpp(i):
             reached.add(i)
 
-    outcomes = asyncio.gather(*[py.race(work(), i) for i in range(n)])
-    chosen = rng.sample(range(n), n // 2)
-    for i in chosen:
-        loop.call_later(rng.uniform(0.001, 0.02), cancel, i)
-    outcomes = await outcomes
+    outcomes = await asyncio.gather(*[py.race(work(i), i) for i in range(n)])
     await asyncio.sleep(0.03)  # the last cancel calls find their operations ended
     for i, outcome in enumerate(outcomes):
         check(outcome in ("result", "aborted"), "operation %d ended with %r" % (i, outcome))
