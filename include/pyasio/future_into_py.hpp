@@ -741,6 +741,11 @@ struct starter {
     virtual object start(handle loop) = 0;
 };
 
+/// One step of the started future, by its own coroutine methods (defined below).
+inline PyObject* started_send(PyObject* fut, PyObject* arg);
+inline PyObject* lazy_delegate(lazy_object* self, const char* name, PyObject* args,
+                               PyObject* kwargs);
+
 inline void lazy_start(lazy_object* self) {
     object loop = get_running_loop();
     std::unique_ptr<starter> s(std::exchange(self->start, nullptr));
@@ -794,7 +799,7 @@ inline PyObject* lazy_send(PyObject* o, PyObject* arg) {
             return nullptr;
         }
     }
-    return lazy_step(self, future_step(self->future, arg));
+    return lazy_step(self, started_send(self->future, arg));
 }
 
 inline PyObject* lazy_iternext(PyObject* o) {
@@ -804,7 +809,7 @@ inline PyObject* lazy_iternext(PyObject* o) {
 inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
     auto* self = reinterpret_cast<lazy_object*>(o);
     if (self->stage == 1)
-        return lazy_step(self, future_throw(self->future, args));
+        return lazy_step(self, lazy_delegate(self, "throw", args, nullptr));
     // Never started (or finished): like a coroutine, raise the exception here and end.
     lazy_end_unstarted(self);
     try {
@@ -819,7 +824,7 @@ inline PyObject* lazy_throw(PyObject* o, PyObject* args) {
 inline PyObject* lazy_close(PyObject* o, PyObject*) {
     auto* self = reinterpret_cast<lazy_object*>(o);
     if (self->stage == 1) {
-        object closed = steal(future_close(self->future, nullptr));
+        object closed = steal(lazy_delegate(self, "close", nullptr, nullptr));
         if (!closed)
             return nullptr;
     }
@@ -971,7 +976,6 @@ inline void lazy_dealloc(PyObject* o) {
 struct future_types {
     PyTypeObject* lazy = make_lazy_type();
     object future = make_future_type();
-    object loop_keyword = to_python(std::tuple<const char*>("loop")); // kwnames for Future(loop=)
 
 private:
     static PyTypeObject* make_lazy_type() {
@@ -1006,16 +1010,21 @@ private:
     }
 };
 
+/// future_step for a pyasio.Future (no method call), the future's own send() for a trio run's.
+inline PyObject* started_send(PyObject* fut, PyObject* arg) {
+    if (PyObject_TypeCheck(fut, reinterpret_cast<PyTypeObject*>(
+                                    per_interpreter<future_types>().future.ptr())) != 0)
+        return future_step(fut, arg);
+    return PyObject_CallMethod(fut, "send", "O", arg);
+}
+
 /// Makes a future of `loop` for `work` and queues the work to start on a strand of `ex`. Loop
 /// thread, GIL held.
 template <class Work> object launch(handle loop, const asio::any_io_executor& ex, Work work) {
     task_locals locals = task_locals_access::capture(loop);
-    // pyasio.Future(loop=loop): NOTE: not loop.create_future(), whose asyncio.Future
+    // pyasio.Future(loop=loop) on asyncio: NOTE: not loop.create_future(), whose asyncio.Future
     // create_task refuses ("a coroutine was expected"); the call is cheaper too (no Python frame)
-    future_types& types = per_interpreter<future_types>();
-    PyObject* args[] = {nullptr, loop.ptr()};
-    object fut = checked(vectorcall(types.future.ptr(), args + 1, PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    types.loop_keyword.ptr()));
+    object fut = new_future(loop, per_interpreter<future_types>().future);
     object op = make_done_callback(nullptr);
     start_queue& queue = start_queue::of(ex);
     auto* state = new typed_future_state<typename Work::value_type, Work>(locals, ex, queue.token(),

@@ -44,7 +44,6 @@ namespace detail {
 
 /// What into_future looks up once per interpreter.
 struct into_future_names {
-    object ensure_future = getattr(import("asyncio"), "ensure_future");
     object cancel = interned("cancel");
     object cancelled = interned("cancelled");
     object exception = interned("exception");
@@ -52,7 +51,6 @@ struct into_future_names {
     object cr_frame = interned("cr_frame");
     object asyncio_future_blocking = interned("_asyncio_future_blocking");
     object coroutine_type = getattr(import("types"), "CoroutineType");
-    object loop_keyword = checked(Py_BuildValue("(s)", "loop")); // kwnames: ("loop",)
 };
 
 /// Throws type_error unless `o` is awaitable (a coroutine, Task, Future, or any object whose
@@ -242,6 +240,10 @@ public:
     /// The task is done. Loop thread, GIL held.
     void on_done() override {
         locals_.bridge()->unwatch(this);
+        // NOTE: the loop's close was heard first (on_loop_closed delivered, and let go of the
+        // task): a trio run runs the callbacks queued as it ends, after its readers are gone
+        if (!task_)
+            return;
         report_outcome();
         // NOTE: last: dropping the task may free the done callback, and with it this state
         object task = std::move(task_);
@@ -352,15 +354,13 @@ private:
         object loop = locals_.loop();
         if (!loop)
             throw event_loop_closed("pyasio::into_future: the event loop is gone");
-        // asyncio.ensure_future(awaitable, loop=loop), in the captured context (a task made
-        // there copies it).
+        // The loop's task for it (asyncio.ensure_future, or a trio system task), in the captured
+        // context (a task made there copies it).
         object task;
         in_context(locals_.context(), [&] {
             object awaitable = awaitable_from(*source_);
             check_not_reused(awaitable);
-            PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
-            task = steal(vectorcall(names.ensure_future.ptr(), args + 1,
-                                    1 | PY_VECTORCALL_ARGUMENTS_OFFSET, names.loop_keyword.ptr()));
+            task = start_task(loop, awaitable);
             if (!task && PyErr_ExceptionMatches(PyExc_ValueError) != 0) {
                 python_error e = python_error::fetch();
                 // NOTE: ensure_future refuses a future (or task) of another loop so

@@ -10,6 +10,7 @@
 
 #include <pyasio/convert.hpp>
 #include <pyasio/detail/intrusive_stack.hpp>
+#include <pyasio/detail/loop_family.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/gil.hpp>
 #include <pyasio/object.hpp>
@@ -866,18 +867,12 @@ inline void set_loop_wake(loop_wake w) noexcept {
     detail::bridge_registry::instance().set_default_wake(w);
 }
 
-namespace detail {
-/// What loop.hpp looks up once per interpreter.
-struct loop_cache {
-    object get_running_loop = getattr(import("asyncio.events"), "_get_running_loop");
-};
-} // namespace detail
-
-/// The running event loop of this thread, or an empty object when none runs. Needs the GIL.
+/// The running event loop of this thread, or an empty object when none runs: the asyncio loop
+/// (asyncio's own, or uvloop), or, in a trio run, the pyasio.TrioLoop that stands for it.
+/// Needs the GIL.
 inline object running_loop() {
     PYASIO_DETAIL_ASSERT_GIL("pyasio::running_loop called");
-    object loop = call(detail::per_interpreter<detail::loop_cache>().get_running_loop);
-    return loop.is_none() ? object() : loop;
+    return detail::running_loop_of_any_family();
 }
 
 namespace detail {
@@ -900,7 +895,8 @@ inline object get_running_loop() {
     if (!loop)
         detail::throw_error(PyExc_RuntimeError,
                             "pyasio: no running event loop in this thread (call this from a "
-                            "coroutine or callback running on an asyncio loop)");
+                            "coroutine or callback running on an asyncio loop, or in a trio "
+                            "run)");
     return loop;
 }
 

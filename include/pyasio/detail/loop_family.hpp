@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: BSL-1.0
+#ifndef PYASIO_DETAIL_LOOP_FAMILY_HPP
+#define PYASIO_DETAIL_LOOP_FAMILY_HPP
+
+/// @file
+/// The event-loop seam: the few things pyasio asks of an event loop, for the two families it
+/// speaks to, asyncio (with uvloop) and trio.
+
+#include <pyasio/config.hpp>
+
+#include <pyasio/convert.hpp>
+#include <pyasio/error.hpp>
+#include <pyasio/object.hpp>
+
+#include <memory>
+#include <tuple>
+
+PYASIO_NAMESPACE_BEGIN
+
+namespace detail {
+
+// What pyasio asks of an event loop ("the loop" below is what running_loop() returns):
+// - loop.add_reader(fd, drain): call drain() each time fd becomes readable (the GIL-free wake;
+//   dropping drain tells pyasio the loop is gone), and loop.call_soon_threadsafe(fn, *args,
+//   context=) and loop.call_later(delay, fn, *args, context=) for the call_soon_threadsafe wake;
+// - loop.is_running(), loop.is_closed();
+// - a future C++ completes (new_future), with set_result, set_exception, cancel, done,
+//   cancelled, result, exception, add_done_callback(fn, context=), remove_done_callback, and
+//   which Python awaits;
+// - a task that runs a Python awaitable for C++ (start_task), a future that also has cancel();
+// - whether an exception is the family's cancellation (is_cancellation).
+// An asyncio loop is all of this as it is; asyncio.Future, asyncio.ensure_future and
+// asyncio.CancelledError are the rest. For a trio run, pyasio makes one pyasio.TrioLoop
+// (below), which does the same with trio's own primitives: a system task waiting with
+// trio.lowlevel.wait_readable for the wake, TrioToken.run_sync_soon for callbacks, futures that
+// park the awaiting task (wait_task_rescheduled) and system tasks in a cancel scope. Nothing
+// outside this header asks which family a loop is of.
+
+// NOTE: Python source, compiled once per interpreter and only once trio is imported: it is
+// what trio code runs on each operation anyway (trio's primitives are Python functions).
+inline constexpr const char* trio_source = R"PY(
+import collections.abc
+import contextvars
+import sys
+import traceback
+from asyncio import CancelledError, InvalidStateError
+
+import trio
+from trio import lowlevel
+
+_PENDING, _FINISHED, _CANCELLED = 0, 1, 2
+_current_loop = lowlevel.RunVar("pyasio.TrioLoop")
+
+
+def running_loop():
+    """The pyasio.TrioLoop of the trio run in this thread, or None outside one."""
+    try:
+        token = lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
+    loop = _current_loop.get(None)
+    if loop is None:
+        loop = TrioLoop(token)
+        _current_loop.set(loop)
+    return loop
+
+
+def _call(fn, args, context):
+    # NOTE: a callback that raises inside run_sync_soon would end the run with
+    # TrioInternalError: it is reported, as asyncio reports a callback's error, and the run goes on
+    try:
+        if context is None:
+            fn(*args)
+        else:
+            context.run(fn, *args)
+    except Exception:
+        sys.stderr.write("pyasio: exception in callback %r under trio:\n" % (fn,))
+        traceback.print_exc()
+
+
+class _TimerHandle:
+    __slots__ = ("_scope", "_cancelled")
+
+    def __init__(self):
+        self._scope = trio.CancelScope()
+        self._cancelled = False
+
+    def cancel(self):
+        self._cancelled = True
+        self._scope.cancel()
+
+    def cancelled(self):
+        return self._cancelled
+
+
+class TrioLoop:
+    """What pyasio asks of an event loop, for one trio run (made by pyasio, one per run)."""
+
+    __slots__ = ("_token", "_closed", "__weakref__")
+
+    def __init__(self, token):
+        self._token = token
+        self._closed = False
+
+    def __repr__(self):
+        return "<pyasio.TrioLoop %s>" % ("closed" if self._closed else "running")
+
+    def is_running(self):
+        return not self._closed
+
+    def is_closed(self):
+        return self._closed
+
+    def get_debug(self):
+        return False
+
+    def time(self):
+        return trio.current_time()
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError("pyasio: this trio run has finished (its trio.run returned)")
+
+    def add_reader(self, fd, callback):
+        self._check_open()
+        lowlevel.spawn_system_task(self._read, fd, callback, name="pyasio wake")
+
+    async def _read(self, fd, callback):
+        try:
+            while True:
+                await lowlevel.wait_readable(fd)
+                callback()
+        finally:
+            # NOTE: only the end of the run cancels this task; dropping the callback tells
+            # pyasio that the loop is gone
+            self._closed = True
+            del callback
+
+    def call_soon_threadsafe(self, fn, *args, context=None):
+        try:
+            self._token.run_sync_soon(_call, fn, args, context)
+        except trio.RunFinishedError:
+            self._closed = True
+            raise RuntimeError("pyasio: this trio run has finished (its trio.run returned)")
+
+    call_soon = call_soon_threadsafe
+
+    def call_later(self, delay, fn, *args, context=None):
+        self._check_open()
+        handle = _TimerHandle()
+        lowlevel.spawn_system_task(self._later, handle, delay, fn, args, context,
+                                   name="pyasio timer")
+        return handle
+
+    async def _later(self, handle, delay, fn, args, context):
+        try:
+            with handle._scope:
+                await trio.sleep(delay)
+                _call(fn, args, context)
+        except trio.Cancelled:
+            self._closed = True  # NOTE: not the handle's own cancel: the run ends
+            raise
+        finally:
+            del fn, args
+
+    def create_future(self):
+        return TrioFuture(self)
+
+    def create_task(self, awaitable, *, name=None, context=None):
+        self._check_open()
+        return _TrioTask(self, awaitable, context if context is not None
+                         else contextvars.copy_context())
+
+
+def _task_of(loop):
+    """The trio task awaiting a future of `loop`, with an error that says what to do."""
+    try:
+        token = lowlevel.current_trio_token()
+    except RuntimeError:
+        raise RuntimeError(
+            "pyasio: this future was made under trio.run (future_into_py called in a trio "
+            "task); await it in a task of that trio run, not under asyncio or outside any "
+            "event loop") from None
+    if token is not loop._token:
+        raise RuntimeError("pyasio: this future belongs to another trio run; await it in the "
+                           "run that made it")
+    return lowlevel.current_task()
+
+
+class TrioFuture:
+    """What Python awaits for C++ work under trio (pyasio::future_into_py in a trio run).
+
+    It has the methods of an asyncio.Future (done, cancelled, result, exception, cancel,
+    add_done_callback, ...), and those of a coroutine, so that nursery.start_soon(mod.f) takes
+    it. A cancel scope that cancels the awaiting task cancels it, and so the C++ work."""
+
+    __slots__ = ("_loop", "_state", "_result", "_waiters", "_callbacks", "_steps",
+                 "__weakref__")
+
+    def __init__(self, loop):
+        self._loop = loop
+        self._state = _PENDING
+        self._result = None
+        self._waiters = []
+        self._callbacks = []
+        self._steps = None
+
+    def __repr__(self):
+        state = ("pending", "finished", "cancelled")[self._state]
+        return "<pyasio.TrioFuture %s>" % state
+
+    def get_loop(self):
+        return self._loop
+
+    def done(self):
+        return self._state != _PENDING
+
+    def cancelled(self):
+        return self._state == _CANCELLED
+
+    def result(self):
+        if self._state == _PENDING:
+            raise InvalidStateError("Result is not set.")
+        if self._state == _CANCELLED:
+            raise CancelledError(*self._result)
+        if isinstance(self._result, BaseException):
+            raise self._result
+        return self._result[0]
+
+    def exception(self):
+        if self._state == _PENDING:
+            raise InvalidStateError("Exception is not set.")
+        if self._state == _CANCELLED:
+            raise CancelledError(*self._result)
+        return self._result if isinstance(self._result, BaseException) else None
+
+    def add_done_callback(self, fn, *, context=None):
+        if context is None:
+            context = contextvars.copy_context()
+        if self._state == _PENDING:
+            self._callbacks.append((fn, context))
+        else:
+            self._loop.call_soon(fn, self, context=context)
+
+    def remove_done_callback(self, fn):
+        kept = [c for c in self._callbacks if c[0] != fn]
+        removed = len(self._callbacks) - len(kept)
+        self._callbacks = kept
+        return removed
+
+    def _finish(self, state, result):
+        if self._state != _PENDING:
+            raise InvalidStateError("invalid state")
+        self._state = state
+        self._result = result
+        waiters, self._waiters = self._waiters, []
+        for task in waiters:
+            lowlevel.reschedule(task)
+        callbacks, self._callbacks = self._callbacks, []
+        for fn, context in callbacks:
+            self._loop.call_soon(fn, self, context=context)
+
+    def set_result(self, result):
+        self._finish(_FINISHED, (result,))
+
+    def set_exception(self, exception):
+        if isinstance(exception, type):
+            exception = exception()
+        if not isinstance(exception, BaseException):
+            raise TypeError("invalid exception object")
+        self._finish(_FINISHED, exception)
+
+    def cancel(self, msg=None):
+        if self._state != _PENDING:
+            return False
+        self._finish(_CANCELLED, () if msg is None else (msg,))
+        return True
+
+    def __await__(self):
+        if self._state == _PENDING:
+            task = _task_of(self._loop)
+            self._waiters.append(task)
+
+            def abort(raise_cancel):
+                # a cancel scope cancels the awaiting task: the future (and the C++ work) too
+                self._waiters.remove(task)
+                if not self._waiters:
+                    self.cancel()
+                return lowlevel.Abort.SUCCEEDED
+
+            yield from lowlevel.wait_task_rescheduled(abort).__await__()
+        return self.result()
+
+    # the coroutine methods: one await, stepped by whoever runs it
+    def send(self, value):
+        if self._steps is None:
+            self._steps = self.__await__()
+        return self._steps.send(value)
+
+    def throw(self, *args):
+        if self._steps is None:  # thrown in before the start: raised here, and the work ends
+            self.cancel()
+            self._steps = _unstarted()
+        return self._steps.throw(*args)
+
+    def close(self):
+        self.cancel()
+        if self._steps is not None:
+            self._steps.close()
+
+
+collections.abc.Coroutine.register(TrioFuture)
+
+
+def _unstarted():
+    yield
+
+
+class _TrioTask(TrioFuture):
+    """A Python awaitable that C++ awaits, run as a trio system task in a cancel scope."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, loop, awaitable, context):
+        super().__init__(loop)
+        self._scope = trio.CancelScope()
+        lowlevel.spawn_system_task(self._run, awaitable, context=context,
+                                   name=getattr(awaitable, "__qualname__", "pyasio task"))
+
+    def __repr__(self):
+        return "<pyasio task %s>" % ("pending", "finished", "cancelled")[self._state]
+
+    async def _run(self, awaitable):
+        try:
+            with self._scope:
+                result = await awaitable
+                TrioFuture.set_result(self, result)
+                return
+        except trio.Cancelled:  # NOTE: not our scope's: the run ends; trio needs it back
+            if not self.done():
+                TrioFuture.cancel(self, "the trio run ended")
+            raise
+        except BaseException as e:
+            TrioFuture.set_exception(self, e)
+            return
+        finally:
+            del awaitable
+        if not self.done():  # our scope caught its own cancellation
+            TrioFuture.cancel(self)
+
+    def cancel(self, msg=None):
+        if self._state != _PENDING:
+            return False
+        self._scope.cancel()
+        return True
+
+    def set_result(self, result):
+        raise InvalidStateError("a task's result is its coroutine's")
+
+    set_exception = set_result
+)PY";
+
+/// The trio side of the seam, made once per interpreter on first use under trio.
+struct trio_family {
+    object ns = make();
+    object running_loop = item("running_loop");
+    object loop_type = item("TrioLoop");
+    object future_type = item("TrioFuture");
+    object cancelled = getattr(import("trio"), "Cancelled");
+
+private:
+    static object make() {
+        object ns = checked(PyDict_New());
+        if (PyDict_SetItemString(ns.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
+            PyDict_SetItemString(ns.ptr(), "__name__", to_python("pyasio").ptr()) < 0)
+            throw_error_already_set();
+        object code = checked(Py_CompileString(trio_source, "<pyasio trio>", Py_file_input));
+        (void)checked(PyEval_EvalCode(code.ptr(), ns.ptr(), ns.ptr()));
+        return ns;
+    }
+    object item(const char* name) const { return checked(PyMapping_GetItemString(ns.ptr(), name)); }
+};
+
+/// Both families, per interpreter: asyncio's names, and trio's once trio is used.
+struct loop_families {
+    object asyncio_running_loop = getattr(import("asyncio.events"), "_get_running_loop");
+    object ensure_future = getattr(import("asyncio"), "ensure_future");
+    object cancelled_error = getattr(import("asyncio"), "CancelledError");
+    object loop_keyword = to_python(std::tuple<const char*>("loop")); // kwnames: ("loop",)
+    std::unique_ptr<trio_family> trio;                                // once trio is used
+};
+
+/// Whether the module `name` was imported. GIL held.
+inline bool imported(const char* name) {
+    PyObject* modules = PySys_GetObject("modules"); // borrowed
+    return modules != nullptr && PyMapping_HasKeyString(modules, name) != 0;
+}
+
+/// The running loop of this thread: asyncio's, else that of the trio run in this thread (only
+/// looked for once trio is imported), else an empty object. GIL held.
+inline object running_loop_of_any_family() {
+    loop_families& f = per_interpreter<loop_families>();
+    object loop = call(f.asyncio_running_loop);
+    if (!loop.is_none())
+        return loop;
+    if (!f.trio) {
+        if (!imported("trio"))
+            return object();
+        f.trio = std::make_unique<trio_family>();
+    }
+    loop = call(f.trio->running_loop);
+    return loop.is_none() ? object() : loop;
+}
+
+/// Whether `loop` is a trio run's (a pyasio.TrioLoop). GIL held.
+inline bool is_trio_loop(handle loop) {
+    const loop_families& f = per_interpreter<loop_families>();
+    return f.trio && reinterpret_cast<PyObject*>(Py_TYPE(loop.ptr())) == f.trio->loop_type.ptr();
+}
+
+/// A new future of `loop` that C++ completes: `asyncio_type(loop=loop)` on asyncio (pyasio.Future,
+/// an asyncio.Future that is also a coroutine), a pyasio.TrioFuture on trio. GIL held.
+inline object new_future(handle loop, handle asyncio_type) {
+    if (is_trio_loop(loop))
+        return call_method(loop, "create_future");
+    PyObject* args[] = {nullptr, loop.ptr()};
+    return checked(vectorcall(asyncio_type.ptr(), args + 1, PY_VECTORCALL_ARGUMENTS_OFFSET,
+                              per_interpreter<loop_families>().loop_keyword.ptr()));
+}
+
+/// The task that runs `awaitable` on `loop` for C++: asyncio.ensure_future(awaitable,
+/// loop=loop) (a future is its own task), or a trio system task in a cancel scope. Runs in
+/// the current context (a task copies it). Sets the Python error and returns null on failure
+/// (into_future words asyncio's other-loop ValueError). GIL held.
+inline object start_task(handle loop, handle awaitable) {
+    if (is_trio_loop(loop))
+        return steal(PyObject_CallMethod(loop.ptr(), "create_task", "O", awaitable.ptr()));
+    const loop_families& f = per_interpreter<loop_families>();
+    PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
+    return steal(vectorcall(f.ensure_future.ptr(), args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                            f.loop_keyword.ptr()));
+}
+
+/// Whether `e` is a cancellation: asyncio.CancelledError, or trio.Cancelled once trio is used.
+inline bool is_cancellation(const python_error& e) {
+    const loop_families& f = per_interpreter<loop_families>();
+    return e.matches(f.cancelled_error) || (f.trio && e.matches(f.trio->cancelled));
+}
+
+} // namespace detail
+PYASIO_NAMESPACE_END
+
+#endif // PYASIO_DETAIL_LOOP_FAMILY_HPP
