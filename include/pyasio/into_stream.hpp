@@ -41,8 +41,9 @@ namespace detail {
 /// What the pump of an into_stream runs in its task: one step, a close, and letting go.
 struct pump_target {
     /// Runs until the pump must wait (a new reference to what the task awaits) or is finished
-    /// (nullptr with StopIteration set). `thrown`: an exception thrown into the pump.
-    virtual PyObject* step(PyObject* thrown) = 0;
+    /// (nullptr with StopIteration set). `sent`: what the task sent (null: None); `thrown`: an
+    /// exception thrown into the pump.
+    virtual PyObject* step(PyObject* sent, PyObject* thrown) = 0;
     virtual void close_pump() noexcept = 0;
     virtual void release_pump() noexcept = 0;
 
@@ -58,15 +59,11 @@ struct pump_object {
 };
 
 inline PyObject* pump_iternext(PyObject* o) {
-    return reinterpret_cast<pump_object*>(o)->target->step(nullptr);
+    return reinterpret_cast<pump_object*>(o)->target->step(nullptr, nullptr);
 }
 
 inline PyObject* pump_send(PyObject* o, PyObject* arg) {
-    if (arg != Py_None) {
-        PyErr_SetString(PyExc_TypeError, "pyasio._StreamPump only accepts send(None)");
-        return nullptr;
-    }
-    return pump_iternext(o);
+    return reinterpret_cast<pump_object*>(o)->target->step(arg, nullptr);
 }
 
 inline PyObject* pump_throw(PyObject* o, PyObject* args) {
@@ -77,7 +74,7 @@ inline PyObject* pump_throw(PyObject* o, PyObject* args) {
         translate_exception(detail::caught());
         return nullptr;
     }
-    return reinterpret_cast<pump_object*>(o)->target->step(e.ptr());
+    return reinterpret_cast<pump_object*>(o)->target->step(nullptr, e.ptr());
 }
 
 inline PyObject* pump_close(PyObject* o, PyObject*) {
@@ -261,13 +258,13 @@ public:
 
     // --- the pump, on the loop thread with the GIL ---
 
-    PyObject* step(PyObject* thrown) override {
+    PyObject* step(PyObject* sent, PyObject* thrown) override {
         try {
             for (;;) {
                 if (inner_) {
                     object out;
-                    resumed r = resume(inner_, thrown, out);
-                    thrown = nullptr;
+                    resumed r = resume(inner_, sent, thrown, out);
+                    sent = thrown = nullptr;
                     if (r == resumed::yielded) {
                         notify();
                         return out.release();
@@ -459,8 +456,7 @@ private:
     }
 
     void on_raised(python_error e) {
-        const stream_names& names = per_interpreter<stream_names>();
-        bool cancelled = e.matches(names.cancelled_error);
+        bool cancelled = is_cancellation(e);
         switch (phase_) {
         case phase::idle:     // cancelled before its first step
         case phase::fetching: // the iterator raised: it is finished

@@ -480,7 +480,7 @@ inline stream_object* as_stream(PyObject* o) {
 
 /// One step of a _StreamNext: returned (out: the item), raised (StopAsyncIteration at the end,
 /// the producer's error), or yielded (out: the future to wait on).
-inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
+inline resumed next_step(PyObject* o, PyObject* sent, PyObject* thrown, object& out) {
     auto* self = reinterpret_cast<next_object*>(o);
     if (self->finished) {
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited __anext__()/aclose()");
@@ -489,8 +489,8 @@ inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
     try {
         for (;;) {
             if (self->inner != nullptr) {
-                resumed r = resume(handle(self->inner), thrown, out);
-                thrown = nullptr;
+                resumed r = resume(handle(self->inner), sent, thrown, out);
+                sent = thrown = nullptr;
                 if (r == resumed::yielded)
                     return r;
                 Py_CLEAR(self->inner);
@@ -530,9 +530,9 @@ inline resumed next_step(PyObject* o, PyObject* thrown, object& out) {
 }
 
 /// A step as the iterator protocol reports it (a result is StopIteration(result)).
-inline PyObject* next_as_iterator(PyObject* o, PyObject* thrown) {
+inline PyObject* next_as_iterator(PyObject* o, PyObject* sent, PyObject* thrown) {
     object out;
-    switch (next_step(o, thrown, out)) {
+    switch (next_step(o, sent, thrown, out)) {
     case resumed::yielded:
         return out.release();
     case resumed::returned:
@@ -543,27 +543,19 @@ inline PyObject* next_as_iterator(PyObject* o, PyObject* thrown) {
 }
 
 inline PyObject* next_iternext(PyObject* o) {
-    return next_as_iterator(o, nullptr);
+    return next_as_iterator(o, nullptr, nullptr);
 }
 
 inline PyObject* next_send(PyObject* o, PyObject* arg) {
-    if (arg != Py_None) {
-        PyErr_SetString(PyExc_TypeError, "pyasio._StreamNext only accepts send(None)");
-        return nullptr;
-    }
-    return next_as_iterator(o, nullptr);
+    return next_as_iterator(o, arg, nullptr);
 }
 
 #if PY_VERSION_HEX >= 0x030A0000
 /// am_send: `await` takes the item without a StopIteration (3.10+).
 inline PySendResult next_am_send(PyObject* o, PyObject* arg, PyObject** result) {
     *result = nullptr;
-    if (arg != Py_None) {
-        PyErr_SetString(PyExc_TypeError, "pyasio._StreamNext only accepts send(None)");
-        return PYGEN_ERROR;
-    }
     object out;
-    resumed r = next_step(o, nullptr, out);
+    resumed r = next_step(o, arg, nullptr, out);
     if (r == resumed::raised)
         return PYGEN_ERROR; // NOTE: *result stays null: a task reads a result as a return
     *result = out.release();
@@ -579,7 +571,7 @@ inline PyObject* next_throw(PyObject* o, PyObject* args) {
         translate_exception(detail::caught());
         return nullptr;
     }
-    return next_as_iterator(o, e.ptr());
+    return next_as_iterator(o, nullptr, e.ptr());
 }
 
 inline PyObject* next_close(PyObject* o, PyObject*) {

@@ -47,7 +47,6 @@ struct stream_names {
     object close = interned("close");
     object aclose = interned("aclose");
     object value = interned("value");
-    object cancelled_error = getattr(import("asyncio"), "CancelledError");
 };
 
 inline std::exception_ptr operation_aborted() {
@@ -57,27 +56,31 @@ inline std::exception_ptr operation_aborted() {
 /// How one step of an await went.
 enum class resumed { yielded, returned, raised };
 
-/// One step of the iterator `it` of an await: send(None), or throw(thrown). `out` gets what it
-/// yielded (to pass up to the task) or returned (its result); when it raised, the Python error
-/// is set. GIL held.
-inline resumed resume(handle it, PyObject* thrown, object& out) {
+/// One step of the iterator `it` of an await: send(sent) (null: None), or throw(thrown). `out`
+/// gets what it yielded (to pass up to the task) or returned (its result); when it raised, the
+/// Python error is set. GIL held.
+// NOTE: what the task sends is passed on: asyncio sends None, trio the outcome of what the
+// await yielded (wait_task_rescheduled unwraps it).
+inline resumed resume(handle it, PyObject* sent, PyObject* thrown, object& out) {
     PyObject* r = nullptr;
+    if (sent == nullptr)
+        sent = Py_None;
     if (thrown != nullptr) {
         r = PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().throw_.ptr(),
                                        thrown, nullptr);
     } else {
 #if PY_VERSION_HEX >= 0x030A0000
         PyObject* result = nullptr;
-        PySendResult s = PyIter_Send(it.ptr(), Py_None, &result);
+        PySendResult s = PyIter_Send(it.ptr(), sent, &result);
         out = steal(result);
         return s == PYGEN_NEXT ? resumed::yielded
                                : (s == PYGEN_RETURN ? resumed::returned : resumed::raised);
 #else
-        iternextfunc next = slot_iternext(it.ptr());
+        iternextfunc next = sent == Py_None ? slot_iternext(it.ptr()) : nullptr;
         r = next != nullptr
                 ? next(it.ptr())
                 : PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().send.ptr(),
-                                             Py_None, nullptr);
+                                             sent, nullptr);
 #endif
     }
     if (r != nullptr) {
