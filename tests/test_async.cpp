@@ -201,7 +201,7 @@ TEST_CASE("task_locals::of: a closed loop, a non-loop, a non-context", "[task_lo
         FAIL("an int was taken for a loop");
     } catch (const pyasio::type_error& e) {
         CHECK(std::string(e.what()).rfind(
-                  "pyasio::task_locals::of: expected an asyncio event loop, got int", 0) == 0);
+                  "pyasio::task_locals::of: expected an event loop, got int", 0) == 0);
     }
 }
 

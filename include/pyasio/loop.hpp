@@ -1102,18 +1102,15 @@ private:
         : d_(std::make_shared<const data>(
               data{detail::bridge_registry::instance().bridge_for(loop), std::move(context)})) {}
 
-    /// `loop` is an open asyncio event loop. GIL held.
+    /// `loop` is an open event loop. GIL held.
     static void check_loop(handle loop) {
-        object abstract = getattr(import("asyncio"), "AbstractEventLoop");
-        int is_loop = loop ? PyObject_IsInstance(loop.ptr(), abstract.ptr()) : 0;
-        if (is_loop < 0)
-            detail::throw_error_already_set();
-        if (is_loop == 0)
-            throw type_error(std::string("pyasio::task_locals::of: expected an asyncio event "
-                                         "loop, got ") +
+        if (!loop || !detail::is_event_loop(loop))
+            throw type_error(std::string("pyasio::task_locals::of: expected an event loop, "
+                                         "got ") +
                              (loop ? loop.type_name() : "no object") +
                              " (an asyncio.AbstractEventLoop: asyncio.new_event_loop(), or "
-                             "asyncio.get_running_loop() on the loop's thread)");
+                             "asyncio.get_running_loop() on the loop's thread; in a trio run, "
+                             "pyasio::running_loop() on its thread)");
         if (call_method(loop, "is_closed").ptr() == Py_True)
             throw event_loop_closed("pyasio::task_locals::of: the event loop is closed, so "
                                     "nothing can run on it; name a loop that is open (one that "

@@ -51,6 +51,10 @@ struct run_options {
     bool uvloop = false;
     /// Makes the event loop instead (called with the GIL once the interpreter runs).
     std::function<object()> loop_factory;
+    /// Run trio's event loop (trio.run) instead of an asyncio loop: C++ work and Python code
+    /// then await each other under trio (docs/trio.md). pyasio::run throws a clear error if
+    /// trio is not installed (Debian: python3-trio), or if uvloop or loop_factory is set too.
+    bool trio = false;
     /// Threads of the default runtime (0: runtime::default_thread_count()).
     std::size_t runtime_threads = 0;
     /// Built-in modules of the program, importable from Python (PyImport_AppendInittab; only
@@ -101,13 +105,10 @@ template <class T> struct outcome {
     }
 };
 
-/// Runs C++ work (a callable returning asio::awaitable<T>) on `loop`, which does not run yet,
-/// until it completes: its result or exception, kept in C++ (never converted to Python). With
-/// `sigint`, Ctrl-C cancels it: interrupted. GIL held.
-template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
-    using T = typename awaitable_value<std::invoke_result_t<Make&>>::type;
-    auto out = std::make_shared<outcome<T>>();
-    object lazy = future_into_py([make = std::move(make), out]() mutable -> asio::awaitable<void> {
+/// What Python awaits for run's main (a callable returning asio::awaitable<T>): its result or
+/// exception is kept in `out`, in C++ (never converted to Python). GIL held.
+template <class Make, class T> object main_awaitable(Make make, std::shared_ptr<outcome<T>> out) {
+    return future_into_py([make = std::move(make), out]() mutable -> asio::awaitable<void> {
         try {
             if constexpr (std::is_void_v<T>) {
                 co_await make();
@@ -119,7 +120,16 @@ template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
             out->error = detail::caught();
         }
     });
-    object task = call_method(loop, "create_task", lazy);
+}
+
+template <class Make> using main_result_t = typename awaitable_value<std::invoke_result_t<Make&>>::type;
+
+/// Runs the asyncio loop `loop`, which does not run yet, until `awaitable` is done; its result.
+/// With `sigint`, Ctrl-C cancels it: interrupted. GIL held.
+inline object run_awaitable(handle loop, handle awaitable, bool sigint) {
+    object task = start_task(loop, awaitable);
+    if (!task)
+        throw_error_already_set();
     bool handler = false;
     if (sigint) {
         try { // NOTE: only on the main thread, and only loops that support it
@@ -129,8 +139,9 @@ template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
         }
     }
     const char* stopped = nullptr;
+    object result;
     try {
-        call_method(loop, "run_until_complete", task);
+        result = call_method(loop, "run_until_complete", task);
     } catch (const python_error& e) {
         // the task cancelled by our SIGINT handler, or KeyboardInterrupt from Python code
         // (Python's own SIGINT handler, or raised), which asyncio lets out of the loop
@@ -147,6 +158,14 @@ template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
         call_method(loop, "remove_signal_handler", int(SIGINT));
     if (stopped != nullptr)
         throw interrupted(stopped);
+    return result;
+}
+
+/// Runs C++ work (a callable returning asio::awaitable<T>) on the asyncio loop `loop`, which
+/// does not run yet, until it completes: its result or exception, kept in C++. GIL held.
+template <class Make> auto run_cpp(handle loop, Make make, bool sigint) {
+    auto out = std::make_shared<outcome<main_result_t<Make>>>();
+    run_awaitable(loop, main_awaitable(std::move(make), out), sigint);
     return out->take();
 }
 
@@ -421,19 +440,95 @@ private:
 
 namespace detail {
 
-/// pyasio::run's frame: registers the run and starts the interpreter, makes the loop, calls
-/// `body(loop)` with the GIL on this thread, then shuts down in order (the tasks left, async
-/// generators, the default executor, the loop; then, in the outermost run only, once the runs
-/// nested in it have ended: the runtime it started and the interpreter a run started). Returns
-/// body's result or rethrows its exception.
-template <class Body> auto run_with(const run_options& options, Body body) {
-    using T = std::invoke_result_t<Body&, handle>;
+/// Calls the std::function<object(handle)> its capsule points to with the loop: how trio's run
+/// starts run's main (the function lives in run_new_loop's frame while trio.run runs).
+inline PyObject* call_run_start(PyObject* capsule, PyObject* loop) {
+    return entry_point([&] {
+        auto* start = static_cast<std::function<object(handle)>*>(
+            PyCapsule_GetPointer(capsule, "pyasio.run_start"));
+        if (start == nullptr)
+            throw_error_already_set();
+        return (*start)(handle(loop));
+    });
+}
+
+/// Runs a new event loop of the family `options` name (asyncio's, uvloop, loop_factory's, or a
+/// trio run) on this thread until the awaitable that main(loop) returns is done. main is called
+/// with the GIL once the loop exists, on its thread; while the loop runs it is the default for
+/// into_future when `outermost`. The asyncio loop is then finished as asyncio.run finishes it
+/// (trio.run finishes its own). GIL held.
+template <class Main> void run_new_loop(const run_options& options, bool outermost, Main& main) {
+    struct defaults { // NOTE: the default task locals are the loop's while it runs
+        bool set = false;
+        void use(handle loop) {
+            set_default_task_locals(task_locals::of(loop));
+            set = true;
+        }
+        void reset() {
+            if (std::exchange(set, false))
+                set_default_task_locals(std::nullopt);
+        }
+        ~defaults() { reset(); }
+    } defaults;
+    if (options.trio) {
+        if (options.uvloop || options.loop_factory)
+            throw std::invalid_argument(
+                "pyasio::run: run_options::trio asks for trio's loop, and uvloop or "
+                "loop_factory for an asyncio loop; set one of them");
+        trio_family& trio = trio_imported("pyasio::run: run_options::trio is set");
+        std::function<object(handle)> start = [&](handle loop) {
+            if (outermost)
+                defaults.use(loop);
+            return main(loop);
+        };
+        static PyMethodDef start_def = {"pyasio_run_main", call_run_start, METH_O,
+                                        "Starts pyasio::run's main in a trio run."};
+        object capsule = checked(PyCapsule_New(&start, "pyasio.run_start", nullptr));
+        try {
+            call(trio.run, checked(PyCFunction_New(&start_def, capsule.ptr())));
+        } catch (const python_error& e) {
+            // NOTE: trio raises KeyboardInterrupt in the main task (cancelling the future it
+            // awaits, so the C++ main too), then out of trio.run
+            if (options.handle_sigint && e.matches(handle(PyExc_KeyboardInterrupt)))
+                throw interrupted("pyasio: interrupted by Ctrl-C (SIGINT) under trio "
+                                  "(KeyboardInterrupt); the main coroutine was cancelled");
+            throw;
+        }
+        return;
+    }
+    object loop = make_loop(options);
+    call(getattr(import("asyncio"), "set_event_loop"), loop);
+    if (outermost)
+        defaults.use(loop);
+    std::exception_ptr error;
+    try {
+        run_awaitable(loop, main(handle(loop)), options.handle_sigint);
+    } catch (...) {
+        error = detail::caught();
+    }
+    defaults.reset();
+    try {
+        finish_loop(loop);
+    } catch (...) {
+        std::exception_ptr finishing = detail::caught();
+        if (!error)
+            error = std::move(finishing);
+    }
+    if (error)
+        std::rethrow_exception(error);
+}
+
+/// pyasio::run's frame: registers the run and starts the interpreter, runs a new loop until the
+/// awaitable main(loop) returns is done (run_new_loop), calls after() (GIL held, the loop
+/// finished), then shuts down in order (in the outermost run only, once the runs nested in it
+/// have ended: the runtime it started and the interpreter a run started). Rethrows what failed.
+template <class Main, class After>
+void run_with(const run_options& options, Main main, After after) {
     refuse_run_on_a_runtime_thread();
     refuse_run_on_a_running_loop(); // NOTE: before it registers: a refused run is no run
     run_registry::entry run(options);
     const bool outermost = run.outermost();
     bool owns_runtime = false;
-    std::optional<outcome<T>> out;
     std::exception_ptr failure;
     {
         gil_acquire gil; // NOTE: the interpreter we started is held by this thread already
@@ -444,28 +539,16 @@ template <class Body> auto run_with(const run_options& options, Body body) {
                     configure_runtime(options.runtime_threads);
                 owns_runtime = runtime_slot::instance().start_if_idle();
             }
-            object loop = make_loop(options);
-            call(getattr(import("asyncio"), "set_event_loop"), loop);
-            if (outermost)
-                set_default_task_locals(task_locals::of(loop));
-            out.emplace();
-            try {
-                if constexpr (std::is_void_v<T>) {
-                    body(handle(loop));
-                    out->value.emplace();
-                } else {
-                    out->value.emplace(body(handle(loop)));
-                }
-            } catch (...) {
-                out->error = detail::caught();
-            }
-            if (outermost)
-                set_default_task_locals(std::nullopt);
-            finish_loop(loop);
+            run_new_loop(options, outermost, main);
         } catch (...) {
             failure = detail::caught();
-            if (outermost)
-                set_default_task_locals(std::nullopt);
+        }
+        try {
+            after();
+        } catch (...) {
+            std::exception_ptr error = detail::caught();
+            if (!failure)
+                failure = std::move(error);
         }
         if (outermost) {
             run.wait_for_nested();
@@ -481,15 +564,13 @@ template <class Body> auto run_with(const run_options& options, Body body) {
             }
         }
         // NOTE: a python_error renders its message on first what(): do it while Python lives
-        for (const std::exception_ptr& e : {failure, out ? out->error : nullptr})
-            render_message(e);
+        render_message(failure);
         release_pending();
     }
     if (options.finalize) // this thread holds the GIL of the interpreter it started
         run.finalize();
     if (failure)
         std::rethrow_exception(failure);
-    return out->take();
 }
 
 } // namespace detail
@@ -512,7 +593,8 @@ inline object run_until_complete(handle loop, const object& awaitable) {
 }
 
 /// The main of a C++ program that embeds Python: starts the interpreter (argv, built-in
-/// modules), makes the event loop (asyncio's, uvloop, or options.loop_factory) and runs it on
+/// modules), makes the event loop (asyncio's, uvloop, options.loop_factory, or a trio run with
+/// options.trio) and runs it on
 /// this thread while `main` (a callable returning asio::awaitable<T>) runs on the Asio runtime;
 /// returns main's result or rethrows its exception. While it runs, the loop is the default for
 /// into_future (default_task_locals()), so C++ code anywhere can await Python.
@@ -537,9 +619,11 @@ inline object run_until_complete(handle loop, const object& awaitable) {
 /// the work there instead, or run a new loop on another thread), and on a runtime thread.
 template <class Main> auto run(Main&& main, run_options options = {}) {
     auto make = detail::as_main(std::forward<Main>(main));
-    bool sigint = options.handle_sigint;
-    return detail::run_with(
-        options, [&](handle loop) { return detail::run_cpp(loop, std::move(make), sigint); });
+    auto out = std::make_shared<detail::outcome<detail::main_result_t<decltype(make)>>>();
+    detail::run_with(
+        options, [&](handle) { return detail::main_awaitable(std::move(make), out); },
+        [&] { detail::render_message(out->error); });
+    return out->take();
 }
 
 /// run() with main's argc/argv as Python's sys.argv.

@@ -281,6 +281,32 @@ PyObject* run_loop_type(PyObject*, PyObject* arg) {
     });
 }
 
+/// run_trio(fn, uvloop=False): pyasio::run with run_options::trio; main waits on a timer, then
+/// awaits fn() (a Python async function, called on the loop: the default task locals are the
+/// trio run's) and returns (its result, the name of the loop's type).
+PyObject* run_trio(PyObject*, PyObject* args) {
+    return pyasio::entry_point([&] {
+        auto [fn, uvloop] = pyasio::from_python<std::tuple<object, bool>>(handle(args));
+        pyasio::run_options options;
+        options.handle_sigint = false;
+        options.trio = true;
+        options.uvloop = uvloop;
+        return pyasio::run(
+            [f = pyasio::async_function(std::move(fn))]()
+                -> asio::awaitable<std::tuple<object, std::string>> {
+                co_await wait_for(std::chrono::milliseconds(1));
+                object result = co_await pyasio::into_future(f());
+                std::string loop_type;
+                {
+                    pyasio::gil_acquire gil;
+                    loop_type = pyasio::default_task_locals()->loop().type_name();
+                }
+                co_return std::make_tuple(std::move(result), loop_type);
+            },
+            options);
+    });
+}
+
 /// restore_runtime(): True if the runtime was shut down (then it is set up again, so that
 /// later tests run); False if it runs.
 PyObject* restore_runtime(PyObject*, PyObject*) {
@@ -736,6 +762,7 @@ PyMethodDef methods[] = {
      "C++ awaits cb(), called on the runtime"},
     {"run_sleep", run_sleep, METH_O, "pyasio::run of a timer"},
     {"run_loop_type", run_loop_type, METH_O, "pyasio::run; the type of its loop"},
+    {"run_trio", run_trio, METH_VARARGS, "pyasio::run with run_options::trio"},
     {"restore_runtime", restore_runtime, METH_NOARGS, "sets up a runtime that was shut down"},
     {"run_until_complete_sleep", run_until_complete_sleep, METH_VARARGS,
      "pyasio::run_until_complete(loop, work)"},

@@ -27,6 +27,8 @@ except ImportError:
 
 import _pyasio_async_test as cpp  # future_into_py
 import _pyasio_into_future_test as py  # into_future, async_function, the loop executor
+import _pyasio_peers_test as peers  # pyasio::run
+import _pyasio_runtime_test as rt  # block_on, task_locals::of
 import _pyasio_stream_test as st  # streams both ways
 from stress import wait_until
 
@@ -373,6 +375,54 @@ class Streams(unittest.TestCase):
         before, cancelled, after, how = trio.run(main)
         self.assertEqual(before, list(range(5)))
         self.assertEqual(cancelled, "aborted")
+
+
+@needs_trio
+class RunAndBlockOn(unittest.TestCase):
+    def test_run_with_trio_as_the_loop(self):
+        async def in_the_run():
+            await trio.sleep(0.001)
+            return sniffio.current_async_library() if anyio else "trio"
+
+        # main awaits in_the_run() through the default task locals: the trio run's
+        self.assertEqual(peers.run_trio(in_the_run, False), ("trio", "TrioLoop"))
+
+    def test_run_refuses_trio_with_uvloop(self):
+        async def nothing():
+            pass
+
+        with self.assertRaisesRegex(ValueError, "run_options::trio.*set one of them"):
+            peers.run_trio(nothing, True)
+
+    def test_run_refuses_a_thread_whose_trio_run_runs(self):
+        async def nothing():
+            pass
+
+        async def main():
+            peers.run_trio(nothing, False)
+
+        with self.assertRaisesRegex(RuntimeError, "whose event loop is running"):
+            trio.run(main)
+
+    def test_block_on_a_trio_coroutine_from_a_worker_thread(self):
+        async def double(x):
+            await trio.sleep(0.001)
+            return 2 * x
+
+        async def main():
+            loop = rt.current_loop()
+            return await trio.to_thread.run_sync(rt.block_on_awaitable, double(21), loop)
+
+        self.assertEqual(trio.run(main), 42)
+
+    def test_the_loop_of_a_finished_run(self):
+        async def main():
+            return rt.current_loop()
+
+        loop = trio.run(main)
+        self.assertTrue(loop.is_closed())
+        with self.assertRaisesRegex(RuntimeError, "the event loop is closed"):
+            rt.task_locals_of(loop)
 
 
 @needs_trio

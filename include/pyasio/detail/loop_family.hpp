@@ -13,6 +13,8 @@
 #include <pyasio/object.hpp>
 
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <tuple>
 
 PYASIO_NAMESPACE_BEGIN
@@ -62,6 +64,7 @@ def running_loop():
     if loop is None:
         loop = TrioLoop(token)
         _current_loop.set(loop)
+        lowlevel.spawn_system_task(loop._watch_the_end, name="pyasio: the end of the run")
     return loop
 
 
@@ -117,6 +120,12 @@ class TrioLoop:
     def time(self):
         return trio.current_time()
 
+    async def _watch_the_end(self):
+        try:
+            await trio.sleep_forever()
+        finally:  # NOTE: the run's end cancels its system tasks
+            self._closed = True
+
     def _check_open(self):
         if self._closed:
             raise RuntimeError("pyasio: this trio run has finished (its trio.run returned)")
@@ -170,6 +179,15 @@ class TrioLoop:
         self._check_open()
         return _TrioTask(self, awaitable, context if context is not None
                          else contextvars.copy_context())
+
+
+async def _run_main(start):
+    return await start(running_loop())
+
+
+def run(start):
+    """trio.run of the awaitable that start(loop) returns, loop being the run's TrioLoop."""
+    return trio.run(_run_main, start)
 
 
 def _task_of(loop):
@@ -367,6 +385,7 @@ struct trio_family {
     object loop_type = item("TrioLoop");
     object future_type = item("TrioFuture");
     object cancelled = getattr(import("trio"), "Cancelled");
+    object run = item("run");
 
 private:
     static object make() {
@@ -386,6 +405,7 @@ struct loop_families {
     object asyncio_running_loop = getattr(import("asyncio.events"), "_get_running_loop");
     object ensure_future = getattr(import("asyncio"), "ensure_future");
     object cancelled_error = getattr(import("asyncio"), "CancelledError");
+    object abstract_loop = getattr(import("asyncio"), "AbstractEventLoop");
     object loop_keyword = to_python(std::tuple<const char*>("loop")); // kwnames: ("loop",)
     std::unique_ptr<trio_family> trio;                                // once trio is used
 };
@@ -412,10 +432,37 @@ inline object running_loop_of_any_family() {
     return loop.is_none() ? object() : loop;
 }
 
+/// trio's side of the seam, importing trio; std::runtime_error `what` + how to install it when
+/// trio is not installed. GIL held.
+inline trio_family& trio_imported(const char* what) {
+    loop_families& f = per_interpreter<loop_families>();
+    if (!f.trio) {
+        object trio = steal(PyImport_ImportModule("trio"));
+        if (!trio) {
+            PyErr_Clear();
+            throw std::runtime_error(std::string(what) +
+                                     ", but trio is not installed for this Python (Debian: "
+                                     "apt-get install python3-trio)");
+        }
+        f.trio = std::make_unique<trio_family>();
+    }
+    return *f.trio;
+}
+
 /// Whether `loop` is a trio run's (a pyasio.TrioLoop). GIL held.
 inline bool is_trio_loop(handle loop) {
     const loop_families& f = per_interpreter<loop_families>();
     return f.trio && reinterpret_cast<PyObject*>(Py_TYPE(loop.ptr())) == f.trio->loop_type.ptr();
+}
+
+/// Whether `o` is an event loop: an asyncio.AbstractEventLoop, or a trio run's. GIL held.
+inline bool is_event_loop(handle o) {
+    if (is_trio_loop(o))
+        return true;
+    int is_loop = PyObject_IsInstance(o.ptr(), per_interpreter<loop_families>().abstract_loop.ptr());
+    if (is_loop < 0)
+        throw_error_already_set();
+    return is_loop != 0;
 }
 
 /// A new future of `loop` that C++ completes: `asyncio_type(loop=loop)` on asyncio (pyasio.Future,

@@ -14,6 +14,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <thread>
 
 PYASIO_NAMESPACE_BEGIN
@@ -22,38 +23,39 @@ namespace testing {
 /// The main of a Catch2 test program: starts Python with pyasio::run (its event loop on this,
 /// the main thread; the loop is the default for into_future), runs the Catch2 session on a
 /// second thread that holds the GIL while plain test cases run, and returns the session's exit
-/// status. Ctrl-C stops the program (Python installs no signal handlers).
+/// status. Ctrl-C stops the program (Python installs no signal handlers). `options` choose the
+/// loop as for pyasio::run: options.trio runs the async test cases under trio.
 inline int catch2_main(int argc, char** argv, run_options options = {}) {
     options.argv.assign(argv, argv + argc);
     options.handle_sigint = false;
-    return detail::run_with(options, [argc, argv](handle loop) {
-        // the loop runs until the session's thread completes this future with its status
-        object ended = call_method(loop, "create_future");
-        std::thread session([&] {
-            int status = 1;
-            gil_acquire gil; // plain test cases may use Python directly
-            try {
-                status = Catch::Session().run(argc, argv);
-            } catch (...) {
-                detail::caught();
-                status = 1;
-            }
-            detail::call_soon_threadsafe(loop, getattr(ended, "set_result"), status);
-        });
-        object status;
-        {
-            struct joiner { // NOTE: joined on every path: the thread refers to this frame
-                std::thread& t;
-                ~joiner() {
-                    PyThreadState* saved = PyEval_SaveThread(); // it may need the GIL to end
-                    t.join();
-                    PyEval_RestoreThread(saved);
+    int status = 1;
+    std::optional<std::thread> session;
+    detail::run_with(
+        options,
+        [&](handle loop) {
+            // the loop runs until the session's thread completes this future
+            object ended = call_method(loop, "create_future");
+            session.emplace([&status, argc, argv, loop = borrow(loop),
+                             set_result = getattr(ended, "set_result")] {
+                gil_acquire gil; // plain test cases may use Python directly
+                try {
+                    status = Catch::Session().run(argc, argv);
+                } catch (...) {
+                    detail::caught();
+                    status = 1;
                 }
-            } join{session};
-            status = call_method(loop, "run_until_complete", ended);
-        }
-        return from_python<int>(status);
-    });
+                detail::call_soon_threadsafe(loop, set_result, handle(Py_None));
+            });
+            return ended;
+        },
+        [&] { // NOTE: joined before the interpreter goes: the thread uses it to its end
+            if (!session)
+                return;
+            PyThreadState* saved = PyEval_SaveThread(); // it may need the GIL to end
+            session->join();
+            PyEval_RestoreThread(saved);
+        });
+    return status;
 }
 
 } // namespace testing
