@@ -122,7 +122,8 @@ template <class Make, class T> object main_awaitable(Make make, std::shared_ptr<
     });
 }
 
-template <class Make> using main_result_t = typename awaitable_value<std::invoke_result_t<Make&>>::type;
+template <class Make>
+using main_result_t = typename awaitable_value<std::invoke_result_t<Make&>>::type;
 
 /// Runs the asyncio loop `loop`, which does not run yet, until `awaitable` is done; its result.
 /// With `sigint`, Ctrl-C cancels it: interrupted. GIL held.

@@ -292,8 +292,8 @@ PyObject* run_trio(PyObject*, PyObject* args) {
         options.trio = true;
         options.uvloop = uvloop;
         return pyasio::run(
-            [f = pyasio::async_function(std::move(fn))]()
-                -> asio::awaitable<std::tuple<object, std::string>> {
+            [f = pyasio::async_function(
+                 std::move(fn))]() -> asio::awaitable<std::tuple<object, std::string>> {
                 co_await wait_for(std::chrono::milliseconds(1));
                 object result = co_await pyasio::into_future(f());
                 std::string loop_type;

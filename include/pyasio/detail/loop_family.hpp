@@ -459,7 +459,8 @@ inline bool is_trio_loop(handle loop) {
 inline bool is_event_loop(handle o) {
     if (is_trio_loop(o))
         return true;
-    int is_loop = PyObject_IsInstance(o.ptr(), per_interpreter<loop_families>().abstract_loop.ptr());
+    int is_loop =
+        PyObject_IsInstance(o.ptr(), per_interpreter<loop_families>().abstract_loop.ptr());
     if (is_loop < 0)
         throw_error_already_set();
     return is_loop != 0;
