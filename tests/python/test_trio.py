@@ -18,7 +18,7 @@ except ImportError:
 try:
     with warnings.catch_warnings():
         # NOTE: anyio 3.6 on trio 0.22 derives from trio.MultiError, which warns on import
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         import anyio
         import anyio._backends._trio  # noqa: F401
     import sniffio
@@ -136,6 +136,19 @@ class PythonAwaitsCpp(unittest.TestCase):
 
         trio.run(main)
         self.assertTrue(wait_until(lambda: aborted_since(before) == 100))
+
+    def test_a_dropped_future_cancels_its_cpp_work(self):
+        before = cpp.stats()
+
+        async def main():
+            fut = cpp.sleep_ms(60_000)
+            await trio.sleep(0.05)  # the C++ wait has begun
+            del fut  # never awaited: collected
+            gc.collect()
+            await trio.sleep(0)
+
+        trio.run(main)
+        self.assertTrue(wait_until(lambda: aborted_since(before) == 1))
 
     def test_a_future_made_before_the_run_starts_in_it(self):
         lazy = cpp.echo_int(5)  # no loop runs: it starts on the loop that awaits it
