@@ -230,6 +230,7 @@ class CppAwaitsPython(unittest.TestCase):
 
         async def slow():
             try:
+                seen.append("started")
                 await trio.sleep(60)
             except trio.Cancelled:
                 seen.append("cancelled")
@@ -243,13 +244,14 @@ class CppAwaitsPython(unittest.TestCase):
                     outcome.append(await py.race(slow(), 7001))
 
                 nursery.start_soon(racer)
-                with trio.fail_after(30):
-                    while not py.cancel_from_cpp(7001, False, True):
+                with trio.fail_after(30):  # a hang guard
+                    while not seen:  # NOTE: C++ cancels it once it runs
                         await trio.sleep(0.001)
+                    self.assertTrue(py.cancel_from_cpp(7001, False, True))
             return outcome
 
         self.assertEqual(trio.run(main), ["aborted"])
-        self.assertEqual(seen, ["cancelled"])
+        self.assertEqual(seen, ["started", "cancelled"])
 
     def test_a_cancel_scope_reaches_the_python_task_cpp_awaits(self):
         seen = []
