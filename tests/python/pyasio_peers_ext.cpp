@@ -145,28 +145,43 @@ PyObject* await_py_on(PyObject*, PyObject* args) {
     });
 }
 
-/// async_sleep(secs): C++ waits on a timer, then awaits asyncio.sleep(secs) (test_async_sleep).
-PyObject* async_sleep(PyObject*, PyObject* arg) {
+/// The arguments (secs[, sleep]) of async_sleep and sleep_with_locals: the seconds, and the
+/// async function to await (asyncio.sleep when not given; trio.sleep under trio).
+std::tuple<double, pyasio::async_function> secs_and_sleep(const char* name, PyObject* args) {
+    PyObject* secs = nullptr;
+    PyObject* sleep_fn = nullptr;
+    if (!PyArg_UnpackTuple(args, name, 1, 2, &secs, &sleep_fn))
+        throw pyasio::python_error::fetch();
+    object fn = sleep_fn != nullptr ? pyasio::borrow(sleep_fn)
+                                    : pyasio::getattr(pyasio::import("asyncio"), "sleep");
+    return std::make_tuple(pyasio::from_python<double>(handle(secs)),
+                           pyasio::async_function(std::move(fn)));
+}
+
+/// async_sleep(secs[, sleep]): C++ waits on a timer, then awaits sleep(secs) (asyncio.sleep by
+/// default) (test_async_sleep).
+PyObject* async_sleep(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        double secs = pyasio::from_python<double>(handle(arg));
-        pyasio::async_function asyncio_sleep(pyasio::getattr(pyasio::import("asyncio"), "sleep"));
-        return pyasio::future_into_py([asyncio_sleep, secs]() -> asio::awaitable<void> {
-            co_await wait_for(from_seconds(secs));
-            co_await pyasio::into_future<void>(asyncio_sleep(secs));
-        });
+        auto [secs, sleep_fn] = secs_and_sleep("async_sleep", args);
+        return pyasio::future_into_py(
+            [sleep_fn = sleep_fn, secs = secs]() -> asio::awaitable<void> {
+                co_await wait_for(from_seconds(secs));
+                co_await pyasio::into_future<void>(sleep_fn(secs));
+            });
     });
 }
 
-/// sleep_with_locals(secs): lib.rs' TaskLocals example: the locals captured at the call (the
-/// running loop and a copy of the context) are the ones the C++ work awaits Python on.
-PyObject* sleep_with_locals(PyObject*, PyObject* arg) {
+/// sleep_with_locals(secs[, sleep]): lib.rs' TaskLocals example: the locals captured at the
+/// call (the running loop and a copy of the context) are the ones the C++ work awaits
+/// sleep(secs) (asyncio.sleep by default) on.
+PyObject* sleep_with_locals(PyObject*, PyObject* args) {
     return pyasio::entry_point([&] {
-        double secs = pyasio::from_python<double>(handle(arg));
+        auto [secs, sleep_fn] = secs_and_sleep("sleep_with_locals", args);
         pyasio::task_locals locals = pyasio::task_locals::capture();
-        pyasio::async_function asyncio_sleep(pyasio::getattr(pyasio::import("asyncio"), "sleep"));
-        return pyasio::future_into_py([asyncio_sleep, secs, locals]() -> asio::awaitable<void> {
-            co_await pyasio::into_future<void>(asyncio_sleep(secs), locals);
-        });
+        return pyasio::future_into_py(
+            [sleep_fn = sleep_fn, secs = secs, locals]() -> asio::awaitable<void> {
+                co_await pyasio::into_future<void>(sleep_fn(secs), locals);
+            });
     });
 }
 
@@ -751,8 +766,9 @@ PyMethodDef methods[] = {
     {"await_py", await_py, METH_O, "C++ awaits the awaitable"},
     {"await_py_on", await_py_on, METH_VARARGS,
      "C++ awaits it on task_locals::of(loop) named on a runtime thread"},
-    {"async_sleep", async_sleep, METH_O, "a timer, then asyncio.sleep"},
-    {"sleep_with_locals", sleep_with_locals, METH_O, "asyncio.sleep on captured locals"},
+    {"async_sleep", async_sleep, METH_VARARGS, "a timer, then asyncio.sleep (or the one given)"},
+    {"sleep_with_locals", sleep_with_locals, METH_VARARGS,
+     "asyncio.sleep (or the one given) on captured locals"},
     {"blocking_sleep", blocking_sleep, METH_O, "blocks, the GIL released"},
     {"panic", panic, METH_O, "work that throws std::runtime_error"},
     {"panic_unknown", panic_unknown, METH_NOARGS, "work that throws a non-std exception"},
