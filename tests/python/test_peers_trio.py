@@ -885,32 +885,25 @@ class AcrossCopies(unittest.TestCase):
     own copy of pyasio: _pyasio_runtime_test) names for the run, as asyncio's tests use
     asyncio.get_running_loop(), which every module shares.
 
-    BUG (pyasio, found by these tests): a pyasio.TrioLoop belongs to one copy of pyasio, not to
-    the trio run. Each copy compiles its own trio seam (detail::trio_source, cached per copy by
-    per_interpreter<loop_families>), with its own TrioLoop class and its own RunVar, so one
-    trio run has one TrioLoop per extension module that uses pyasio in it; and
-    is_trio_loop() compares the type with the copy's own class, so task_locals::of (and
-    anything that takes a loop) rejects another copy's TrioLoop with "TypeError:
-    pyasio::task_locals::of: expected an event loop, got TrioLoop". Under asyncio the loop is
-    asyncio's object and crosses between copies. Remove expectedFailure once fixed."""
+    Under trio each copy of pyasio has its own pyasio.TrioLoop for a run (its own class and
+    bridge: copies stay isolated), and each copy takes another's loop (the same seam version,
+    _pyasio_seam). Found by these tests: task_locals::of refused another copy's TrioLoop."""
 
-    @unittest.expectedFailure
     def test_into_future_on_another_copys_loop(self):
         async def main():
-            loop = rt.current_loop()  # the run's loop, named by another module
+            loop = rt.current_loop()  # the run's loop, as another module names it
             self.assertIsNone(await m.await_py_on(trio_sleep(MS), loop))
 
-        with warnings.catch_warnings():  # the coroutine is never awaited, as the call fails
-            warnings.simplefilter("ignore", RuntimeWarning)
-            trio.run(main)
-            gc.collect()
+        trio.run(main)
 
-    @unittest.expectedFailure
-    def test_awaitable_new_the_runs_loop_in_every_copy(self):
+    def test_awaitable_new_each_copy_takes_the_others_loop(self):
         async def main():
             future = m.sleep(0)
             try:
-                self.assertIs(future.get_loop(), rt.current_loop())
+                mine, theirs = future.get_loop(), rt.current_loop()
+                self.assertIsNot(mine, theirs)  # one per copy of pyasio
+                self.assertIs(type(mine)._pyasio_seam, type(theirs)._pyasio_seam)
+                self.assertIs(rt.task_locals_of(mine)[0], mine)
             finally:
                 await future
 

@@ -97,9 +97,11 @@ class _TimerHandle:
 
 
 class TrioLoop:
-    """What pyasio asks of an event loop, for one trio run (made by pyasio, one per run)."""
+    """What pyasio asks of an event loop, for one trio run (one per run and per copy of pyasio:
+    every extension module has its own; each takes the others' by _pyasio_seam)."""
 
     __slots__ = ("_token", "_closed", "__weakref__")
+    _pyasio_seam = 1  # NOTE: the version of what pyasio asks of a loop (the methods below)
 
     def __init__(self, token):
         self._token = token
@@ -449,10 +451,32 @@ inline trio_family& trio_imported(const char* what) {
     return *f.trio;
 }
 
-/// Whether `loop` is a trio run's (a pyasio.TrioLoop). GIL held.
+/// The version of the seam this copy's TrioLoop speaks (its _pyasio_seam).
+inline constexpr long trio_seam_version = 1;
+
+/// Whether `loop` is a trio run's: this copy's pyasio.TrioLoop, or another copy's (each
+/// extension module that vendors pyasio makes its own class) that speaks the same seam. GIL held.
 inline bool is_trio_loop(handle loop) {
     const loop_families& f = per_interpreter<loop_families>();
-    return f.trio && reinterpret_cast<PyObject*>(Py_TYPE(loop.ptr())) == f.trio->loop_type.ptr();
+    auto* type = Py_TYPE(loop.ptr());
+    if (f.trio && reinterpret_cast<PyObject*>(type) == f.trio->loop_type.ptr())
+        return true;
+    // NOTE: an asyncio loop is told apart without running Python (its class derives from
+    // AbstractEventLoop), so that the asyncio path pays no attribute lookup
+    if (PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(f.abstract_loop.ptr())) != 0 ||
+        !imported("trio"))
+        return false;
+    object seam = steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "_pyasio_seam"));
+    if (!seam) {
+        PyErr_Clear();
+        return false;
+    }
+    if (PyLong_AsLong(seam.ptr()) != trio_seam_version) {
+        PyErr_Clear();
+        return false;
+    }
+    (void)trio_imported("pyasio: a trio run's loop");
+    return true;
 }
 
 /// Whether `o` is an event loop: an asyncio.AbstractEventLoop, or a trio run's. GIL held.
