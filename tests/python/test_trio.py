@@ -5,6 +5,8 @@ trio or anyio is not installed (Debian: python3-trio, python3-anyio)."""
 import asyncio
 import contextvars
 import gc
+import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -438,6 +440,17 @@ class RunAndBlockOn(unittest.TestCase):
         self.assertTrue(loop.is_closed())
         with self.assertRaisesRegex(RuntimeError, "the event loop is closed"):
             rt.task_locals_of(loop)
+
+
+class WithoutTrio(unittest.TestCase):
+    def test_a_blocked_trio_is_not_looked_for(self):
+        # sys.modules["trio"] = None is how test suites hide a package: pyasio does not use it
+        code = ("import sys, asyncio; sys.modules['trio'] = None\n"
+                "import _pyasio_async_test as cpp\n"
+                "print(asyncio.run(cpp.echo_int(3)), type(cpp.echo_int(4)).__name__)\n")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120)
+        self.assertEqual((done.returncode, done.stdout), (0, "3 LazyFuture\n"), done.stderr)
 
 
 @needs_trio

@@ -412,10 +412,18 @@ struct loop_families {
     std::unique_ptr<trio_family> trio;                                // once trio is used
 };
 
-/// Whether the module `name` was imported. GIL held.
+/// Whether the module `name` was imported (not merely blocked: sys.modules[name] = None, as test
+/// suites hide a package). GIL held.
 inline bool imported(const char* name) {
     PyObject* modules = PySys_GetObject("modules"); // borrowed
-    return modules != nullptr && PyMapping_HasKeyString(modules, name) != 0;
+    if (modules == nullptr)
+        return false;
+    object module = steal(PyMapping_GetItemString(modules, name));
+    if (!module) {
+        PyErr_Clear();
+        return false;
+    }
+    return !module.is_none();
 }
 
 /// The running loop of this thread: asyncio's, else that of the trio run in this thread (only
