@@ -170,8 +170,8 @@ class TaskLocalsMisuse(unittest.TestCase):
         with self.assertRaisesRegex(RuntimeError, r"pyasio::task_locals::of: the event loop is "
                                                   r"closed"):
             m.task_locals_of(loop)
-        with self.assertRaisesRegex(TypeError, r"pyasio::task_locals::of: expected an asyncio "
-                                               r"event loop, got int"):
+        with self.assertRaisesRegex(TypeError, r"pyasio::task_locals::of: expected an event "
+                                               r"loop, got int"):
             m.task_locals_of(42)
 
 
