@@ -884,8 +884,7 @@ inline object loop_bridge::running_loop_of_this_thread() {
 inline bool loop_runs_here(const loop_bridge& bridge) {
     if (!gil::held())
         return false;
-    object running = running_loop();
-    return running && running.ptr() == bridge.loop().ptr();
+    return runs_here(bridge.loop(), running_loop());
 }
 } // namespace detail
 

@@ -125,9 +125,18 @@ template <class Make, class T> object main_awaitable(Make make, std::shared_ptr<
 template <class Make>
 using main_result_t = typename awaitable_value<std::invoke_result_t<Make&>>::type;
 
+/// run_until_complete needs an asyncio loop: a trio run has no loop to run until a result.
+inline void refuse_a_trio_loop(handle loop) {
+    if (is_trio_loop(loop))
+        throw std::logic_error("pyasio::run_until_complete: given a trio run's loop; trio has no "
+                               "loop to run until a result: run the work with trio.run, or "
+                               "pyasio::run with run_options::trio");
+}
+
 /// Runs the asyncio loop `loop`, which does not run yet, until `awaitable` is done; its result.
 /// With `sigint`, Ctrl-C cancels it: interrupted. GIL held.
 inline object run_awaitable(handle loop, handle awaitable, bool sigint) {
+    refuse_a_trio_loop(loop);
     object task = start_task(loop, awaitable);
     if (!task)
         throw_error_already_set();
@@ -584,12 +593,14 @@ void run_with(const run_options& options, Main main, After after) {
 template <class Work>
 requires(!std::is_convertible_v<Work, object>) auto run_until_complete(handle loop, Work&& work) {
     detail::check_not_on_a_running_loop("pyasio::run_until_complete");
+    detail::refuse_a_trio_loop(loop);
     return detail::run_cpp(loop, detail::as_main(std::forward<Work>(work)), false);
 }
 
 /// loop.run_until_complete(awaitable) for a Python awaitable: its result. GIL held.
 inline object run_until_complete(handle loop, const object& awaitable) {
     detail::check_not_on_a_running_loop("pyasio::run_until_complete");
+    detail::refuse_a_trio_loop(loop);
     return call_method(loop, "run_until_complete", awaitable);
 }
 
@@ -739,12 +750,12 @@ requires(!std::is_convertible_v<Work, object>) auto block_on(Work&& work) {
 /// deadlock, and when the loop is not running (it would never run the awaitable);
 /// event_loop_closed when it is closed.
 template <class T = object> T block_on(object awaitable, task_locals locals) {
-    if (detail::loop_runs_here(*locals.bridge()))
-        throw std::logic_error("pyasio::block_on: called on the thread of the loop the awaitable "
-                               "runs on; waiting here would stop that loop (deadlock). Await it "
-                               "instead");
     {
-        gil_acquire gil;
+        gil_acquire gil; // NOTE: the GIL may have been released by the caller: ask with it
+        if (detail::loop_runs_here(*locals.bridge()))
+            throw std::logic_error("pyasio::block_on: called on the thread of the loop the "
+                                   "awaitable runs on; waiting here would stop that loop "
+                                   "(deadlock). Await it instead");
         object loop = locals.loop();
         if (!loop || call_method(loop, "is_closed").ptr() == Py_True)
             throw event_loop_closed("pyasio::block_on: the event loop is closed, so the "

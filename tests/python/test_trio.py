@@ -424,6 +424,9 @@ class RunAndBlockOn(unittest.TestCase):
     def test_block_on_a_trio_coroutine_from_a_worker_thread(self):
         async def double(x):
             await trio.sleep(0.001)
+            # NOTE: the context was captured on a trio worker thread, where sniffio names none
+            if anyio:
+                self.assertEqual(sniffio.current_async_library(), "trio")
             return 2 * x
 
         async def main():
@@ -431,6 +434,14 @@ class RunAndBlockOn(unittest.TestCase):
             return await trio.to_thread.run_sync(rt.block_on_awaitable, double(21), loop)
 
         self.assertEqual(trio.run(main), 42)
+
+    def test_run_until_complete_refuses_a_trio_loop(self):
+        async def main():
+            return rt.current_loop()
+
+        loop = trio.run(main)
+        with self.assertRaisesRegex(RuntimeError, "trio has no loop to run until a result"):
+            rt.run_cpp_until_complete(loop, lambda: None)
 
     def test_the_loop_of_a_finished_run(self):
         async def main():

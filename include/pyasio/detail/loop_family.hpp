@@ -43,9 +43,15 @@ namespace detail {
 inline constexpr const char* trio_source = R"PY(
 import collections.abc
 import contextvars
+import inspect
 import sys
 import traceback
 from asyncio import CancelledError, InvalidStateError
+
+try:
+    from sniffio import current_async_library_cvar as _library
+except ImportError:  # NOTE: trio needs sniffio; anyio and httpx read it
+    _library = None
 
 import trio
 from trio import lowlevel
@@ -116,11 +122,12 @@ class TrioLoop:
     def is_closed(self):
         return self._closed
 
-    def get_debug(self):
-        return False
-
-    def time(self):
-        return trio.current_time()
+    def _runs_here(self):
+        """Whether this thread runs the trio run (pyasio's loop_runs_here)."""
+        try:
+            return lowlevel.current_trio_token() is self._token
+        except RuntimeError:
+            return False
 
     async def _watch_the_end(self):
         try:
@@ -131,6 +138,10 @@ class TrioLoop:
     def _check_open(self):
         if self._closed:
             raise RuntimeError("pyasio: this trio run has finished (its trio.run returned)")
+        if not self._runs_here():
+            raise RuntimeError("pyasio: a trio run's loop used outside the run's thread (trio "
+                               "starts tasks only there); from another thread, name the loop "
+                               "in pyasio::task_locals and let pyasio hand the work over")
 
     def add_reader(self, fd, callback):
         self._check_open()
@@ -179,8 +190,12 @@ class TrioLoop:
 
     def create_task(self, awaitable, *, name=None, context=None):
         self._check_open()
-        return _TrioTask(self, awaitable, context if context is not None
-                         else contextvars.copy_context())
+        context = context if context is not None else contextvars.copy_context()
+        if _library is not None:
+            # NOTE: spawn_system_task names trio for sniffio in the spawner's context, not in
+            # the one given, which may come from a trio worker thread (where it is None)
+            context.run(_library.set, "trio")
+        return _TrioTask(self, awaitable, context)
 
 
 async def _run_main(start):
@@ -214,13 +229,14 @@ class TrioFuture:
     add_done_callback, ...), and those of a coroutine, so that nursery.start_soon(mod.f) takes
     it. A cancel scope that cancels the awaiting task cancels it, and so the C++ work."""
 
-    __slots__ = ("_loop", "_state", "_result", "_waiters", "_callbacks", "_steps",
+    __slots__ = ("_loop", "_state", "_result", "_traceback", "_waiters", "_callbacks", "_steps",
                  "__weakref__")
 
     def __init__(self, loop):
         self._loop = loop
         self._state = _PENDING
         self._result = None
+        self._traceback = None
         self._waiters = []
         self._callbacks = []
         self._steps = None
@@ -244,7 +260,7 @@ class TrioFuture:
         if self._state == _CANCELLED:
             raise CancelledError(*self._result)
         if isinstance(self._result, BaseException):
-            raise self._result
+            raise self._result.with_traceback(self._traceback)
         return self._result[0]
 
     def exception(self):
@@ -288,6 +304,7 @@ class TrioFuture:
             exception = exception()
         if not isinstance(exception, BaseException):
             raise TypeError("invalid exception object")
+        self._traceback = exception.__traceback__
         self._finish(_FINISHED, exception)
 
     def cancel(self, msg=None):
@@ -318,15 +335,26 @@ class TrioFuture:
         return self._steps.send(value)
 
     def throw(self, *args):
+        self._leave()
         if self._steps is None:  # thrown in before the start: raised here, and the work ends
             self.cancel()
             self._steps = _unstarted()
         return self._steps.throw(*args)
 
     def close(self):
+        self._leave()
         self.cancel()
         if self._steps is not None:
             self._steps.close()
+
+    def _leave(self):
+        # NOTE: the task stepping this coroutine no longer waits here: never reschedule it
+        try:
+            task = lowlevel.current_task()
+        except RuntimeError:
+            return
+        if task in self._waiters:
+            self._waiters.remove(task)
 
 
 collections.abc.Coroutine.register(TrioFuture)
@@ -353,6 +381,8 @@ class _TrioTask(TrioFuture):
     async def _run(self, awaitable):
         try:
             with self._scope:
+                # NOTE: cancelled before its first step, the coroutine never runs (as asyncio)
+                await lowlevel.checkpoint_if_cancelled()
                 result = await awaitable
                 TrioFuture.set_result(self, result)
                 return
@@ -364,6 +394,9 @@ class _TrioTask(TrioFuture):
             TrioFuture.set_exception(self, e)
             return
         finally:
+            if inspect.iscoroutine(awaitable) and \
+                    inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+                awaitable.close()  # never started: no "never awaited" warning
             del awaitable
         if not self.done():  # our scope caught its own cancellation
             TrioFuture.cancel(self)
@@ -416,14 +449,21 @@ struct loop_families {
 /// suites hide a package). GIL held.
 inline bool imported(const char* name) {
     PyObject* modules = PySys_GetObject("modules"); // borrowed
-    if (modules == nullptr)
+    if (modules == nullptr || !PyDict_Check(modules))
         return false;
-    object module = steal(PyMapping_GetItemString(modules, name));
-    if (!module) {
-        PyErr_Clear();
-        return false;
+    PyObject* module = PyDict_GetItemString(modules, name); // borrowed; no KeyError made
+    return module != nullptr && module != Py_None;
+}
+
+/// trio's side of the seam, made once (trio imported). GIL held.
+inline trio_family& made_trio(loop_families& f) {
+    if (!f.trio) {
+        // NOTE: making it runs Python, during which another thread may make it too: keep one
+        auto made = std::make_unique<trio_family>();
+        if (!f.trio)
+            f.trio = std::move(made);
     }
-    return !module.is_none();
+    return *f.trio;
 }
 
 /// The running loop of this thread: asyncio's, else that of the trio run in this thread (only
@@ -433,12 +473,9 @@ inline object running_loop_of_any_family() {
     object loop = call(f.asyncio_running_loop);
     if (!loop.is_none())
         return loop;
-    if (!f.trio) {
-        if (!imported("trio"))
-            return object();
-        f.trio = std::make_unique<trio_family>();
-    }
-    loop = call(f.trio->running_loop);
+    if (!f.trio && !imported("trio"))
+        return object();
+    loop = call(made_trio(f).running_loop);
     return loop.is_none() ? object() : loop;
 }
 
@@ -451,12 +488,11 @@ inline trio_family& trio_imported(const char* what) {
         if (!trio) {
             PyErr_Clear();
             throw std::runtime_error(std::string(what) +
-                                     ", but trio is not installed for this Python (Debian: "
-                                     "apt-get install python3-trio)");
+                                     ", but trio is not installed for this Python (pip install "
+                                     "trio; Debian: apt-get install python3-trio)");
         }
-        f.trio = std::make_unique<trio_family>();
     }
-    return *f.trio;
+    return made_trio(f);
 }
 
 /// The version of the seam this copy's TrioLoop speaks (its _pyasio_seam).
@@ -485,6 +521,14 @@ inline bool is_trio_loop(handle loop) {
     }
     (void)trio_imported("pyasio: a trio run's loop");
     return true;
+}
+
+/// Whether `loop` runs on this thread now: the running loop is it (asyncio), or this thread runs
+/// its trio run (whichever copy of pyasio made the TrioLoop). GIL held.
+inline bool runs_here(handle loop, handle running) {
+    if (running && running.ptr() == loop.ptr())
+        return true;
+    return running && is_trio_loop(loop) && call_method(loop, "_runs_here").ptr() == Py_True;
 }
 
 /// Whether `o` is an event loop: an asyncio.AbstractEventLoop, or a trio run's. GIL held.

@@ -44,7 +44,11 @@ inline int catch2_main(int argc, char** argv, run_options options = {}) {
                     detail::caught();
                     status = 1;
                 }
-                detail::call_soon_threadsafe(loop, set_result, handle(Py_None));
+                try {
+                    detail::call_soon_threadsafe(loop, set_result, handle(Py_None));
+                } catch (...) { // NOTE: the loop ended first (stopped or closed): none waits
+                    detail::caught();
+                }
             });
             return ended;
         },
