@@ -18,18 +18,32 @@ and the pure-Python floors, measured in the same run on the same loop:
   py_threadsafe_await_seq         a worker thread runs N coroutines on the loop in a row
                                   (run_coroutine_threadsafe(...).result()): the hand-written hop
   py_threadsafe_await_concurrent  the same, N submitted at once, then waited for
-the same workloads (the first five) on the hand-rolled pybind11 bridge, bench/pybind11_peer.cpp,
-when it was built (Debian: pybind11-dev): a worker pool that takes the GIL and calls
-loop.call_soon_threadsafe per completion, and run_coroutine_threadsafe for C++ awaiting Python;
-on 3.12 and later, every workload on the same module built on the limited API (abi3:
-pyasio_bench_abi3, Py_LIMITED_API=0x030C0000) beside the full-API build; and the memory of one
-operation in flight: the RSS growth with M `sleep_ms` in flight at once,
-divided by M (in a fresh interpreter, so that no freed memory is reused), beside the same for
-M pure-Python futures completed by `loop.call_later`.
+on trio, where trio is installed (python3-trio), the same pyasio workloads written the trio way
+(in a trio.run; trio has no gather, so gather_noop is a nursery of N tasks, each running
+noop()), against trio's own floors in the same run:
+  trio_threadsafe_seq         py_threadsafe_seq on trio: a worker thread completes each round trip
+                              with TrioToken.run_sync_soon(event.set), ping-pong
+  trio_from_thread_seq        the same with trio.from_thread.run_sync (the worker also waits
+                              for trio to have run it)
+  trio_to_thread_seq          N sequential `await trio.to_thread.run_sync(int)` (py_executor_seq)
+  trio_seq_task               N x (a nursery that runs one coro()) (py_seq_task)
+  trio_nursery_tasks          one nursery of N coro() tasks (py_gather_tasks)
+  trio_from_thread_await_seq  a worker thread runs N coroutines on the trio run in a row
+                              (trio.from_thread.run) (py_threadsafe_await_seq)
+the same workloads (the first five; asyncio and uvloop only) on the hand-rolled pybind11 bridge,
+bench/pybind11_peer.cpp, when it was built (Debian: pybind11-dev): a worker pool that takes the
+GIL and calls loop.call_soon_threadsafe per completion, and run_coroutine_threadsafe for C++
+awaiting Python; on 3.12 and later, every workload on the same module built on the limited API
+(abi3: pyasio_bench_abi3, Py_LIMITED_API=0x030C0000) beside the full-API build; and the memory
+of one operation in flight (asyncio and uvloop): the RSS growth with M `sleep_ms` in flight at
+once, divided by M (in a fresh interpreter, so that no freed memory is reused), beside the same
+for M pure-Python futures completed by `loop.call_later`.
 
 Usage (after building the CMake target pyasio_bench):
   python3 bench/future_into_py.py --module-dir BUILD/bench [--write docs/benchmarks.md]
---smoke runs everything with tiny counts and checks the results (used by the test command).
+--smoke runs everything with tiny counts and checks the results (used by the test command);
+--loops picks the loops (asyncio, uvloop, trio; default: every one installed), --inflight 0
+skips the memory figures, --json PATH writes every sample (bench/before_after.py reads it).
 """
 
 import argparse
@@ -57,11 +71,24 @@ TARGETS = {  # the issues' targets, as ratios measured in the same run
 FLOORS = {  # workloads without a target, shown against their pure-Python counterpart
     "await_concurrent_local": "py_gather_tasks",
 }
+TRIO_TARGETS = {  # issue 21's targets on trio, against trio's floors in the same run
+    "seq_noop": ("trio_threadsafe_seq", 1.0),
+    "gather_noop": ("trio_nursery_tasks", 1.5),
+}
+TRIO_FLOORS = {  # the other trio workloads, against their nearest trio floor
+    "seq_echo": "trio_threadsafe_seq",
+    "await_seq": "trio_threadsafe_seq",
+    "await_concurrent": "trio_nursery_tasks",
+    "await_seq_local": "trio_seq_task",
+    "await_concurrent_local": "trio_nursery_tasks",
+}
 PEER_WORKLOADS = ["seq_noop", "gather_noop", "seq_echo", "await_seq", "await_concurrent"]
 BYTES_TARGET = 1536
 ABI3_TARGET = 1.15  # the abi3 build's time per operation ÷ the full-API build's
 BEGIN = "<!-- bench/future_into_py.py: begin -->"
 END = "<!-- bench/future_into_py.py: end -->"
+TRIO_BEGIN = "<!-- bench/future_into_py.py trio: begin -->"  # trio's tables: a section of their own
+TRIO_END = "<!-- bench/future_into_py.py trio: end -->"
 
 
 @functools.lru_cache(maxsize=None)  # says once that uvloop is missing
@@ -75,6 +102,17 @@ def loop_factories():
     else:
         factories["uvloop"] = uvloop.new_event_loop
     return factories
+
+
+@functools.lru_cache(maxsize=None)  # says once that trio is missing
+def trio_module():
+    """trio, or None (with a note) where it is not installed."""
+    try:
+        import trio
+    except ImportError:
+        print("trio: not installed, trio column skipped (Debian: apt-get install python3-trio)")
+        return None
+    return trio
 
 
 def run_on(factory, coro):
@@ -221,6 +259,138 @@ async def py_threadsafe_await_concurrent(m, n):
     return await in_worker_thread(job)
 
 
+# --- the same on trio: each runs in a trio.run and returns seconds for n operations -------------
+# seq_noop, seq_echo and the await_* workloads above are written without asyncio: trio runs them
+# as they are (C++ awaiting Python starts py_noop as a trio system task). gather_noop is not.
+
+
+async def nursery_noop(m, n):
+    """gather_noop the trio way: one nursery of n tasks, each running noop() (what Python gets from
+    a pyasio function in a trio run is a coroutine, so start_soon takes the function itself), as
+    gather wraps each noop() in a task of its own."""
+    trio = trio_module()
+    t = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(m.noop)
+    return time.perf_counter() - t
+
+
+async def trio_nursery_tasks(m, n):
+    """py_gather_tasks on trio: one nursery of n py_noop() tasks."""
+    trio = trio_module()
+    t = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(py_noop)
+    return time.perf_counter() - t
+
+
+async def trio_threadsafe_seq(m, n):
+    """py_threadsafe_seq on trio. NOTE: TrioToken.run_sync_soon is the exact counterpart of
+    call_soon_threadsafe: the worker queues the callback and goes back to its queue at once (a
+    trio.Event is the future: Event() for create_future(), set for set_result, wait() for the
+    await). trio.from_thread.run_sync also blocks the worker until trio ran the callback:
+    trio_from_thread_seq."""
+    trio = trio_module()
+    token = trio.lowlevel.current_trio_token()
+    requests = queue.SimpleQueue()
+
+    def worker():
+        while (event := requests.get()) is not None:
+            token.run_sync_soon(event.set)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        t = time.perf_counter()
+        for _ in range(n):
+            event = trio.Event()
+            requests.put(event)
+            await event.wait()
+        return time.perf_counter() - t
+    finally:
+        requests.put(None)
+        thread.join()
+
+
+async def trio_from_thread_seq(m, n):
+    """trio_threadsafe_seq with trio's documented way in from a thread: from_thread.run_sync."""
+    trio = trio_module()
+    token = trio.lowlevel.current_trio_token()
+    requests = queue.SimpleQueue()
+
+    def worker():
+        while (event := requests.get()) is not None:
+            trio.from_thread.run_sync(event.set, trio_token=token)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        t = time.perf_counter()
+        for _ in range(n):
+            event = trio.Event()
+            requests.put(event)
+            await event.wait()
+        return time.perf_counter() - t
+    finally:
+        requests.put(None)
+        thread.join()
+
+
+async def trio_to_thread_seq(m, n):
+    """py_executor_seq on trio: n sequential trio.to_thread.run_sync(int)."""
+    trio = trio_module()
+    t = time.perf_counter()
+    for _ in range(n):
+        await trio.to_thread.run_sync(int)
+    return time.perf_counter() - t
+
+
+async def trio_seq_task(m, n):
+    """py_seq_task on trio (a task started and awaited, n times in a row): n nurseries in a row,
+    each running one py_noop() task."""
+    trio = trio_module()
+    t = time.perf_counter()
+    for _ in range(n):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(py_noop)
+    return time.perf_counter() - t
+
+
+async def trio_from_thread_await_seq(m, n):
+    """py_threadsafe_await_seq on trio: a worker thread runs n py_noop() on the run in a row with
+    trio.from_thread.run (the hand-written hop); the run polls for the thread's end as
+    in_worker_thread does."""
+    trio = trio_module()
+    token = trio.lowlevel.current_trio_token()
+
+    def job():
+        for _ in range(n):
+            trio.from_thread.run(py_noop, trio_token=token)
+
+    thread = threading.Thread(target=job)
+    t = time.perf_counter()
+    thread.start()
+    while thread.is_alive():
+        await trio.sleep(0.001)
+    thread.join()
+    return time.perf_counter() - t
+
+
+# NOTE: py_threadsafe_await_concurrent has no trio counterpart here: trio.from_thread.run blocks
+# its thread, so n at once would take n threads
+TRIO_WORKLOADS = [("seq_noop", seq_noop), ("gather_noop", nursery_noop), ("seq_echo", seq_echo),
+                  ("await_seq", await_seq), ("await_concurrent", await_concurrent),
+                  ("await_seq_local", await_seq_local),
+                  ("await_concurrent_local", await_concurrent_local),
+                  ("trio_threadsafe_seq", trio_threadsafe_seq),
+                  ("trio_from_thread_seq", trio_from_thread_seq),
+                  ("trio_to_thread_seq", trio_to_thread_seq), ("trio_seq_task", trio_seq_task),
+                  ("trio_nursery_tasks", trio_nursery_tasks),
+                  ("trio_from_thread_await_seq", trio_from_thread_await_seq)]
+
+
 WORKLOADS = [seq_noop, gather_noop, seq_echo, await_seq, await_concurrent, await_seq_local,
              await_concurrent_local, py_soon_gather, py_threadsafe_seq, py_executor_seq,
              py_seq_task, py_gather_tasks, py_threadsafe_await_seq, py_threadsafe_await_concurrent]
@@ -245,6 +415,32 @@ async def check_results(m, local=True):
         assert str(e) == "boom", e
     else:
         raise AssertionError("fail() did not raise")
+
+
+async def check_trio_results(m):
+    """check_results in a trio run, and the trio forms: a nursery whose tasks are pyasio calls,
+    and C++ awaiting coroutines that await trio."""
+    trio = trio_module()
+    await check_results(m)
+    echoed = []
+
+    async def echo_into(i):
+        echoed.append(await m.echo(i))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(3):
+            nursery.start_soon(m.noop)
+            nursery.start_soon(echo_into, i)
+    assert sorted(echoed) == [0, 1, 2], echoed
+    tasks = []
+
+    async def on_trio():
+        await trio.sleep(0)
+        tasks.append(trio.lowlevel.current_task())
+
+    assert await m.await_seq(on_trio, 2) == 2
+    assert await m.await_concurrent_local(on_trio, 2) == 2
+    assert len(tasks) == 4, tasks
 
 
 # --- memory per operation in flight (run in a fresh interpreter) --------------------------------
@@ -290,33 +486,61 @@ async def inflight_bytes(m, kind, count):
 
 
 def summarize(samples):
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "samples": samples}
+
+
+def spec(loop):
+    """What is measured on a loop: [(workload, function)], its targets and its floors."""
+    if loop == "trio":
+        return TRIO_WORKLOADS, TRIO_TARGETS, TRIO_FLOORS
+    return [(w.__name__, w) for w in WORKLOADS], TARGETS, FLOORS
+
+
+def runners(names=None):
+    """The loops to measure on (those in names, or every one installed): loop -> run(fn, *args),
+    which runs the coroutine function fn(*args) to its end on a new loop of that kind."""
+    found = {}
+    for name, factory in loop_factories().items():
+        found[name] = functools.partial(lambda factory, fn, *a: run_on(factory, fn(*a)), factory)
+    if names is None or "trio" in names:
+        trio = trio_module()
+        if trio is not None:
+            found["trio"] = trio.run
+    if names is not None:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise SystemExit("not installed: %s" % ", ".join(missing))
+        found = {n: found[n] for n in names}
+    return found
 
 
 def measure(args, m, peer, abi3):
-    factories = loop_factories()
     results = {}
-    runs = [(w.__name__, w, m) for w in WORKLOADS]
-    if peer is not None:
-        runs += [("peer_" + w.__name__, w, peer) for w in WORKLOADS if w.__name__ in PEER_WORKLOADS]
-    if abi3 is not None:
-        runs += [("abi3_" + w.__name__, w, abi3) for w in WORKLOADS if w.__name__ in OURS]
-    for name, factory in factories.items():
-        samples = {key: [] for key, _, _ in runs}
-        run_on(factory, check_results(m))
-        if peer is not None:
-            run_on(factory, check_results(peer, local=False))
+    for name, run in runners(args.loops).items():
+        workloads, _, _ = spec(name)
+        on_trio = name == "trio"
+        check = check_trio_results if on_trio else check_results
+        runs = [(key, w, m) for key, w in workloads]
+        if peer is not None and not on_trio:  # NOTE: the peer speaks asyncio only
+            runs += [("peer_" + key, w, peer) for key, w in workloads if key in PEER_WORKLOADS]
         if abi3 is not None:
-            run_on(factory, check_results(abi3))
+            runs += [("abi3_" + key, w, abi3) for key, w in workloads if key in OURS]
+        samples = {key: [] for key, _, _ in runs}
+        run(check, m)
+        if peer is not None and not on_trio:
+            run(check_results, peer, False)
+        if abi3 is not None:
+            run(check, abi3)
         for _ in range(args.repeat):  # interleaved, so that a slow moment hits every workload
             for key, w, module in runs:
-                seconds = run_on(factory, w(module, args.n))
+                seconds = run(w, module, args.n)
                 samples[key].append(seconds / args.n * 1e6)
         row = {k: summarize(v) for k, v in samples.items()}
         kinds = [("sleep_ms", "pyasio_bench"), ("py_call_later", "pyasio_bench")]
         if peer is not None:
             kinds.append(("sleep_ms", "pybind11_peer"))
-        for kind, module in kinds:
+        for kind, module in kinds if args.inflight > 0 and not on_trio else []:
             out = subprocess.run(
                 [sys.executable, __file__, "--module-dir", args.module_dir,
                  "--memory", name, kind, str(args.inflight), module],
@@ -339,39 +563,53 @@ def machine():
 
 
 def report(args, results):
-    lines = [
-        "Measured by `bench/future_into_py.py` on %s; %d operations per workload, median of %d "
-        "runs (interleaved), fastest and slowest in brackets; memory with %d operations in flight."
-        % (machine(), args.n, args.repeat, args.inflight), ""]
+    """The tables: {(begin, end): text}, asyncio's and uvloop's in this script's section of the
+    page, trio's in a section of its own (each only when measured)."""
+    sections = {}
     for loop, row in results.items():
+        markers = (TRIO_BEGIN, TRIO_END) if loop == "trio" else (BEGIN, END)
+        if markers not in sections:
+            sections[markers] = [
+                "Measured by `bench/future_into_py.py` on %s; %d operations per workload, median "
+                "of %d runs (interleaved), fastest and slowest in brackets%s."
+                % (machine(), args.n, args.repeat,
+                   "; memory with %d operations in flight" % args.inflight
+                   if args.inflight > 0 and loop != "trio" else ""), ""]
+        lines = sections[markers]
+        workloads, targets, floors = spec(loop)
         peer = "peer_seq_noop" in row
         abi3 = "abi3_seq_noop" in row
-        lines += ["### %s" % loop, "",
-                  "| workload | µs per op, median (min–max) | ratio to its floor | target |"
+        lines += ["### %s" % loop, ""]
+        if loop == "trio":
+            lines += ["trio %s: each workload in a `trio.run`; `gather_noop` is one nursery of %d "
+                      "tasks each running `noop()` (trio has no gather); no pybind11 peer (it "
+                      "speaks asyncio only) and no memory figures on trio."
+                      % (trio_module().__version__, args.n), ""]
+        lines += ["| workload | µs per op, median (min–max) | ratio to its floor | target |"
                   + (" pybind11 peer, µs per op | pyasio ÷ peer |" if peer else "")
                   + (" abi3 build, µs per op | abi3 ÷ full (target ≤ %.2f) |" % ABI3_TARGET
                      if abi3 else ""),
                   "|---|---|---|---|" + ("---|---|" if peer else "") + ("---|---|" if abi3 else "")]
-        for w in WORKLOADS:
-            s = row[w.__name__]
+        for name, _ in workloads:
+            s = row[name]
             ratio = target = ""
-            if w.__name__ in TARGETS:
-                floor, limit = TARGETS[w.__name__]
+            if name in targets:
+                floor, limit = targets[name]
                 r = s["median"] / row[floor]["median"]
                 ratio = "%.2f × `%s`" % (r, floor)
                 target = "≤ %.1f× %s" % (limit, "met" if r <= limit else "**missed**")
-            elif w.__name__ in FLOORS:
-                floor = FLOORS[w.__name__]
+            elif name in floors:
+                floor = floors[name]
                 ratio = "%.2f × `%s`" % (s["median"] / row[floor]["median"], floor)
             line = "| `%s` | %.2f (%.2f–%.2f) | %s | %s |" % (
-                w.__name__, s["median"], s["min"], s["max"], ratio, target)
+                name, s["median"], s["min"], s["max"], ratio, target)
             if peer:
-                p = row.get("peer_" + w.__name__)
+                p = row.get("peer_" + name)
                 line += (" %.2f (%.2f–%.2f) | %.2f |" % (p["median"], p["min"], p["max"],
                                                         s["median"] / p["median"])
                          if p else " | |")
             if abi3:
-                a = row.get("abi3_" + w.__name__)
+                a = row.get("abi3_" + name)
                 if a:
                     r = a["median"] / s["median"]
                     line += " %.2f (%.2f–%.2f) | %.2f %s |" % (
@@ -380,14 +618,16 @@ def report(args, results):
                 else:
                     line += " | |"
             lines.append(line)
-        b = row["bytes_sleep_ms"]
-        lines += ["", "Bytes per operation in flight: `sleep_ms` %.0f B (target ≤ %d B, %s); "
-                  "pure-Python floor (a future and a `call_later` timer) %.0f B."
-                  % (b, BYTES_TARGET, "met" if b <= BYTES_TARGET else "**missed**",
-                     row["bytes_py_call_later"])
-                  + (" The pybind11 peer's `sleep_ms`: %.0f B." % row["bytes_sleep_ms_peer"]
-                     if peer else ""), ""]
-    return "\n".join(lines)
+        lines.append("")
+        b = row.get("bytes_sleep_ms")
+        if b is not None:
+            lines += ["Bytes per operation in flight: `sleep_ms` %.0f B (target ≤ %d B, %s); "
+                      "pure-Python floor (a future and a `call_later` timer) %.0f B."
+                      % (b, BYTES_TARGET, "met" if b <= BYTES_TARGET else "**missed**",
+                         row["bytes_py_call_later"])
+                      + (" The pybind11 peer's `sleep_ms`: %.0f B." % row["bytes_sleep_ms_peer"]
+                         if peer else ""), ""]
+    return {markers: "\n".join(lines) for markers, lines in sections.items()}
 
 
 def pyplot():
@@ -449,6 +689,9 @@ def main():
     p.add_argument("--inflight", type=int, default=200_000, help="operations in flight at once")
     p.add_argument("--write", metavar="PAGE", help="replace this script's section of PAGE")
     p.add_argument("--smoke", action="store_true", help="tiny counts, results checked")
+    p.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop", "trio"],
+                   help="the loops to measure on (default: every one installed)")
+    p.add_argument("--json", metavar="PATH", help="also write every sample to PATH")
     p.add_argument("--memory", nargs=4, metavar=("LOOP", "KIND", "COUNT", "MODULE"),
                    help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -471,12 +714,17 @@ def main():
         pyasio_bench_abi3 = None
         print("pyasio_bench_abi3: not built (Python 3.12+ only), abi3 column skipped")
     if args.smoke:
-        args.n, args.repeat, args.inflight = 200, 1, 2000
-    text = report(args, measure(args, pyasio_bench, pybind11_peer, pyasio_bench_abi3))
-    print(text)
-    if args.write:
-        write_section(args.write, text)
-        print("wrote", args.write)
+        args.n, args.repeat, args.inflight = 200, 1, min(args.inflight, 2000)
+    results = measure(args, pyasio_bench, pybind11_peer, pyasio_bench_abi3)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "module": pyasio_bench.__file__, "n": args.n,
+                       "repeat": args.repeat, "results": results}, f)
+    for (begin, end), text in report(args, results).items():
+        print(text)
+        if args.write:
+            write_section(args.write, text, begin, end)
+            print("wrote", args.write, "between", begin, "and", end)
 
 
 if __name__ == "__main__":
