@@ -529,9 +529,10 @@ template <class Main> void run_new_loop(const run_options& options, bool outermo
 }
 
 /// pyasio::run's frame: registers the run and starts the interpreter, runs a new loop until the
-/// awaitable main(loop) returns is done (run_new_loop), calls after() (GIL held, the loop
-/// finished), then shuts down in order (in the outermost run only, once the runs nested in it
-/// have ended: the runtime it started and the interpreter a run started). Rethrows what failed.
+/// awaitable main(loop) returns is done (run_new_loop), calls after(done) (GIL held, the loop
+/// finished; done: the awaitable completed, nothing failed), then shuts down in order (in the
+/// outermost run only, once the runs nested in it have ended: the runtime it started and the
+/// interpreter a run started). Rethrows what failed.
 template <class Main, class After>
 void run_with(const run_options& options, Main main, After after) {
     refuse_run_on_a_runtime_thread();
@@ -554,7 +555,7 @@ void run_with(const run_options& options, Main main, After after) {
             failure = detail::caught();
         }
         try {
-            after();
+            after(!failure);
         } catch (...) {
             std::exception_ptr error = detail::caught();
             if (!failure)
@@ -632,9 +633,14 @@ inline object run_until_complete(handle loop, const object& awaitable) {
 template <class Main> auto run(Main&& main, run_options options = {}) {
     auto make = detail::as_main(std::forward<Main>(main));
     auto out = std::make_shared<detail::outcome<detail::main_result_t<decltype(make)>>>();
+    // NOTE: `out` is read only once main's future completed: an interrupted or failed run
+    // leaves main's coroutine to write it later, on a runtime thread
     detail::run_with(
         options, [&](handle) { return detail::main_awaitable(std::move(make), out); },
-        [&] { detail::render_message(out->error); });
+        [&](bool done) {
+            if (done)
+                detail::render_message(out->error);
+        });
     return out->take();
 }
 

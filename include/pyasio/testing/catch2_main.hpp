@@ -52,7 +52,7 @@ inline int catch2_main(int argc, char** argv, run_options options = {}) {
             });
             return ended;
         },
-        [&] { // NOTE: joined before the interpreter goes: the thread uses it to its end
+        [&](bool) { // NOTE: joined before the interpreter goes: the thread uses it to its end
             if (!session)
                 return;
             PyThreadState* saved = PyEval_SaveThread(); // it may need the GIL to end
