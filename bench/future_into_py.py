@@ -286,19 +286,17 @@ async def trio_nursery_tasks(m, n):
     return time.perf_counter() - t
 
 
-async def trio_threadsafe_seq(m, n):
-    """py_threadsafe_seq on trio. NOTE: TrioToken.run_sync_soon is the exact counterpart of
-    call_soon_threadsafe: the worker queues the callback and goes back to its queue at once (a
-    trio.Event is the future: Event() for create_future(), set for set_result, wait() for the
-    await). trio.from_thread.run_sync also blocks the worker until trio ran the callback:
-    trio_from_thread_seq."""
+async def trio_ping_pong(n, complete):
+    """n round trips in a row: a plain thread completes each with complete(token, event), and
+    the trio task awaits the event (a trio.Event is the future: Event() for create_future(), set
+    for set_result, wait() for the await)."""
     trio = trio_module()
     token = trio.lowlevel.current_trio_token()
     requests = queue.SimpleQueue()
 
     def worker():
         while (event := requests.get()) is not None:
-            token.run_sync_soon(event.set)
+            complete(token, event)
 
     thread = threading.Thread(target=worker)
     thread.start()
@@ -312,30 +310,20 @@ async def trio_threadsafe_seq(m, n):
     finally:
         requests.put(None)
         thread.join()
+
+
+async def trio_threadsafe_seq(m, n):
+    """py_threadsafe_seq on trio. NOTE: TrioToken.run_sync_soon is the exact counterpart of
+    call_soon_threadsafe: the worker queues the callback and goes back to its queue at once.
+    trio.from_thread.run_sync also blocks the worker until trio ran the callback:
+    trio_from_thread_seq."""
+    return await trio_ping_pong(n, lambda token, event: token.run_sync_soon(event.set))
 
 
 async def trio_from_thread_seq(m, n):
     """trio_threadsafe_seq with trio's documented way in from a thread: from_thread.run_sync."""
-    trio = trio_module()
-    token = trio.lowlevel.current_trio_token()
-    requests = queue.SimpleQueue()
-
-    def worker():
-        while (event := requests.get()) is not None:
-            trio.from_thread.run_sync(event.set, trio_token=token)
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    try:
-        t = time.perf_counter()
-        for _ in range(n):
-            event = trio.Event()
-            requests.put(event)
-            await event.wait()
-        return time.perf_counter() - t
-    finally:
-        requests.put(None)
-        thread.join()
+    return await trio_ping_pong(n, lambda token, event: trio_module().from_thread.run_sync(
+        event.set, trio_token=token))
 
 
 async def trio_to_thread_seq(m, n):

@@ -100,6 +100,18 @@ PYASIO_TEST_CASE("an async test case that never ends", "[.hangs]") {
     co_await forever.async_wait(asio::use_awaitable);
 }
 
+// Hidden: a plain test case that stops the harness's loop, which then closes while the session
+// still runs. ctest expects the harness to fail with the loop's error ("harness: a test case
+// that stops the loop ..."), not std::terminate (the session's last call found the loop closed).
+TEST_CASE("a test case that stops the harness's loop", "[.stops-loop]") {
+    {
+        pyasio::object loop = pyasio::default_task_locals()->loop();
+        pyasio::detail::call_soon_threadsafe(loop, pyasio::getattr(loop, "stop"));
+    }
+    pyasio::gil_release nogil; // NOTE: the loop closes meanwhile (no timing is asserted)
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
 PYASIO_TEST_CASE("into_stream: C++ reads a Python async generator, error at its item",
                  "[stream][harness]") {
     pyasio::async_function numbers(define("import asyncio\n"

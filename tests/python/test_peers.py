@@ -62,7 +62,27 @@ def finish(loop):
         loop.close()
 
 
-class LoopSetup:
+class CountedWork:
+    """The C++ work of one test, counted by tag (test_peers_trio.py's set-ups use it too)."""
+
+    def tag(self):
+        """A tag for the C++ work of one test (m.counts(tag) counts only that work)."""
+        return "%s.%s.%d" % (type(self).__name__, self._testMethodName, next(tags))
+
+    def assert_never_completed(self, tag):
+        """The tag's C++ work (a wait of LONG) was dropped: each wait that began ended
+        cancelled (none could have completed meanwhile), and none of them completes later."""
+        def settled():
+            c = m.counts(tag)
+            return "completed" in c or c.get("started", 0) == c.get("aborted", 0)
+
+        self.assertTrue(wait_until(settled), "a C++ wait that began never ended: %s"
+                        % m.counts(tag))
+        time.sleep(20 * MS)
+        self.assertNotIn("completed", m.counts(tag))
+
+
+class LoopSetup(CountedWork):
     """One loop set-up: the kind of loop, and how C++ threads wake it (chosen per loop at its
     first use by pyasio, so each run makes a fresh loop)."""
 
@@ -107,21 +127,6 @@ class LoopSetup:
 
         return self.run_loop(main())
 
-    def tag(self):
-        """A tag for the C++ work of one test (m.counts(tag) counts only that work)."""
-        return "%s.%s.%d" % (type(self).__name__, self._testMethodName, next(tags))
-
-    def assert_never_completed(self, tag):
-        """The tag's C++ work (a wait of LONG) was dropped: each wait that began ended
-        cancelled (none could have completed meanwhile), and none of them completes later."""
-        def settled():
-            c = m.counts(tag)
-            return "completed" in c or c.get("started", 0) == c.get("aborted", 0)
-
-        self.assertTrue(wait_until(settled), "a C++ wait that began never ended: %s"
-                        % m.counts(tag))
-        time.sleep(20 * MS)
-        self.assertNotIn("completed", m.counts(tag))
 
 
 async def py_sleep(duration):  # pyo3-asyncio's common::TEST_MOD

@@ -16,7 +16,6 @@ import contextvars
 import gc
 import inspect
 import io
-import itertools
 import random
 import sys
 import time
@@ -32,13 +31,11 @@ except ImportError:
 
 import _pyasio_peers_test as m
 import _pyasio_runtime_test as rt  # current_loop(): pyasio::get_current_loop()
+from test_peers import LONG, MS, CountedWork, wait_until
 
 needs_trio = unittest.skipIf(trio is None, "trio is not installed (Debian: python3-trio)")
 
-MS = 0.001  # what the peers' tests spend a second on
-LONG = 60.0  # a wait that only a cancellation ends within a test
 HANG_GUARD = 30.0  # seconds; only turns a hang into a failure
-tags = itertools.count()
 
 # The tests of test_peers.py that are not ported, and why (docs/peers.md says the same).
 NOT_APPLICABLE = {
@@ -51,17 +48,7 @@ NOT_APPLICABLE = {
 }
 
 
-def wait_until(predicate, timeout=10.0):
-    """Polls predicate (C++ work ends on other threads); False after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
-
-
-class TrioSetup:
+class TrioSetup(CountedWork):
     """One set-up: how C++ threads wake the trio run (chosen per run at pyasio's first use in
     it, and each trio.run is a new run)."""
 
@@ -92,22 +79,6 @@ class TrioSetup:
             sys.stderr.write(stderr.getvalue())  # shown, not swallowed
             self.assertEqual(unraisable, [], "errors were reported as unraisable")
             self.assertNotIn("pyasio: exception in callback", stderr.getvalue())
-
-    def tag(self):
-        """A tag for the C++ work of one test (m.counts(tag) counts only that work)."""
-        return "%s.%s.%d" % (type(self).__name__, self._testMethodName, next(tags))
-
-    def assert_never_completed(self, tag):
-        """The tag's C++ work (a wait of LONG) was dropped: each wait that began ended
-        cancelled, and none of them completes later."""
-        def settled():
-            c = m.counts(tag)
-            return "completed" in c or c.get("started", 0) == c.get("aborted", 0)
-
-        self.assertTrue(wait_until(settled), "a C++ wait that began never ended: %s"
-                        % m.counts(tag))
-        time.sleep(20 * MS)
-        self.assertNotIn("completed", m.counts(tag))
 
 
 async def trio_sleep(duration):  # pyo3-asyncio's common::TEST_MOD, on trio
