@@ -162,15 +162,23 @@ inline PyObject* vectorcall(PyObject* callable, PyObject* const* args, std::size
 #endif
 }
 
-/// The function `name` that Python source `code` defines (run in a namespace of its own, with the
-/// builtins). For the few helpers that must be Python functions.
-inline object python_function(const char* code, const char* name) {
+/// The namespace (a dict) that Python source `code` fills when run in a namespace of its own,
+/// with the builtins, as module "pyasio"; `filename` names it in tracebacks.
+inline object python_namespace(const char* code, const char* filename = "<pyasio>") {
     object globals = checked(PyDict_New());
-    if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0)
+    object module_name = checked(PyUnicode_FromString("pyasio"));
+    if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
+        PyDict_SetItemString(globals.ptr(), "__name__", module_name.ptr()) < 0)
         throw_error_already_set();
-    object compiled = checked(Py_CompileString(code, "<pyasio>", Py_file_input));
+    object compiled = checked(Py_CompileString(code, filename, Py_file_input));
     (void)checked(PyEval_EvalCode(compiled.ptr(), globals.ptr(), globals.ptr()));
-    return checked(PyMapping_GetItemString(globals.ptr(), name));
+    return globals;
+}
+
+/// The function `name` that Python source `code` defines (see python_namespace). For the few
+/// helpers that must be Python functions.
+inline object python_function(const char* code, const char* name) {
+    return checked(PyMapping_GetItemString(python_namespace(code).ptr(), name));
 }
 
 /// A new heap type from `spec`, deriving from `base` (or object). Every Python type of pyasio is

@@ -415,23 +415,13 @@ class _TrioTask(TrioFuture):
 
 /// The trio side of the seam, made once per interpreter on first use under trio.
 struct trio_family {
-    object ns = make();
+    object ns = python_namespace(trio_source, "<pyasio trio>");
     object running_loop = item("running_loop");
     object loop_type = item("TrioLoop");
-    object future_type = item("TrioFuture");
     object cancelled = getattr(import("trio"), "Cancelled");
     object run = item("run");
 
 private:
-    static object make() {
-        object ns = checked(PyDict_New());
-        if (PyDict_SetItemString(ns.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
-            PyDict_SetItemString(ns.ptr(), "__name__", to_python("pyasio").ptr()) < 0)
-            throw_error_already_set();
-        object code = checked(Py_CompileString(trio_source, "<pyasio trio>", Py_file_input));
-        (void)checked(PyEval_EvalCode(code.ptr(), ns.ptr(), ns.ptr()));
-        return ns;
-    }
     object item(const char* name) const { return checked(PyMapping_GetItemString(ns.ptr(), name)); }
 };
 
