@@ -9,6 +9,7 @@
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
+#include <pyasio/detail/await_step.hpp>
 #include <pyasio/detail/blocking_choice.hpp>
 #include <pyasio/detail/done_callback.hpp>
 #include <pyasio/detail/intrusive_stack.hpp>
@@ -609,26 +610,6 @@ private:
 };
 
 // --- the Python types ----------------------------------------------------------------------
-
-/// The exception instance that coroutine.throw(type[, value[, tb]]) or throw(instance) names.
-inline object thrown_exception(PyObject* args) {
-    PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
-    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &type, &value, &tb))
-        throw_error_already_set();
-    if (PyExceptionInstance_Check(type))
-        return borrow(type);
-    if (!PyExceptionClass_Check(type))
-        throw_error(PyExc_TypeError, "throw() takes an exception class or instance");
-    PyErr_SetObject(type, value == nullptr ? Py_None : value);
-    python_error e = python_error::fetch();
-    return borrow(e.value());
-}
-
-/// am_await of an object that is its own iterator (a coroutine-like object).
-inline PyObject* self_await(PyObject* o) {
-    Py_INCREF(o);
-    return o;
-}
 
 // pyasio.Future, what future_into_py returns while a loop runs: an asyncio.Future (so gather,
 // wait_for, shield and ensure_future take it as the future it is, with no task around it) that

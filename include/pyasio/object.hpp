@@ -163,9 +163,12 @@ inline PyObject* vectorcall(PyObject* callable, PyObject* const* args, std::size
 }
 
 /// The namespace (a dict) that Python source `code` fills when run in a namespace of its own,
-/// with the builtins, as module "pyasio"; `filename` names it in tracebacks.
-inline object python_namespace(const char* code, const char* filename = "<pyasio>") {
-    object globals = checked(PyDict_New());
+/// with the builtins, as module "pyasio"; `filename` names it in tracebacks. `globals`: a dict
+/// of names the code finds set (a new one when empty).
+inline object python_namespace(const char* code, const char* filename = "<pyasio>",
+                               object globals = object()) {
+    if (!globals)
+        globals = checked(PyDict_New());
     object module_name = checked(PyUnicode_FromString("pyasio"));
     if (PyDict_SetItemString(globals.ptr(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
         PyDict_SetItemString(globals.ptr(), "__name__", module_name.ptr()) < 0)

@@ -139,6 +139,119 @@ class PythonAwaitsCpp(unittest.TestCase):
         trio.run(main)
         self.assertTrue(wait_until(lambda: aborted_since(before) == 100))
 
+    def test_several_tasks_await_one_future(self):
+        before = cpp.stats()
+
+        async def main():
+            fut = cpp.sleep_ms(200)
+            got = []
+
+            async def wait(limit):
+                with trio.move_on_after(limit):
+                    got.append(await fut)
+
+            async with trio.open_nursery() as nursery:
+                for limit in (0.01, 60, 60):  # the first gives up; the others still wait
+                    nursery.start_soon(wait, limit)
+            return got, fut.cancelled()
+
+        got, cancelled = trio.run(main)
+        self.assertEqual(got, [None, None])
+        self.assertFalse(cancelled)
+        self.assertEqual(aborted_since(before), 0)
+
+    def test_the_last_awaiting_task_that_gives_up_cancels_the_work(self):
+        before = cpp.stats()
+
+        async def main():
+            fut = cpp.sleep_ms(60_000)
+
+            async def wait():
+                await fut
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(wait)
+                await trio.sleep(0.05)
+                nursery.cancel_scope.cancel()
+            return fut.cancelled()
+
+        self.assertTrue(trio.run(main))
+        self.assertTrue(wait_until(lambda: aborted_since(before) == 1))
+
+    def test_the_future_as_a_coroutine(self):
+        before = cpp.stats()
+
+        async def main():
+            closed = cpp.sleep_ms(60_000)
+            closed.close()  # as a nursery closes what it never started
+            thrown = cpp.sleep_ms(60_000)
+            with self.assertRaises(KeyError):
+                thrown.throw(KeyError("k"))
+            done = cpp.echo_int(4)
+            with self.assertRaises(StopIteration) as stop:
+                await trio.sleep(0.05)  # done by now
+                done.send(None)
+            with self.assertRaisesRegex(RuntimeError, "cannot reuse"):
+                done.send(None)
+            with self.assertRaisesRegex(TypeError, "non-None"):
+                cpp.echo_int(1).send(5)
+            return closed.cancelled(), thrown.cancelled(), stop.exception.value
+
+        self.assertEqual(trio.run(main), (True, True, 4))
+        self.assertTrue(wait_until(lambda: aborted_since(before) == 2))
+
+    def test_misuse_of_the_future(self):
+        async def main():
+            fut = cpp.sleep_ms(60_000)
+            with self.assertRaisesRegex(TypeError, "invalid exception object"):
+                fut.set_exception(42)
+            fut.set_exception(ValueError)  # a class: raised as ValueError()
+            with self.assertRaises(asyncio.InvalidStateError):
+                fut.set_result(1)
+            self.assertFalse(fut.cancel())
+            self.assertIsInstance(fut.exception(), ValueError)
+            with self.assertRaises(ValueError):
+                await fut
+            pending = type(fut)(fut.get_loop())
+            with self.assertRaisesRegex(asyncio.InvalidStateError, "not set"):
+                pending.result()
+            with self.assertRaisesRegex(asyncio.InvalidStateError, "not set"):
+                pending.exception()
+            self.assertEqual(pending.remove_done_callback(print), 0)
+            pending.add_done_callback(print)
+            pending.add_done_callback(print)
+            self.assertEqual(pending.remove_done_callback(print), 2)
+            self.assertTrue(pending.cancel("why"))
+            with self.assertRaisesRegex(asyncio.CancelledError, "why"):
+                pending.result()
+            with self.assertRaises(TypeError):
+                type(fut)()  # no loop
+
+        trio.run(main)
+
+    def test_without_trios_internal_wait_message(self):
+        # pyasio yields trio's WaitTaskRescheduled itself when it finds the class; otherwise it
+        # goes through the public wait_task_rescheduled. The second path, in a fresh process:
+        code = (
+            "import trio, trio._core._traps as traps\n"
+            "real = traps.WaitTaskRescheduled\n"
+            "traps.WaitTaskRescheduled = lambda abort: real(abort)  # not a class: not used\n"
+            "import _pyasio_async_test as cpp\n"
+            "async def main():\n"
+            "    assert await cpp.echo_int(7) == 7\n"
+            "    with trio.move_on_after(0.05) as scope:\n"
+            "        await cpp.sleep_ms(60_000)\n"
+            "    assert scope.cancelled_caught\n"
+            "    async with trio.open_nursery() as nursery:\n"
+            "        for _ in range(100):\n"
+            "            nursery.start_soon(cpp.noop)\n"
+            "trio.run(main)\n"
+            "print('ok')\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.stdout.strip(), "ok", out.stderr)
+
     def test_a_dropped_future_cancels_its_cpp_work(self):
         before = cpp.stats()
 

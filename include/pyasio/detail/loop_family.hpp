@@ -9,6 +9,7 @@
 #include <pyasio/config.hpp>
 
 #include <pyasio/convert.hpp>
+#include <pyasio/detail/trio_future.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/object.hpp>
 
@@ -46,7 +47,7 @@ import contextvars
 import inspect
 import sys
 import traceback
-from asyncio import CancelledError, InvalidStateError
+from asyncio import InvalidStateError
 
 try:
     from sniffio import current_async_library_cvar as _library
@@ -56,7 +57,6 @@ except ImportError:  # NOTE: trio needs sniffio; anyio and httpx read it
 import trio
 from trio import lowlevel
 
-_PENDING, _FINISHED, _CANCELLED = 0, 1, 2
 _current_loop = lowlevel.RunVar("pyasio.TrioLoop")
 
 
@@ -207,161 +207,9 @@ def run(start):
     return trio.run(_run_main, start)
 
 
-def _task_of(loop):
-    """The trio task awaiting a future of `loop`, with an error that says what to do."""
-    try:
-        token = lowlevel.current_trio_token()
-    except RuntimeError:
-        raise RuntimeError(
-            "pyasio: this future was made under trio.run (future_into_py called in a trio "
-            "task); await it in a task of that trio run, not under asyncio or outside any "
-            "event loop") from None
-    if token is not loop._token:
-        raise RuntimeError("pyasio: this future belongs to another trio run; await it in the "
-                           "run that made it")
-    return lowlevel.current_task()
-
-
-class TrioFuture:
-    """What Python awaits for C++ work under trio (pyasio::future_into_py in a trio run).
-
-    It has the methods of an asyncio.Future (done, cancelled, result, exception, cancel,
-    add_done_callback, ...), and those of a coroutine, so that nursery.start_soon(mod.f) takes
-    it. A cancel scope that cancels the awaiting task cancels it, and so the C++ work."""
-
-    __slots__ = ("_loop", "_state", "_result", "_traceback", "_waiters", "_callbacks", "_steps",
-                 "__weakref__")
-
-    def __init__(self, loop):
-        self._loop = loop
-        self._state = _PENDING
-        self._result = None
-        self._traceback = None
-        self._waiters = []
-        self._callbacks = []
-        self._steps = None
-
-    def __repr__(self):
-        state = ("pending", "finished", "cancelled")[self._state]
-        return "<pyasio.TrioFuture %s>" % state
-
-    def get_loop(self):
-        return self._loop
-
-    def done(self):
-        return self._state != _PENDING
-
-    def cancelled(self):
-        return self._state == _CANCELLED
-
-    def result(self):
-        if self._state == _PENDING:
-            raise InvalidStateError("Result is not set.")
-        if self._state == _CANCELLED:
-            raise CancelledError(*self._result)
-        if isinstance(self._result, BaseException):
-            raise self._result.with_traceback(self._traceback)
-        return self._result[0]
-
-    def exception(self):
-        if self._state == _PENDING:
-            raise InvalidStateError("Exception is not set.")
-        if self._state == _CANCELLED:
-            raise CancelledError(*self._result)
-        return self._result if isinstance(self._result, BaseException) else None
-
-    def add_done_callback(self, fn, *, context=None):
-        if context is None:
-            context = contextvars.copy_context()
-        if self._state == _PENDING:
-            self._callbacks.append((fn, context))
-        else:
-            self._loop.call_soon(fn, self, context=context)
-
-    def remove_done_callback(self, fn):
-        kept = [c for c in self._callbacks if c[0] != fn]
-        removed = len(self._callbacks) - len(kept)
-        self._callbacks = kept
-        return removed
-
-    def _finish(self, state, result):
-        if self._state != _PENDING:
-            raise InvalidStateError("invalid state")
-        self._state = state
-        self._result = result
-        waiters, self._waiters = self._waiters, []
-        for task in waiters:
-            lowlevel.reschedule(task)
-        callbacks, self._callbacks = self._callbacks, []
-        for fn, context in callbacks:
-            self._loop.call_soon(fn, self, context=context)
-
-    def set_result(self, result):
-        self._finish(_FINISHED, (result,))
-
-    def set_exception(self, exception):
-        if isinstance(exception, type):
-            exception = exception()
-        if not isinstance(exception, BaseException):
-            raise TypeError("invalid exception object")
-        self._traceback = exception.__traceback__
-        self._finish(_FINISHED, exception)
-
-    def cancel(self, msg=None):
-        if self._state != _PENDING:
-            return False
-        self._finish(_CANCELLED, () if msg is None else (msg,))
-        return True
-
-    def __await__(self):
-        if self._state == _PENDING:
-            task = _task_of(self._loop)
-            self._waiters.append(task)
-
-            def abort(raise_cancel):
-                # a cancel scope cancels the awaiting task: the future (and the C++ work) too
-                self._waiters.remove(task)
-                if not self._waiters:
-                    self.cancel()
-                return lowlevel.Abort.SUCCEEDED
-
-            yield from lowlevel.wait_task_rescheduled(abort).__await__()
-        return self.result()
-
-    # the coroutine methods: one await, stepped by whoever runs it
-    def send(self, value):
-        if self._steps is None:
-            self._steps = self.__await__()
-        return self._steps.send(value)
-
-    def throw(self, *args):
-        self._leave()
-        if self._steps is None:  # thrown in before the start: raised here, and the work ends
-            self.cancel()
-            self._steps = _unstarted()
-        return self._steps.throw(*args)
-
-    def close(self):
-        self._leave()
-        self.cancel()
-        if self._steps is not None:
-            self._steps.close()
-
-    def _leave(self):
-        # NOTE: the task stepping this coroutine no longer waits here: never reschedule it
-        try:
-            task = lowlevel.current_task()
-        except RuntimeError:
-            return
-        if task in self._waiters:
-            self._waiters.remove(task)
-
-
+# NOTE: TrioFuture, what Python awaits for C++ work (and the base of _TrioTask), is a C type
+# (detail/trio_future.hpp), set in this namespace before it runs
 collections.abc.Coroutine.register(TrioFuture)
-
-
-def _unstarted():
-    yield
 
 
 class _TrioTask(TrioFuture):
@@ -376,7 +224,8 @@ class _TrioTask(TrioFuture):
                                    name=getattr(awaitable, "__qualname__", "pyasio task"))
 
     def __repr__(self):
-        return "<pyasio task %s>" % ("pending", "finished", "cancelled")[self._state]
+        state = "cancelled" if self.cancelled() else "finished" if self.done() else "pending"
+        return "<pyasio task %s>" % state
 
     async def _run(self, awaitable):
         try:
@@ -402,7 +251,7 @@ class _TrioTask(TrioFuture):
             TrioFuture.cancel(self)
 
     def cancel(self, msg=None):
-        if self._state != _PENDING:
+        if self.done():
             return False
         self._scope.cancel()
         return True
@@ -415,14 +264,25 @@ class _TrioTask(TrioFuture):
 
 /// The trio side of the seam, made once per interpreter on first use under trio.
 struct trio_family {
-    object ns = python_namespace(trio_source, "<pyasio trio>");
+    object ns = python_namespace(trio_source, "<pyasio trio>", with_trio_future());
     object running_loop = item("running_loop");
     object loop_type = item("TrioLoop");
     object cancelled = getattr(import("trio"), "Cancelled");
     object run = item("run");
+    object closed = interned("_closed");
+    object last_loop;             // the loop running_loop_of_any_family found last,
+    unsigned long last_thread{0}; // on this thread
 
 private:
     object item(const char* name) const { return checked(PyMapping_GetItemString(ns.ptr(), name)); }
+    static object with_trio_future() {
+        object globals = checked(PyDict_New());
+        if (PyDict_SetItemString(
+                globals.ptr(), "TrioFuture",
+                reinterpret_cast<PyObject*>(per_interpreter<trio_future_types>().future)) < 0)
+            throw_error_already_set();
+        return globals;
+    }
 };
 
 /// Both families, per interpreter: asyncio's names, and trio's once trio is used.
@@ -465,8 +325,19 @@ inline object running_loop_of_any_family() {
         return loop;
     if (!f.trio && !imported("trio"))
         return object();
-    loop = call(made_trio(f).running_loop);
-    return loop.is_none() ? object() : loop;
+    trio_family& trio = made_trio(f);
+    // NOTE: a thread runs one trio run at a time, and the run's end closes its loop: the loop
+    // found last stands while it is open and this is its thread (no Python call)
+    unsigned long thread = PyThread_get_thread_ident();
+    if (trio.last_loop && trio.last_thread == thread &&
+        getattr(trio.last_loop, trio.closed).ptr() == Py_False)
+        return trio.last_loop;
+    loop = call(trio.running_loop);
+    if (loop.is_none())
+        return object();
+    trio.last_loop = loop;
+    trio.last_thread = thread;
+    return loop;
 }
 
 /// trio's side of the seam, importing trio; std::runtime_error `what` + how to install it when
@@ -535,6 +406,9 @@ inline bool is_event_loop(handle o) {
 /// A new future of `loop` that C++ completes: `asyncio_type(loop=loop)` on asyncio (pyasio.Future,
 /// an asyncio.Future that is also a coroutine), a pyasio.TrioFuture on trio. GIL held.
 inline object new_future(handle loop, handle asyncio_type) {
+    const loop_families& f = per_interpreter<loop_families>();
+    if (f.trio && Py_TYPE(loop.ptr()) == reinterpret_cast<PyTypeObject*>(f.trio->loop_type.ptr()))
+        return new_trio_future(loop); // NOTE: this copy's: no Python call
     if (is_trio_loop(loop))
         return call_method(loop, "create_future");
     PyObject* args[] = {nullptr, loop.ptr()};

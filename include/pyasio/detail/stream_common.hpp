@@ -4,10 +4,11 @@
 
 /// @file
 /// What both stream directions share (into_stream.hpp, stream_into_py.hpp): the names they
-/// call, one step of an await, the pending wait of the C++ side, and default_stream_window.
+/// call, the pending wait of the C++ side, and default_stream_window.
 
 #include <pyasio/config.hpp>
 
+#include <pyasio/detail/await_step.hpp>
 #include <pyasio/detail/ref_counted.hpp>
 #include <pyasio/error.hpp>
 #include <pyasio/into_future.hpp>
@@ -42,79 +43,12 @@ struct stream_names {
     object cancelled = interned("cancelled");
     object exception = interned("exception");
     object result = interned("result");
-    object throw_ = interned("throw");
-    object send = interned("send");
     object close = interned("close");
     object aclose = interned("aclose");
-    object value = interned("value");
 };
 
 inline std::exception_ptr operation_aborted() {
     return std::make_exception_ptr(std::system_error(asio::error::operation_aborted));
-}
-
-/// How one step of an await went.
-enum class resumed { yielded, returned, raised };
-
-/// One step of the iterator `it` of an await: send(sent) (null: None), or throw(thrown). `out`
-/// gets what it yielded (to pass up to the task) or returned (its result); when it raised, the
-/// Python error is set. GIL held.
-// NOTE: what the task sends is passed on: asyncio sends None, trio the outcome of what the
-// await yielded (wait_task_rescheduled unwraps it).
-inline resumed resume(handle it, PyObject* sent, PyObject* thrown, object& out) {
-    PyObject* r = nullptr;
-    if (sent == nullptr)
-        sent = Py_None;
-    if (thrown != nullptr) {
-        r = PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().throw_.ptr(),
-                                       thrown, nullptr);
-    } else {
-#if PY_VERSION_HEX >= 0x030A0000
-        PyObject* result = nullptr;
-        PySendResult s = PyIter_Send(it.ptr(), sent, &result);
-        out = steal(result);
-        return s == PYGEN_NEXT ? resumed::yielded
-                               : (s == PYGEN_RETURN ? resumed::returned : resumed::raised);
-#else
-        iternextfunc next = sent == Py_None ? slot_iternext(it.ptr()) : nullptr;
-        r = next != nullptr
-                ? next(it.ptr())
-                : PyObject_CallMethodObjArgs(it.ptr(), per_interpreter<stream_names>().send.ptr(),
-                                             sent, nullptr);
-#endif
-    }
-    if (r != nullptr) {
-        out = steal(r);
-        return resumed::yielded;
-    }
-    if (PyErr_Occurred() == nullptr) {
-        out = borrow(Py_None);
-        return resumed::returned;
-    }
-    if (!PyErr_ExceptionMatches(PyExc_StopIteration))
-        return resumed::raised;
-    python_error stop = python_error::fetch();
-    out = getattr(stop.value(), per_interpreter<stream_names>().value);
-    return resumed::returned;
-}
-
-/// The iterator of `await awaitable` (its __await__). GIL held.
-inline object await_iter(handle awaitable, const char* what) {
-    auto await = slot_await(awaitable.ptr());
-    if (await == nullptr)
-        throw type_error(std::string(what) + " returned a " + awaitable.type_name() +
-                         ", not an awaitable");
-    return checked(await(awaitable.ptr()));
-}
-
-/// Ends a C function that returns a value from an await: StopIteration(value). GIL held.
-inline PyObject* return_value(handle value) {
-    PyObject* stop = PyObject_CallFunctionObjArgs(PyExc_StopIteration, value.ptr(), nullptr);
-    if (stop != nullptr) {
-        PyErr_SetObject(PyExc_StopIteration, stop);
-        Py_DECREF(stop);
-    }
-    return nullptr;
 }
 
 /// One pending wait of a stream (a next() of the C++ consumer, or a write() of the C++
