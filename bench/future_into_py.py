@@ -28,6 +28,7 @@ noop()), against trio's own floors in the same run:
   trio_to_thread_seq          N sequential `await trio.to_thread.run_sync(int)` (py_executor_seq)
   trio_seq_task               N x (a nursery that runs one coro()) (py_seq_task)
   trio_nursery_tasks          one nursery of N coro() tasks (py_gather_tasks)
+  trio_nursery_checkpoints    the same, each task parking once (trio.lowlevel.checkpoint())
   trio_from_thread_await_seq  a worker thread runs N coroutines on the trio run in a row
                               (trio.from_thread.run) (py_threadsafe_await_seq)
 the same workloads (the first five; asyncio and uvloop only) on the hand-rolled pybind11 bridge,
@@ -75,6 +76,9 @@ TRIO_TARGETS = {  # issue 21's targets on trio, against trio's floors in the sam
     "seq_noop": ("trio_threadsafe_seq", 1.0),
     "gather_noop": ("trio_nursery_tasks", 1.5),
 }
+# A second floor beside the target's: what the same tasks cost when each parks once, as every
+# task that awaits C++ must (issue 21's floor for gather_noop never parks)
+ALSO = {"gather_noop": "trio_nursery_checkpoints", "await_concurrent": "trio_nursery_checkpoints"}
 TRIO_FLOORS = {  # the other trio workloads, against their nearest trio floor
     "seq_echo": "trio_threadsafe_seq",
     "await_seq": "trio_threadsafe_seq",
@@ -286,6 +290,22 @@ async def trio_nursery_tasks(m, n):
     return time.perf_counter() - t
 
 
+async def trio_nursery_checkpoints(m, n):
+    """trio_nursery_tasks whose tasks each park once: `await trio.lowlevel.checkpoint()` (the task
+    yields to trio's scheduler and is rescheduled), the least a task that waits for anything
+    costs. Every pyasio call parks its task until C++ answers."""
+    trio = trio_module()
+
+    async def park():
+        await trio.lowlevel.checkpoint()
+
+    t = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(park)
+    return time.perf_counter() - t
+
+
 async def trio_ping_pong(n, complete):
     """n round trips in a row: a plain thread completes each with complete(token, event), and
     the trio task awaits the event (a trio.Event is the future: Event() for create_future(), set
@@ -376,6 +396,7 @@ TRIO_WORKLOADS = [("seq_noop", seq_noop), ("gather_noop", nursery_noop), ("seq_e
                   ("trio_from_thread_seq", trio_from_thread_seq),
                   ("trio_to_thread_seq", trio_to_thread_seq), ("trio_seq_task", trio_seq_task),
                   ("trio_nursery_tasks", trio_nursery_tasks),
+                  ("trio_nursery_checkpoints", trio_nursery_checkpoints),
                   ("trio_from_thread_await_seq", trio_from_thread_await_seq)]
 
 
@@ -589,6 +610,8 @@ def report(args, results):
             elif name in floors:
                 floor = floors[name]
                 ratio = "%.2f × `%s`" % (s["median"] / row[floor]["median"], floor)
+            if loop == "trio" and name in ALSO and ALSO[name] in row:
+                ratio += "; %.2f × `%s`" % (s["median"] / row[ALSO[name]]["median"], ALSO[name])
             line = "| `%s` | %.2f (%.2f–%.2f) | %s | %s |" % (
                 name, s["median"], s["min"], s["max"], ratio, target)
             if peer:

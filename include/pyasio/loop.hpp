@@ -105,30 +105,6 @@ class task_locals;
 namespace detail {
 struct task_locals_access;
 
-/// What a weak reference points to, or an empty object once it died. Needs the GIL.
-inline object weak_target(handle weakref) {
-#if PYASIO_DETAIL_API_VERSION >= 0x030D0000
-    PyObject* target = nullptr;
-    if (PyWeakref_GetRef(weakref.ptr(), &target) < 0)
-        throw_error_already_set();
-    return steal(target);
-#else
-    // NOTE: deprecated from 3.13 on, which an abi3 build for 3.12 may see in its headers; it stays
-    // in the stable ABI
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-#endif
-    PyObject* target = PyWeakref_GetObject(weakref.ptr()); // borrowed
-#if defined(__GNUC__) || defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-    if (target == nullptr)
-        throw_error_already_set();
-    return target == Py_None ? object() : borrow(target);
-#endif
-}
-
 /// loop.call_soon_threadsafe(fn, *args), called from a Python function (made once per
 /// interpreter): every call_soon_threadsafe of pyasio goes through it.
 // NOTE: a runtime thread has no Python frame, and uvloop before 0.18 in debug mode (python -X dev)

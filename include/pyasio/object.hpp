@@ -184,6 +184,37 @@ inline object python_function(const char* code, const char* name) {
     return checked(PyMapping_GetItemString(python_namespace(code).ptr(), name));
 }
 
+/// What a weak reference points to, or an empty object once it died. Needs the GIL.
+inline object weak_target(handle weakref) {
+#if PYASIO_DETAIL_API_VERSION >= 0x030D0000
+    PyObject* target = nullptr;
+    if (PyWeakref_GetRef(weakref.ptr(), &target) < 0)
+        throw_error_already_set();
+    return steal(target);
+#else
+    // NOTE: deprecated from 3.13 on, which an abi3 build for 3.12 may see in its headers; it stays
+    // in the stable ABI
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    PyObject* target = PyWeakref_GetObject(weakref.ptr()); // borrowed
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+    if (target == nullptr)
+        throw_error_already_set();
+    return target == Py_None ? object() : borrow(target);
+#endif
+}
+
+/// tp_new of the types whose instances only pyasio makes (Python code gets them from pyasio).
+inline PyObject* refuse_new(PyTypeObject* type, PyObject*, PyObject*) {
+    PyErr_Format(PyExc_TypeError, "cannot create %S instances: pyasio makes them",
+                 reinterpret_cast<PyObject*>(type));
+    return nullptr;
+}
+
 /// A new heap type from `spec`, deriving from `base` (or object). Every Python type of pyasio is
 /// made by this one call, in the full and the limited API.
 inline PyTypeObject* make_type(PyType_Spec& spec, handle base = handle()) {

@@ -291,6 +291,12 @@ class OnUvloop(FutureIntoPy, unittest.TestCase):
 
 
 class WithoutRunningLoop(unittest.TestCase):
+    def test_the_lazy_future_type_makes_no_instances(self):
+        lazy = m.echo_int(1)  # no loop runs: a pyasio.LazyFuture
+        with self.assertRaisesRegex(TypeError, "cannot create"):
+            type(lazy)()
+        lazy.close()
+
     def test_the_coroutine_methods_refuse_what_is_not_a_future(self):
         # pyasio.Future's send/throw/close come from a base class of their own, which Python
         # code can reach: on anything but a pyasio.Future they raise, never crash.

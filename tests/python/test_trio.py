@@ -11,6 +11,7 @@ import threading
 import time
 import unittest
 import warnings
+import weakref
 
 try:
     import trio
@@ -227,6 +228,40 @@ class PythonAwaitsCpp(unittest.TestCase):
                 pending.result()
             with self.assertRaises(TypeError):
                 type(fut)()  # no loop
+            with self.assertRaisesRegex(TypeError, "StopIteration"):
+                type(fut)(fut.get_loop()).set_exception(StopIteration(1))
+            bare = type(fut).__new__(type(fut))  # never initialised: no loop
+            bare.add_done_callback(print)
+            with self.assertRaisesRegex(RuntimeError, "has no loop"):
+                bare.cancel()
+            with self.assertRaisesRegex(TypeError, "cannot create"):
+                type(type(fut)(fut.get_loop()).__await__())()
+            self.assertIs(weakref.ref(fut)(), fut)
+
+            # a callback whose __eq__ completes the future and changes its callbacks
+            other = type(fut)(fut.get_loop())
+
+            class Meddler:
+                busy = False
+
+                def __eq__(self, x):
+                    if not Meddler.busy:
+                        Meddler.busy = True
+                        other.add_done_callback(print)
+                        other.remove_done_callback(print)
+                        other.set_result(None)
+                    return False
+
+                __hash__ = object.__hash__
+
+                def __call__(self, fut):
+                    pass
+
+            other.add_done_callback(Meddler())
+            other.add_done_callback(Meddler())
+            other.add_done_callback(Meddler())
+            self.assertEqual(other.remove_done_callback(print), 0)
+            self.assertTrue(other.done())
 
         trio.run(main)
 

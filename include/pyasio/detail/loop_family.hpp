@@ -69,8 +69,11 @@ def running_loop():
     loop = _current_loop.get(None)
     if loop is None:
         loop = TrioLoop(token)
+        try:
+            lowlevel.spawn_system_task(loop._watch_the_end, name="pyasio: the end of the run")
+        except RuntimeError:  # NOTE: the run is ending (its system nursery takes no more tasks)
+            loop._closed = True
         _current_loop.set(loop)
-        lowlevel.spawn_system_task(loop._watch_the_end, name="pyasio: the end of the run")
     return loop
 
 
@@ -270,8 +273,8 @@ struct trio_family {
     object cancelled = getattr(import("trio"), "Cancelled");
     object run = item("run");
     object closed = interned("_closed");
-    object last_loop;             // the loop running_loop_of_any_family found last,
-    unsigned long last_thread{0}; // on this thread
+    object last_loop;             // a weak reference to the loop running_loop_of_any_family
+    unsigned long last_thread{0}; // found last, and its thread
 
 private:
     object item(const char* name) const { return checked(PyMapping_GetItemString(ns.ptr(), name)); }
@@ -327,15 +330,18 @@ inline object running_loop_of_any_family() {
         return object();
     trio_family& trio = made_trio(f);
     // NOTE: a thread runs one trio run at a time, and the run's end closes its loop: the loop
-    // found last stands while it is open and this is its thread (no Python call)
+    // found last stands while it lives, is open and this is its thread (no Python call). Held
+    // weakly: a finished run's loop goes with the run (and its bridge with it).
     unsigned long thread = PyThread_get_thread_ident();
-    if (trio.last_loop && trio.last_thread == thread &&
-        getattr(trio.last_loop, trio.closed).ptr() == Py_False)
-        return trio.last_loop;
+    if (trio.last_loop && trio.last_thread == thread) {
+        loop = weak_target(trio.last_loop);
+        if (loop && getattr(loop, trio.closed).ptr() == Py_False)
+            return loop;
+    }
     loop = call(trio.running_loop);
     if (loop.is_none())
         return object();
-    trio.last_loop = loop;
+    trio.last_loop = checked(PyWeakref_NewRef(loop.ptr(), nullptr));
     trio.last_thread = thread;
     return loop;
 }

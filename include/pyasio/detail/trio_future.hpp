@@ -13,8 +13,13 @@
 #include <pyasio/error.hpp>
 #include <pyasio/object.hpp>
 
+#include <cstddef>
 #include <tuple>
 #include <utility>
+
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h> // T_PYSSIZET, READONLY (Python.h has Py_T_PYSSIZET from 3.12 on)
+#endif
 
 PYASIO_NAMESPACE_BEGIN
 
@@ -67,6 +72,7 @@ struct trio_future_object {
     PyObject* context;      // its context
     PyObject* callbacks;    // [(fn, context)] of the others, or null
     PyObject* steps;        // the _TrioAwait of the future stepped as a coroutine, or null
+    PyObject* weakrefs;     // the weak references to it (tp_weaklistoffset)
     unsigned long thread;   // the thread of the trio run that made it
     int state;              // trio_future_state
 };
@@ -90,6 +96,9 @@ inline trio_await_object* as_trio_await(PyObject* o) noexcept {
 
 /// The types, per interpreter.
 struct trio_future_types {
+    // NOTE: first: the names exist whenever a future does (its methods look them up, which
+    // then cannot fail)
+    const trio_future_names& names = per_interpreter<trio_future_names>();
     PyTypeObject* future = make_future();
     PyTypeObject* await_ = make_await();
 
@@ -97,6 +106,15 @@ private:
     static PyTypeObject* make_future();
     static PyTypeObject* make_await();
 };
+
+/// The future's loop; a TrioFuture made without one (TrioFuture.__new__ alone) or cleared by
+/// the garbage collector has none: RuntimeError.
+inline handle trio_future_loop(trio_future_object* self) {
+    if (self->loop == nullptr)
+        throw_error(PyExc_RuntimeError, "pyasio.TrioFuture: this future has no loop (made "
+                                        "without TrioFuture(loop), or being collected)");
+    return handle(self->loop);
+}
 
 // --- completing ----------------------------------------------------------------------------
 
@@ -168,10 +186,15 @@ inline void trio_future_finish(trio_future_object* self, int state, object outco
     object old_traceback = steal(std::exchange(self->traceback, traceback.release()));
     object first = steal(std::exchange(self->waiter, nullptr));
     object more = steal(std::exchange(self->more_waiters, nullptr));
-    object callbacks = steal(std::exchange(self->callbacks, nullptr)); // NOTE: see below
+    object callbacks = steal(std::exchange(self->callbacks, nullptr));
+    // NOTE: one task that cannot be rescheduled (not parked: a bug) must not strand the others
     auto wake = [&](PyObject* a) {
-        if (PyObject* task = as_trio_await(a)->task)
-            (void)call(n.reschedule, handle(task));
+        PyObject* task = as_trio_await(a)->task;
+        PyObject* done =
+            task ? PyObject_CallFunctionObjArgs(n.reschedule.ptr(), task, nullptr) : nullptr;
+        if (done == nullptr && task != nullptr)
+            PyErr_WriteUnraisable(n.reschedule.ptr());
+        Py_XDECREF(done);
     };
     if (first)
         wake(first.ptr());
@@ -181,10 +204,10 @@ inline void trio_future_finish(trio_future_object* self, int state, object outco
     object context = steal(std::exchange(self->context, nullptr));
     handle me(reinterpret_cast<PyObject*>(self));
     if (callback)
-        call_method(handle(self->loop), n.call_soon, callback, me, kwarg("context", context));
+        call_method(trio_future_loop(self), n.call_soon, callback, me, kwarg("context", context));
     for (Py_ssize_t i = 0; callbacks && i < list_size(callbacks.ptr()); ++i) {
         PyObject* pair = list_item(callbacks.ptr(), i);
-        call_method(handle(self->loop), n.call_soon, handle(tuple_item(pair, 0)), me,
+        call_method(trio_future_loop(self), n.call_soon, handle(tuple_item(pair, 0)), me,
                     kwarg("context", handle(tuple_item(pair, 1))));
     }
 }
@@ -229,10 +252,14 @@ inline resumed trio_await_park(trio_await_object* a, object& out) {
     }
     // NOTE: a thread runs one trio run at a time: the one that made the future, unless that
     // one has finished (its loop is closed)
-    object closed = getattr(handle(fut->loop), n.closed);
-    if (fut->thread != PyThread_get_thread_ident() || closed.ptr() != Py_False)
+    if (fut->thread != PyThread_get_thread_ident())
         throw_error(PyExc_RuntimeError, "pyasio: this future belongs to another trio run; await "
                                         "it in the run that made it");
+    if (getattr(trio_future_loop(fut), n.closed).ptr() != Py_False)
+        throw_error(PyExc_RuntimeError,
+                    "pyasio: this future belongs to another trio run, one that has finished (or is "
+                    "finishing: its system tasks were cancelled); await it in the run that made "
+                    "it, while that run runs");
     handle abort(reinterpret_cast<PyObject*>(a));
     if (n.wait_message) {
         out = call(n.wait_message, abort);
@@ -259,8 +286,16 @@ inline resumed trio_await_park(trio_await_object* a, object& out) {
 /// One step of the await: the first parks the task (or ends at once, the future being done);
 /// the next (trio's outcome) ends it with the future's outcome. `out`: what to yield up, or the
 /// result; raised: the Python error is set. May throw.
+/// The await's future; none once the garbage collector cleared it: RuntimeError.
+inline void trio_await_check(trio_await_object* a) {
+    if (a->future == nullptr)
+        throw_error(PyExc_RuntimeError, "pyasio._TrioAwait: this await has no future (it is "
+                                        "being collected)");
+}
+
 inline resumed trio_await_step(PyObject* o, PyObject* arg, object& out) {
     auto* a = as_trio_await(o);
+    trio_await_check(a);
     if (a->stage == 2)
         throw_error(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
     if (a->stage == 0) {
@@ -337,6 +372,7 @@ inline PySendResult trio_await_am_send(PyObject* o, PyObject* arg, PyObject** re
 inline PyObject* trio_await_throw(PyObject* o, PyObject* args) {
     auto* a = as_trio_await(o);
     return entry_point([&]() -> object {
+        trio_await_check(a);
         object e = thrown_exception(args);
         object wait = borrow(a->wait);
         trio_await_end(a);
@@ -353,6 +389,7 @@ inline PyObject* trio_await_throw(PyObject* o, PyObject* args) {
 inline PyObject* trio_await_close(PyObject* o, PyObject*) {
     auto* a = as_trio_await(o);
     return entry_point([&] {
+        trio_await_check(a);
         object wait = borrow(a->wait);
         trio_await_end(a);
         trio_await_abandon(a);
@@ -366,6 +403,7 @@ inline PyObject* trio_await_close(PyObject* o, PyObject*) {
 inline PyObject* trio_await_abort(PyObject* o, PyObject*, PyObject*) {
     auto* a = as_trio_await(o);
     return entry_point([&]() -> object {
+        trio_await_check(a);
         trio_future_unlink(as_trio_future(a->future), o);
         trio_await_abandon(a);
         return per_interpreter<trio_future_names>().succeeded;
@@ -421,6 +459,7 @@ inline PyTypeObject* trio_future_types::make_await() {
         {Py_am_send, reinterpret_cast<void*>(trio_await_am_send)},
 #endif
         {Py_tp_call, reinterpret_cast<void*>(trio_await_abort)},
+        {Py_tp_new, reinterpret_cast<void*>(refuse_new)},
         {Py_tp_methods, methods},
         {Py_tp_doc, const_cast<char*>("One await of a pyasio.TrioFuture.")},
         {0, nullptr}
@@ -491,7 +530,7 @@ inline PyObject* trio_future_add_done_callback(PyObject* o, PyObject* args, PyOb
         const trio_future_names& n = per_interpreter<trio_future_names>();
         object ctx = context == Py_None ? call(n.copy_context) : borrow(context);
         if (self->state != trio_pending) {
-            call_method(handle(self->loop), n.call_soon, handle(fn), handle(o),
+            call_method(trio_future_loop(self), n.call_soon, handle(fn), handle(o),
                         kwarg("context", ctx));
             return;
         }
@@ -511,27 +550,38 @@ inline PyObject* trio_future_add_done_callback(PyObject* o, PyObject* args, PyOb
     });
 }
 
+// NOTE: a comparison runs Python (__eq__), which may complete the future or change its
+// callbacks: each is compared through references of our own, and the list kept is swapped in
+// only if the future still has the list compared.
 inline PyObject* trio_future_remove_done_callback(PyObject* o, PyObject* fn) {
     auto* self = as_trio_future(o);
-    Py_ssize_t removed = 0;
-    if (self->callback != nullptr) {
-        int same = PyObject_RichCompareBool(self->callback, fn, Py_EQ);
-        if (same < 0)
-            return nullptr;
-        if (same > 0) {
-            Py_CLEAR(self->callback);
-            Py_CLEAR(self->context);
-            removed = 1;
+    return entry_point([&] {
+        Py_ssize_t removed = 0;
+        if (object first = borrow(self->callback)) {
+            int same = PyObject_RichCompareBool(first.ptr(), fn, Py_EQ);
+            if (same < 0)
+                throw_error_already_set();
+            if (same > 0 && self->callback == first.ptr()) {
+                Py_CLEAR(self->callback);
+                Py_CLEAR(self->context);
+                removed = 1;
+            }
         }
-    }
-    for (Py_ssize_t i = self->callbacks ? list_size(self->callbacks) : 0; i-- > 0;) {
-        int same =
-            PyObject_RichCompareBool(tuple_item(list_item(self->callbacks, i), 0), fn, Py_EQ);
-        if (same < 0 || (same > 0 && PyList_SetSlice(self->callbacks, i, i + 1, nullptr) < 0))
-            return nullptr;
-        removed += same;
-    }
-    return PyLong_FromSsize_t(removed);
+        object compared = borrow(self->callbacks);
+        if (!compared)
+            return removed;
+        object kept = checked(PyList_New(0));
+        for (Py_ssize_t i = 0; i < list_size(compared.ptr()); ++i) {
+            object pair = borrow(list_item(compared.ptr(), i));
+            int same = PyObject_RichCompareBool(tuple_item(pair.ptr(), 0), fn, Py_EQ);
+            if (same < 0 || (same == 0 && PyList_Append(kept.ptr(), pair.ptr()) < 0))
+                throw_error_already_set();
+            removed += same;
+        }
+        if (self->callbacks == compared.ptr())
+            Py_DECREF(std::exchange(self->callbacks, kept.release()));
+        return removed;
+    });
 }
 
 inline PyObject* trio_future_set_result(PyObject* o, PyObject* value) {
@@ -545,6 +595,10 @@ inline PyObject* trio_future_set_exception(PyObject* o, PyObject* exception) {
             e = call(e);
         if (PyExceptionInstance_Check(e.ptr()) == 0)
             throw_error(PyExc_TypeError, "invalid exception object");
+        // NOTE: as asyncio.Future: the await that ends with it would return instead of raising
+        if (PyErr_GivenExceptionMatches(e.ptr(), PyExc_StopIteration) != 0)
+            throw_error(PyExc_TypeError, "StopIteration interacts badly with generators and "
+                                         "cannot be raised into a Future");
         object tb = steal(PyException_GetTraceback(e.ptr()));
         trio_future_finish(as_trio_future(o), trio_exception, std::move(e), std::move(tb));
     });
@@ -640,6 +694,8 @@ inline int trio_future_clear(PyObject* o) {
 
 inline void trio_future_dealloc(PyObject* o) {
     PyObject_GC_UnTrack(o);
+    if (as_trio_future(o)->weakrefs != nullptr)
+        PyObject_ClearWeakRefs(o);
     trio_future_clear(o);
     free_instance(o);
 }
@@ -665,7 +721,19 @@ inline PyTypeObject* trio_future_types::make_future() {
          "Raises the exception and cancels it (as a coroutine)."},
         {"close", trio_future_close, METH_NOARGS, "Cancels it (as a coroutine)."},
         {nullptr, nullptr, 0, nullptr}};
+#if PY_VERSION_HEX >= 0x030C0000
+    static PyMemberDef members[] = {{"__weaklistoffset__", Py_T_PYSSIZET,
+                                     offsetof(trio_future_object, weakrefs), Py_READONLY, nullptr},
+                                    {nullptr, 0, 0, 0, nullptr}};
+#elif PY_VERSION_HEX >= 0x03090000
+    static PyMemberDef members[] = {{"__weaklistoffset__", T_PYSSIZET,
+                                     offsetof(trio_future_object, weakrefs), READONLY, nullptr},
+                                    {nullptr, 0, 0, 0, nullptr}};
+#endif
     static PyType_Slot slots[] = {
+#if PY_VERSION_HEX >= 0x03090000
+        {Py_tp_members, members},
+#endif
         {Py_tp_init, reinterpret_cast<void*>(trio_future_init)},
         {Py_tp_new, reinterpret_cast<void*>(PyType_GenericNew)},
         {Py_tp_dealloc, reinterpret_cast<void*>(trio_future_dealloc)},
@@ -679,11 +747,17 @@ inline PyTypeObject* trio_future_types::make_future() {
                         "trio run): the methods of an asyncio.Future, and those of a coroutine. "
                         "A cancel scope that cancels the awaiting task cancels it, and so the C++ "
                         "work.")},
-        {0, nullptr}};
+        {0, nullptr}
+    };
     static PyType_Spec spec = {"pyasio.TrioFuture", sizeof(trio_future_object), 0,
                                Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
                                slots};
-    return make_type(spec);
+    PyTypeObject* type = make_type(spec);
+#if PY_VERSION_HEX < 0x03090000
+    // NOTE: 3.8's PyType_FromSpec does not read __weaklistoffset__ (and 3.8 has no abi3 build)
+    type->tp_weaklistoffset = offsetof(trio_future_object, weakrefs);
+#endif
+    return type;
 }
 
 /// A new TrioFuture of `loop` (a TrioLoop of this copy). GIL held.
