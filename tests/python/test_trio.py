@@ -185,8 +185,13 @@ class PythonAwaitsCpp(unittest.TestCase):
 
         async def main():
             closed = cpp.sleep_ms(60_000)
-            closed.close()  # as a nursery closes what it never started
             thrown = cpp.sleep_ms(60_000)
+            # both C++ waits have begun (a cancel before the start ends the work unrun)
+            with trio.move_on_after(60):  # a hang guard only
+                while cpp.stats()["started"] - before["started"] < 2:
+                    await trio.sleep(0.01)
+            await trio.sleep(0.05)
+            closed.close()  # as a nursery closes what it never started
             with self.assertRaises(KeyError):
                 thrown.throw(KeyError("k"))
             done = cpp.echo_int(4)
