@@ -337,9 +337,11 @@ inline PyObject* trio_await_slot(PyObject* o, PyObject* arg, object& returned) {
         translate_exception(detail::caught());
         return nullptr;
     }
+    if (r == resumed::yielded)
+        return out.release();
     if (r == resumed::returned)
         returned = std::move(out);
-    return r == resumed::yielded ? out.release() : nullptr;
+    return nullptr;
 }
 
 inline PyObject* trio_await_send(PyObject* o, PyObject* arg) {
