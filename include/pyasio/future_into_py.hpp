@@ -982,6 +982,7 @@ private:
             {Py_tp_iternext, reinterpret_cast<void*>(lazy_iternext)},
             {Py_am_await, reinterpret_cast<void*>(self_await)},
             {Py_tp_new, reinterpret_cast<void*>(refuse_new)},
+            {Py_tp_getset, coroutine_names},
             {Py_tp_methods, methods},
             {Py_tp_doc, const_cast<char*>(
                             "A C++ operation that starts on the event loop that first awaits it.")},

@@ -239,6 +239,14 @@ class PythonAwaitsCpp(unittest.TestCase):
             bare.add_done_callback(print)
             with self.assertRaisesRegex(RuntimeError, "has no loop"):
                 bare.cancel()
+            with self.assertRaisesRegex(RuntimeError, "has no loop"):
+                await type(fut).__new__(type(fut))
+            with self.assertRaisesRegex(TypeError, "must be the pyasio.TrioLoop"):
+                type(fut)(None)
+            other_loop = asyncio.new_event_loop()
+            with self.assertRaisesRegex(TypeError, "must be the pyasio.TrioLoop"):
+                type(fut)(other_loop)
+            other_loop.close()
             with self.assertRaisesRegex(TypeError, "cannot create"):
                 type(type(fut)(fut.get_loop()).__await__())()
             self.assertIs(weakref.ref(fut)(), fut)
@@ -644,6 +652,17 @@ class Misuse(unittest.TestCase):
         trio_future_pending = kept[-1]
         with self.assertRaisesRegex(RuntimeError, "made under trio.run.*not under asyncio"):
             asyncio.run(under_asyncio())
+
+    def test_a_call_passed_where_the_function_belongs(self):
+        # trio's own error, naming the mistake (a future or LazyFuture has a coroutine's names)
+        async def main():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(cpp.echo_int(1))
+
+        with self.assertRaisesRegex(TypeError, "expecting an async function"):
+            trio.run(main)
+        with self.assertRaisesRegex(TypeError, "expecting an async function"):
+            trio.run(cpp.echo_int(2))  # made outside the run: a LazyFuture
 
     def test_a_trio_future_awaited_in_another_run(self):
         kept = []

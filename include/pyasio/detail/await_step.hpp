@@ -45,6 +45,18 @@ inline PyObject* self_await(PyObject* o) {
     return o;
 }
 
+/// __name__ and __qualname__ of pyasio's coroutine-like objects, as a coroutine has them: trio
+/// names the function in its error for a call passed where the function belongs
+/// (nursery.start_soon(mod.f(x))).
+inline PyObject* coroutine_name(PyObject*, void*) {
+    return PyUnicode_FromString("<C++ function>");
+}
+
+/// The getset of __name__ and __qualname__ (Py_tp_getset).
+inline PyGetSetDef coroutine_names[] = {{"__name__", coroutine_name, nullptr, nullptr, nullptr},
+                                        {"__qualname__", coroutine_name, nullptr, nullptr, nullptr},
+                                        {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
 /// How one step of an await went.
 enum class resumed { yielded, returned, raised };
 

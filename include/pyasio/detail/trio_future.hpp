@@ -252,10 +252,11 @@ inline resumed trio_await_park(trio_await_object* a, object& out) {
     }
     // NOTE: a thread runs one trio run at a time: the one that made the future, unless that
     // one has finished (its loop is closed)
+    handle loop = trio_future_loop(fut);
     if (fut->thread != PyThread_get_thread_ident())
         throw_error(PyExc_RuntimeError, "pyasio: this future belongs to another trio run; await "
                                         "it in the run that made it");
-    if (getattr(trio_future_loop(fut), n.closed).ptr() != Py_False)
+    if (getattr(loop, n.closed).ptr() != Py_False)
         throw_error(PyExc_RuntimeError,
                     "pyasio: this future belongs to another trio run, one that has finished (or is "
                     "finishing: its system tasks were cancelled); await it in the run that made "
@@ -479,6 +480,17 @@ inline int trio_future_init(PyObject* o, PyObject* args, PyObject* kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:TrioFuture", const_cast<char**>(keywords),
                                      &loop))
         return -1;
+    // NOTE: the loop of a trio run (any copy's TrioLoop): its futures need its run and thread
+    object seam =
+        steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(loop)), "_pyasio_seam"));
+    if (!seam || PyLong_Check(seam.ptr()) == 0 || PyLong_AsLong(seam.ptr()) != 1) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "pyasio.TrioFuture(loop): loop must be the pyasio.TrioLoop of a trio run "
+                     "(fut.get_loop() of a future of that run), not %R",
+                     reinterpret_cast<PyObject*>(Py_TYPE(loop)));
+        return -1;
+    }
     auto* self = as_trio_future(o);
     Py_INCREF(loop);
     Py_XDECREF(std::exchange(self->loop, loop));
@@ -733,6 +745,7 @@ inline PyTypeObject* trio_future_types::make_future() {
                                     {nullptr, 0, 0, 0, nullptr}};
 #endif
     static PyType_Slot slots[] = {
+        {Py_tp_getset, coroutine_names},
 #if PY_VERSION_HEX >= 0x03090000
         {Py_tp_members, members},
 #endif
