@@ -208,8 +208,13 @@ class PythonAwaitsCpp(unittest.TestCase):
         self.assertTrue(wait_until(lambda: aborted_since(before) == 2))
 
     def test_misuse_of_the_future(self):
+        before = cpp.stats()
+
         async def main():
             fut = cpp.sleep_ms(60_000)
+            with trio.move_on_after(60):  # a hang guard only: the C++ wait has begun
+                while cpp.stats()["started"] == before["started"]:
+                    await trio.sleep(0.01)
             with self.assertRaisesRegex(TypeError, "invalid exception object"):
                 fut.set_exception(42)
             fut.set_exception(ValueError)  # a class: raised as ValueError()
@@ -277,6 +282,9 @@ class PythonAwaitsCpp(unittest.TestCase):
             self.assertTrue(other.done())
 
         trio.run(main)
+        # NOTE: the C++ wait that set_exception cancelled may end after the run: here, not in a
+        # later test that counts aborts
+        self.assertTrue(wait_until(lambda: aborted_since(before) == 1))
 
     def test_without_trios_internal_wait_message(self):
         # pyasio yields trio's WaitTaskRescheduled itself when it finds the class; otherwise it
