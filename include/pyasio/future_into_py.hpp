@@ -931,10 +931,7 @@ inline int lazy_traverse(PyObject* o, visitproc visit, void* arg) {
     auto* self = reinterpret_cast<lazy_object*>(o);
     Py_VISIT(self->future);
     Py_VISIT(self->callbacks);
-#if PY_VERSION_HEX >= 0x03090000
-    Py_VISIT(Py_TYPE(o));
-#endif
-    return 0;
+    return visit_instance_type(o, visit, arg);
 }
 
 inline int lazy_clear(PyObject* o) {

@@ -82,6 +82,19 @@ inline void free_instance(PyObject* self) noexcept {
     Py_DECREF(type);
 }
 
+/// tp_traverse's visit of the reference an instance of one of pyasio's heap types holds to its
+/// type (from 3.9 on a heap type's traverse must visit it; 3.8's subtype_traverse does).
+inline int visit_instance_type(PyObject* self, visitproc visit, void* arg) {
+#if PY_VERSION_HEX >= 0x03090000
+    Py_VISIT(Py_TYPE(self));
+#else
+    (void)self;
+    (void)visit;
+    (void)arg;
+#endif
+    return 0;
+}
+
 // --- tuples and lists: the macros of the full API, functions in the limited API ---------------
 
 /// The size of a tuple.

@@ -418,10 +418,7 @@ inline int trio_await_traverse(PyObject* o, visitproc visit, void* arg) {
     Py_VISIT(a->future);
     Py_VISIT(a->task);
     Py_VISIT(a->wait);
-#if PY_VERSION_HEX >= 0x03090000
-    Py_VISIT(Py_TYPE(o));
-#endif
-    return 0;
+    return visit_instance_type(o, visit, arg);
 }
 
 inline int trio_await_clear(PyObject* o) {
@@ -686,10 +683,7 @@ inline int trio_future_traverse(PyObject* o, visitproc visit, void* arg) {
     Py_VISIT(self->context);
     Py_VISIT(self->callbacks);
     Py_VISIT(self->steps);
-#if PY_VERSION_HEX >= 0x03090000
-    Py_VISIT(Py_TYPE(o));
-#endif
-    return 0;
+    return visit_instance_type(o, visit, arg);
 }
 
 inline int trio_future_clear(PyObject* o) {
