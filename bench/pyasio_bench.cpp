@@ -12,12 +12,19 @@
 #include <asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <tuple>
+
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#include <unistd.h>
+#endif
 
 namespace {
 using pyasio::handle;
@@ -167,8 +174,76 @@ PyObject* sum_stream(PyObject*, PyObject* args) {
     });
 }
 
+#if defined(__linux__)
+/// One eventfd, closed with its owner.
+class event_fd {
+public:
+    event_fd() : fd_(::eventfd(0, EFD_CLOEXEC)) {
+        if (fd_ < 0)
+            throw std::system_error(errno, std::generic_category(), "eventfd");
+    }
+    ~event_fd() { ::close(fd_); }
+    event_fd(const event_fd&) = delete;
+    event_fd& operator=(const event_fd&) = delete;
+    void signal() const {
+        std::uint64_t one = 1;
+        while (::write(fd_, &one, sizeof one) < 0)
+            if (errno != EINTR)
+                throw std::system_error(errno, std::generic_category(), "write");
+    }
+    void wait() const { // blocks until signalled, and takes the signal
+        std::uint64_t value = 0;
+        while (::read(fd_, &value, sizeof value) < 0)
+            if (errno != EINTR)
+                throw std::system_error(errno, std::generic_category(), "read");
+    }
+
+private:
+    int fd_;
+};
+#endif
+
+/// eventfd_ping_pong(n): seconds for n round trips between this thread and a second C++ thread
+/// through two eventfds (each side blocks in read until the other writes), GIL released: the
+/// floor of a cross-thread round trip (two thread wakes), which seq_noop also makes.
+PyObject* eventfd_ping_pong(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        long n = pyasio::from_python<long>(handle(arg));
+        if (n < 0)
+            throw std::invalid_argument("eventfd_ping_pong: n must be 0 or more");
+#if defined(__linux__)
+        event_fd ping;
+        event_fd pong;
+        double seconds = 0;
+        {
+            pyasio::gil_release nogil;
+            std::thread other([&] {
+                for (long i = 0; i < n; ++i) {
+                    ping.wait();
+                    pong.signal();
+                }
+            });
+            auto start = std::chrono::steady_clock::now();
+            for (long i = 0; i < n; ++i) {
+                ping.signal();
+                pong.wait();
+            }
+            seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            other.join();
+        }
+        return seconds;
+#else
+        throw std::logic_error("eventfd_ping_pong: eventfds are Linux's");
+#endif
+    });
+}
+
 PyMethodDef methods[] = {
     {"noop", noop, METH_NOARGS, "noop(): completes with None on the runtime."},
+    {"eventfd_ping_pong", eventfd_ping_pong, METH_O,
+     "eventfd_ping_pong(n): seconds for n round trips between two C++ threads through two "
+     "eventfds."},
     {"echo", echo, METH_O, "echo(x): completes with x on the runtime."},
     {"sleep_ms", sleep_ms, METH_O, "sleep_ms(ms): waits on an Asio steady_timer."},
     {"spin", spin, METH_O, "spin(us): keeps a runtime thread busy for us microseconds."},

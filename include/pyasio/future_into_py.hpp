@@ -194,9 +194,12 @@ public:
         release();
     }
 
-    /// Python side: the future is done (completed by us, cancelled, or completed by someone
-    /// else). Loop thread, GIL held.
-    void on_done() noexcept override { request_cancel(); }
+    /// Python side: the future is done (cancelled, or completed by someone else; for a future
+    /// with a done callback, also completed by us). Loop thread, GIL held.
+    void on_done() noexcept override {
+        ended_by_python_ = true;
+        request_cancel();
+    }
 
     /// Python side: the done callback died (with its future). Loop thread, GIL held.
     void on_gone() noexcept override {
@@ -206,9 +209,12 @@ public:
         release();
     }
 
-    void bind_python(PyObject* operation, PyObject* future) noexcept {
+    /// `operation` (our pyasio._DoneCallback) sits in `future`'s operation slot (`in_slot`, a
+    /// pyasio.Future of this copy) or is its done callback (any other future).
+    void bind_python(PyObject* operation, PyObject* future, bool in_slot) noexcept {
         operation_ = operation;
         future_ = future;
+        in_slot_ = in_slot;
     }
 
     asio::cancellation_signal& signal() noexcept { return signal_; }
@@ -276,67 +282,10 @@ protected:
     virtual object result_to_python() = 0;
 
 private:
-    void complete() {
-        if (operation_ == nullptr)
-            return; // the future was collected: nobody waits for the result
-        // NOTE: removing our done callback may free it (the future held the only
-        // reference) and so clear operation_/future_: keep both alive until we are done.
-        object op = borrow(operation_);
-        object fut = borrow(future_);
-        try {
-            const future_names& names = per_interpreter<future_names>();
-            // A future cancelled (or completed) by Python is left as it is: no InvalidStateError.
-            // NOTE: a future that is done has handed its callbacks to the loop, so our callback
-            // is still there to remove exactly when the future is not done.
-            if (PyLong_AsLong(call_method(fut, names.remove_done_callback, op).ptr()) == 0)
-                return;
-            if ((error_ || unrun_) && shutdown_.load(std::memory_order_acquire)) {
-                cancel_for_runtime_shutdown(fut);
-            } else if (unrun_) {
-#if PY_VERSION_HEX >= 0x03090000
-                call_method(fut, "cancel",
-                            "pyasio: the execution context of this C++ work was destroyed (or "
-                            "shut down) before the work finished; keep it running until the "
-                            "work's Python futures are done");
-#else
-                call_method(fut, "cancel");
-#endif
-            } else if (error_) {
-                set_exception(fut, names, error_);
-            } else {
-                set_result(fut, names);
-            }
-        } catch (...) {
-            report(detail::caught());
-        }
-    }
-
-    void set_result(handle fut, const future_names& names) {
-        object value;
-        try {
-            value = result_to_python();
-        } catch (...) { // a conversion error is the operation's error
-            set_exception(fut, names, detail::caught());
-            return;
-        }
-        call_method(fut, names.set_result, value);
-    }
-
-    static void set_exception(handle fut, const future_names& names, const std::exception_ptr& e) {
-        translate_exception(e);
-        python_error error = python_error::fetch();
-        object value = borrow(error.value());
-        if (error.matches(handle(PyExc_StopIteration))) {
-            // NOTE: a Future refuses StopIteration before 3.12 (TypeError, and it would stay
-            // pending): it becomes a RuntimeError caused by it, as in a coroutine (PEP 479)
-            object wrapped = call(handle(PyExc_RuntimeError),
-                                  "pyasio: the C++ work raised StopIteration, which an awaitable "
-                                  "cannot raise (PEP 479); raise another exception");
-            PyException_SetCause(wrapped.ptr(), value.release());
-            value = std::move(wrapped);
-        }
-        call_method(fut, names.set_exception, value);
-    }
+    /// Completes the future unless it is gone or already done (defined below future_types).
+    void complete();
+    void set_result(handle fut, const struct future_types& types);
+    void set_exception(handle fut, const future_types& types, const std::exception_ptr& e);
 
     /// The work ended with an error after shutdown_runtime() cancelled it: the future is
     /// cancelled, with a message that says why.
@@ -370,6 +319,8 @@ private:
     std::exception_ptr error_;
     PyObject* operation_ = nullptr; // weak: our done callback, cleared when it dies
     PyObject* future_ = nullptr;    // borrowed: alive while operation_ is
+    bool in_slot_ = false;          // operation_ sits in future_'s slot (not its callbacks)
+    bool ended_by_python_ = false;  // on_done came: cancelled or completed by someone else
 };
 
 /// The executor of one operation's C++ work: the operation's strand, behind a handle that
@@ -434,6 +385,10 @@ public:
 
     template <class... V> void operator()(V&&... v) noexcept {
         State* s = s_.detach(); // the C++ reference goes with the job
+        // NOTE: the work's cancellation handler is destroyed here, on the strand and on the
+        // thread that made it (Asio's per-thread recycling takes its memory back), not on the
+        // loop thread with the state; a finished state is never cancelled.
+        s->signal().slot().clear();
         s->finish(s->store(std::forward<V>(v)...));
     }
 
@@ -668,6 +623,51 @@ inline PyObject* future_close(PyObject* self, PyObject*) {
     Py_RETURN_NONE;
 }
 
+// pyasio.Future. Its C++ operation (a pyasio._DoneCallback) sits in the slot _pyasio_operation,
+// set by launch() and cleared at completion; dropped with the future, it tells the C++ side that
+// the future was collected. pyasio completes the future through asyncio.Future's own set_result
+// and set_exception; the overrides are for anyone else, and tell the C++ side that the future
+// ended (its work is cancelled). So an operation costs no add_done_callback, and an awaiting
+// task's or gather's callback is the future's first.
+inline constexpr const char* future_source = R"PY(
+import asyncio
+import collections.abc
+
+_future = asyncio.Future
+
+
+class Future(_future, _CoroutineMethods):
+    """The future of C++ work (pyasio::future_into_py): an asyncio.Future that is also a
+    coroutine, so that asyncio.create_task() takes it."""
+
+    __slots__ = ("_pyasio_operation",)
+
+    def cancel(self, *args, **kwargs):
+        if not _future.cancel(self, *args, **kwargs):
+            return False
+        _ended(self)
+        return True
+
+    def set_result(self, result):
+        _future.set_result(self, result)
+        _ended(self)
+
+    def set_exception(self, exception):
+        _future.set_exception(self, exception)
+        _ended(self)
+
+
+def _ended(future):
+    operation = getattr(future, "_pyasio_operation", None)
+    if operation is not None:
+        operation(future)
+
+
+# NOTE: asyncio.iscoroutine() asks collections.abc.Coroutine, which would find the methods
+# anyway; registering says so outright
+collections.abc.Coroutine.register(Future)
+)PY";
+
 inline object make_future_type() {
     static PyMethodDef methods[] = {
         {"send", future_send, METH_O, "One step of awaiting the future (as a coroutine)."},
@@ -683,25 +683,13 @@ inline object make_future_type() {
     static PyType_Spec spec = {"pyasio._CoroutineMethods", sizeof(PyObject), 0,
                                Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots};
     object coroutine_methods = steal(reinterpret_cast<PyObject*>(make_type(spec)));
-    // NOTE: the future itself is made by type(), as a Python subclass of asyncio.Future (and of
-    // the methods above) would be: CPython then gives it the dealloc, finalizer and GC of a
-    // subclass of a C type, which differ between 3.8 and 3.13.
-    object ns = checked(PyDict_New());
-    if (PyDict_SetItemString(ns.ptr(), "__slots__", to_python(std::tuple<>()).ptr()) < 0 ||
-        PyDict_SetItemString(ns.ptr(), "__module__", to_python("pyasio").ptr()) < 0 ||
-        PyDict_SetItemString(ns.ptr(), "__doc__",
-                             to_python("The future of C++ work (pyasio::future_into_py): an "
-                                       "asyncio.Future that is also a coroutine, so that "
-                                       "asyncio.create_task() takes it.")
-                                 .ptr()) < 0)
+    object globals = checked(PyDict_New());
+    if (PyDict_SetItemString(globals.ptr(), "_CoroutineMethods", coroutine_methods.ptr()) < 0)
         throw_error_already_set();
-    object asyncio_future = getattr(import("asyncio"), "Future");
-    object type = call(handle(reinterpret_cast<PyObject*>(&PyType_Type)), "Future",
-                       std::tuple<handle, handle>(asyncio_future, coroutine_methods), ns);
-    // NOTE: asyncio.iscoroutine() asks collections.abc.Coroutine, which would find the methods
-    // anyway; registering says so outright
-    call_method(getattr(import("collections.abc"), "Coroutine"), "register", type);
-    return type;
+    // NOTE: a Python subclass of asyncio.Future (and of the methods above): CPython gives it the
+    // dealloc, finalizer and GC of a subclass of a C type, which differ between 3.8 and 3.13.
+    object ns = python_namespace(future_source, "<pyasio.Future>", std::move(globals));
+    return checked(PyMapping_GetItemString(ns.ptr(), "Future"));
 }
 
 /// The awaitable returned when no loop runs at the call: starts the work on the loop that first
@@ -954,6 +942,23 @@ inline void lazy_dealloc(PyObject* o) {
 struct future_types {
     PyTypeObject* lazy = make_lazy_type();
     object future = make_future_type();
+    // pyasio.Future's slot _pyasio_operation (a member descriptor) and its setter
+    object operation_slot = getattr(future, "_pyasio_operation");
+    descrsetfunc set_operation = slot_descr_set(operation_slot.ptr());
+    // what pyasio completes a pyasio.Future with: asyncio.Future's own methods
+    object set_result = getattr(getattr(import("asyncio"), "Future"), "set_result");
+    object set_exception = getattr(getattr(import("asyncio"), "Future"), "set_exception");
+    object invalid_state = getattr(import("asyncio"), "InvalidStateError");
+
+    /// Whether `fut` is a pyasio.Future of this copy of pyasio.
+    bool own(handle fut) const noexcept {
+        return Py_TYPE(fut.ptr()) == reinterpret_cast<PyTypeObject*>(future.ptr());
+    }
+    /// Puts `operation` in (or, null, takes it out of) the slot of `fut`, a pyasio.Future.
+    void set_slot(handle fut, PyObject* operation) const {
+        if (set_operation(operation_slot.ptr(), fut.ptr(), operation) < 0)
+            throw_error_already_set();
+    }
 
 private:
     static PyTypeObject* make_lazy_type() {
@@ -990,6 +995,90 @@ private:
     }
 };
 
+inline void future_state::complete() {
+    if (operation_ == nullptr)
+        return; // the future was collected: nobody waits for the result
+    // NOTE: taking our operation out of the future may free it (the future held the only
+    // reference) and so clear operation_/future_: keep both alive until we are done.
+    object op = borrow(operation_);
+    object fut = borrow(future_);
+    try {
+        const future_types& types = per_interpreter<future_types>();
+        if (in_slot_) // NOTE: the future lets go of this state (and so of the work) now
+            types.set_slot(fut, nullptr);
+        if (ended_by_python_) // cancelled or completed by Python: left as it is
+            return;
+        // NOTE: a future that is done has handed its callbacks to the loop, so our callback is
+        // still there to remove exactly when the future is not done.
+        const future_names& names = per_interpreter<future_names>();
+        if (!in_slot_ && PyLong_AsLong(call_method(fut, names.remove_done_callback, op).ptr()) == 0)
+            return;
+        if ((error_ || unrun_) && shutdown_.load(std::memory_order_acquire)) {
+            cancel_for_runtime_shutdown(fut);
+        } else if (unrun_) {
+#if PY_VERSION_HEX >= 0x03090000
+            call_method(fut, "cancel",
+                        "pyasio: the execution context of this C++ work was destroyed (or "
+                        "shut down) before the work finished; keep it running until the "
+                        "work's Python futures are done");
+#else
+            call_method(fut, "cancel");
+#endif
+        } else if (error_) {
+            set_exception(fut, types, error_);
+        } else {
+            set_result(fut, types);
+        }
+    } catch (const python_error& e) {
+        // A pyasio.Future ended by asyncio.Future's own methods (which do not tell us) is left
+        // as it is, as one ended through its own methods is.
+        if (!in_slot_ || !e.matches(per_interpreter<future_types>().invalid_state))
+            report(std::current_exception());
+    } catch (...) {
+        report(detail::caught());
+    }
+}
+
+/// Ends `fut` with `value`: by asyncio.Future's own `base` method for a pyasio.Future (its
+/// override is for code other than pyasio's), by the method `name` for any other future.
+inline void end_future(handle fut, bool own, handle base, handle name, handle value) {
+    if (own) {
+        PyObject* args[] = {fut.ptr(), value.ptr()};
+        (void)checked(vectorcall(base.ptr(), args, 2, nullptr));
+    } else {
+        call_method(fut, name, value);
+    }
+}
+
+inline void future_state::set_result(handle fut, const future_types& types) {
+    object value;
+    try {
+        value = result_to_python();
+    } catch (...) { // a conversion error is the operation's error
+        set_exception(fut, types, detail::caught());
+        return;
+    }
+    end_future(fut, in_slot_, types.set_result, per_interpreter<future_names>().set_result, value);
+}
+
+inline void future_state::set_exception(handle fut, const future_types& types,
+                                        const std::exception_ptr& e) {
+    translate_exception(e);
+    python_error error = python_error::fetch();
+    object value = borrow(error.value());
+    if (error.matches(handle(PyExc_StopIteration))) {
+        // NOTE: a Future refuses StopIteration before 3.12 (TypeError, and it would stay
+        // pending): it becomes a RuntimeError caused by it, as in a coroutine (PEP 479)
+        object wrapped = call(handle(PyExc_RuntimeError),
+                              "pyasio: the C++ work raised StopIteration, which an awaitable "
+                              "cannot raise (PEP 479); raise another exception");
+        PyException_SetCause(wrapped.ptr(), value.release());
+        value = std::move(wrapped);
+    }
+    end_future(fut, in_slot_, types.set_exception, per_interpreter<future_names>().set_exception,
+               value);
+}
+
 /// future_step for a pyasio.Future (no method call), the future's own send() for a trio run's.
 inline PyObject* started_send(PyObject* fut, PyObject* arg) {
     if (PyObject_TypeCheck(fut, reinterpret_cast<PyTypeObject*>(
@@ -1004,15 +1093,21 @@ template <class Work> object launch(handle loop, const asio::any_io_executor& ex
     task_locals locals = task_locals_access::capture(loop);
     // pyasio.Future(loop=loop) on asyncio: NOTE: not loop.create_future(), whose asyncio.Future
     // create_task refuses ("a coroutine was expected"); the call is cheaper too (no Python frame)
-    object fut = new_future(loop, per_interpreter<future_types>().future);
+    const future_types& types = per_interpreter<future_types>();
+    object fut = new_future(loop, types.future);
     object op = make_done_callback(nullptr);
     start_queue& queue = start_queue::of(ex);
     auto* state = new typed_future_state<typename Work::value_type, Work>(locals, ex, queue.token(),
                                                                           std::move(work));
     reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
-    state->bind_python(op.ptr(), fut.ptr());
-    // the future now owns the callback, which runs in the call's context
-    add_done_callback(fut, op, locals.context());
+    // the future now owns the operation: in its slot (a pyasio.Future of this copy), or as its
+    // done callback (a trio run's future)
+    bool own = types.own(fut);
+    state->bind_python(op.ptr(), fut.ptr(), own);
+    if (own)
+        types.set_slot(fut, op.ptr());
+    else
+        add_done_callback(fut, op);
     queue.push(state, ex); // the C++ reference goes with the work
     return fut;
 }

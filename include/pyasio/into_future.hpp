@@ -377,7 +377,7 @@ private:
         if (!task)
             throw_error_already_set();
         object callback = make_done_callback(nullptr);
-        add_done_callback(task, callback, locals_.context());
+        add_done_callback(task, callback);
         // The task now holds the callback: from here on it reports to us.
         add_ref();
         // NOTE: held until it is done (or its loop closes), as an await holds what it awaits:

@@ -162,7 +162,7 @@ struct producer_base : public ref_counted, public loop_job, public done_callback
         locals_.emplace(task_locals::capture());
         done_ = start_producer();
         object callback = make_done_callback(nullptr);
-        add_done_callback(done_, callback, locals_->context());
+        add_done_callback(done_, callback);
         add_ref(); // the callback's
         reinterpret_cast<done_callback_object*>(callback.ptr())->target = this;
     }

@@ -239,6 +239,41 @@ class FutureIntoPy:
 
         self.cancelled_in_cpp(action)
 
+    def test_a_future_completed_by_python_cancels_cpp(self):
+        for end in ("set_result", "set_exception"):
+            with self.subTest(end=end):
+                async def action():
+                    started = m.stats()["started"]
+                    future = m.sleep_ms(60_000)
+                    await self.started_in_cpp(started)
+                    if end == "set_result":
+                        future.set_result("from Python")
+                        self.assertEqual(await future, "from Python")
+                    else:
+                        future.set_exception(KeyError("from Python"))
+                        with self.assertRaises(KeyError):
+                            await future
+
+                self.cancelled_in_cpp(action)
+
+    def test_a_future_ended_behind_its_back_drops_the_result_quietly(self):
+        # asyncio.Future's own cancel() does not tell pyasio: the C++ work runs to its end, and
+        # its result finds the future done (no InvalidStateError, nothing unraisable)
+        unraisable = []
+        hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+        try:
+            async def main():
+                future = m.sleep_ms(30)
+                self.assertTrue(asyncio.Future.cancel(future))
+                await asyncio.sleep(0.3)  # the C++ wait ends and completes
+                self.assertTrue(future.cancelled())
+                self.assertEqual(await m.echo_int(7), 7)  # the bridge goes on
+
+            self.run_on_loop(main())
+        finally:
+            sys.unraisablehook = hook
+        self.assertEqual(unraisable, [])
+
     many = 20_000  # 100k on the default loop below; fewer here to keep the suite quick
 
     def test_many_concurrent_futures(self):

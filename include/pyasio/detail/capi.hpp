@@ -70,6 +70,15 @@ inline ternaryfunc slot_call(PyObject* o) noexcept {
 #endif
 }
 
+/// __set__ of descriptor o's type (tp_descr_set), or null.
+inline descrsetfunc slot_descr_set(PyObject* o) noexcept {
+#if PYASIO_DETAIL_LIMITED
+    return limited_slot<descrsetfunc>(o, Py_tp_descr_set);
+#else
+    return Py_TYPE(o)->tp_descr_set;
+#endif
+}
+
 /// The deallocator's last step for an instance of one of pyasio's heap types: frees the memory
 /// and drops the reference every instance holds to its type.
 inline void free_instance(PyObject* self) noexcept {
