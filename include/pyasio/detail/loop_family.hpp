@@ -295,7 +295,9 @@ struct loop_families {
     object cancelled_error = getattr(import("asyncio"), "CancelledError");
     object abstract_loop = getattr(import("asyncio"), "AbstractEventLoop");
     object loop_keyword = to_python(std::tuple<const char*>("loop")); // kwnames: ("loop",)
-    std::unique_ptr<trio_family> trio;                                // once trio is used
+    object coroutine_type = getattr(import("types"), "CoroutineType");
+    object create_task = interned("create_task");
+    std::unique_ptr<trio_family> trio; // once trio is used
 };
 
 /// Whether the module `name` was imported (not merely blocked: sys.modules[name] = None, as test
@@ -430,6 +432,17 @@ inline object start_task(handle loop, handle awaitable) {
     if (is_trio_loop(loop))
         return steal(PyObject_CallMethod(loop.ptr(), "create_task", "O", awaitable.ptr()));
     const loop_families& f = per_interpreter<loop_families>();
+    if (Py_TYPE(awaitable.ptr()) == reinterpret_cast<PyTypeObject*>(f.coroutine_type.ptr())) {
+        // NOTE: what ensure_future does with a coroutine, without its isfuture() first (a
+        // hasattr on the coroutine's type that fails: a formatted AttributeError per call)
+#if PY_VERSION_HEX >= 0x03090000
+        PyObject* args[] = {loop.ptr(), awaitable.ptr()};
+        return steal(PyObject_VectorcallMethod(f.create_task.ptr(), args, 2, nullptr));
+#else
+        return steal(
+            PyObject_CallMethodObjArgs(loop.ptr(), f.create_task.ptr(), awaitable.ptr(), nullptr));
+#endif
+    }
     PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
     return steal(vectorcall(f.ensure_future.ptr(), args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                             f.loop_keyword.ptr()));
