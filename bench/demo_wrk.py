@@ -10,12 +10,15 @@ the Python one in turn (the handler `handle` at /hello?name=wrk, `handle_awaitin
 /crc?name=wrk; a short untimed wrk run first warms each up), and ends the demo with Ctrl-C
 (SIGINT), which must exit 0. The table gives each figure's median over the rounds, and the
 ratio C++/Python of each round (both servers measured back to back, so the host's load
-affects both alike). Then the demo's own measuring runs (its built-in C++ load generator) for
-the same loops, unless --no-builtin.
+affects both alike). A second table gives the CPU time each request cost the demo (from
+/proc, over the same wrk runs): on its event loop's thread, the one that holds the GIL, and in
+the whole process (the loop, the runtime); the host's other load hardly moves these. Then the
+demo's own measuring runs (its built-in C++ load generator) for the same loops, unless
+--no-builtin.
 
 Usage:
   /usr/bin/python3 bench/demo_wrk.py --demo build/demo/demo/http_demo [--duration 10]
-      [--connections 64] [--wrk-threads 2] [--rounds 3] [--pin-wrk CPU] [--loops asyncio,uvloop]
+      [--connections 64] [--wrk-threads 2] [--rounds 5] [--pin-wrk CPU] [--loops asyncio,uvloop]
       [--no-builtin] [--write docs/demo.md]
 --write replaces the section of the page between this script's markers.
 
@@ -150,8 +153,19 @@ def milliseconds(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def run_wrk(args, url, seconds):
-    """wrk's requests per second and latency percentiles (ms) for `url`."""
+def cpu_seconds(pid, tid=None):
+    """The user and system CPU time of a process, or of one of its threads, so far."""
+    path = "/proc/%d/task/%d/stat" % (pid, tid) if tid else "/proc/%d/stat" % pid
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(args, url, seconds, pid=None):
+    """wrk's requests per second and latency percentiles (ms) for `url`; with the server's
+    process id, also its CPU microseconds per request: on the main thread (the demo's event
+    loop) and in the whole process."""
+    before = (cpu_seconds(pid, pid), cpu_seconds(pid)) if pid else None
     command = ["wrk", "-t%d" % args.wrk_threads, "-c%d" % args.connections, "-d%ds" % seconds,
                "--latency", url]
     if args.pin_wrk is not None:
@@ -168,8 +182,13 @@ def run_wrk(args, url, seconds):
     latency = {p: milliseconds(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M)}
     # wrk's socket errors (a connection refused or reset, a request over 2 s) are reported
     errors = re.search(r"^\s+Socket errors: (.*)$", out, re.M)
-    return {"rate": float(rate.group(1)), "p50": latency["50"], "p99": latency["99"],
-            "errors": errors.group(1) if errors else ""}
+    figures = {"rate": float(rate.group(1)), "p50": latency["50"], "p99": latency["99"],
+               "errors": errors.group(1) if errors else ""}
+    if pid:
+        requests = int(re.search(r"^\s*(\d+) requests in", out, re.M).group(1))
+        figures["loop_us"] = (cpu_seconds(pid, pid) - before[0]) * 1e6 / requests
+        figures["process_us"] = (cpu_seconds(pid) - before[1]) * 1e6 / requests
+    return figures
 
 
 def measure_wrk(args):
@@ -189,10 +208,13 @@ def measure_wrk(args):
                     for server in order:
                         if args.warmup:
                             run_wrk(args, demo.url(server, path), args.warmup)
-                        figures[server] = run_wrk(args, demo.url(server, path), args.duration)
+                        figures[server] = run_wrk(args, demo.url(server, path), args.duration,
+                                                  demo.process.pid)
                         f = figures[server]
-                        print("round %d, %s, %s, %s server: %.0f req/s, p50 %.2f ms, p99 %.2f ms%s"
+                        print("round %d, %s, %s, %s server: %.0f req/s, p50 %.2f ms, p99 %.2f ms, "
+                              "CPU per request %.1f µs on the loop thread, %.1f µs in all%s"
                               % (r + 1, loop, handler, server, f["rate"], f["p50"], f["p99"],
+                                 f["loop_us"], f["process_us"],
                                  "; wrk's socket errors: " + f["errors"] if f["errors"] else ""),
                               flush=True)
                     results.setdefault((loop, handler), []).append(figures)
@@ -260,6 +282,20 @@ def report(args, wrk, runtime_threads, builtin, started, load_before):
                      % (loop, handler, rate["C++"], rate["Python"], median(ratios),
                         ", ".join("%.2f" % x for x in ratios), p50["C++"], p99["C++"],
                         p50["Python"], p99["Python"]))
+    lines += [
+        "",
+        "CPU time per request in the demo's process during those wrk runs (median over the "
+        "rounds; from /proc): on the event loop's thread, which holds the GIL, and in the whole "
+        "process (the loop's thread and the runtime's). wrk's own CPU is not counted.",
+        "",
+        "| loop | handler | C++ server: loop thread µs | C++ server: whole process µs | "
+        "Python server: loop thread µs | Python server: whole process µs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (loop, handler), rounds in wrk.items():
+        lines.append("| %s | `%s` | %s |" % (loop, handler, " | ".join(
+            "%.1f" % median(r[s][k] for r in rounds)
+            for s in SERVERS for k in ("loop_us", "process_us"))))
     errors = ["%s, `%s`, %s server, round %d: %s" % (loop, handler, s, i + 1, r[s]["errors"])
               for (loop, handler), rounds in wrk.items() for i, r in enumerate(rounds)
               for s in SERVERS if r[s]["errors"]]
@@ -294,7 +330,7 @@ def main():
                    help="seconds of the untimed wrk run before each (2; 0: none)")
     p.add_argument("--connections", type=int, default=64, help="wrk's connections (64)")
     p.add_argument("--wrk-threads", type=int, default=2, help="wrk's threads (2)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds, for the medians (3)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds, for the medians (5)")
     p.add_argument("--pin-wrk", type=int, metavar="CPU", help="run wrk on this CPU (taskset)")
     p.add_argument("--runtime-threads", type=int, help="http_demo --threads (its default)")
     p.add_argument("--loops", default="asyncio,uvloop", help="asyncio,uvloop")

@@ -294,6 +294,15 @@ private:
 
 connection_set open_connections;
 
+// The executor the C++ server accepts and serves its connections on: the runtime's own.
+// NOTE: not the demo's main coroutine's: pyasio::run runs main as future_into_py work, whose
+// executor is that operation's strand, and connections spawned there would all share it (each
+// step through the strand's lock, one thread at a time however many the runtime has). Their
+// into_future calls find pyasio::run's loop as the default task locals.
+asio::any_io_executor server_executor() {
+    return pyasio::default_executor();
+}
+
 // Waits (up to `limit`) until the C++ server's connections have ended. A handler that never
 // answers keeps its connection until the loop's end cancels it.
 asio::awaitable<void> wait_for_connections_to_end(std::chrono::milliseconds limit) {
@@ -536,7 +545,7 @@ struct row {
 asio::awaitable<load_result> run_cpp_server(load_thread& load,
                                             const pyasio::async_function& handler, load_plan plan) {
     using namespace asio::experimental::awaitable_operators;
-    auto ex = co_await asio::this_coro::executor;
+    asio::any_io_executor ex = server_executor();
     tcp::acceptor acceptor(asio::make_strand(ex), {asio::ip::address_v4::loopback(), 0});
     plan.port = acceptor.local_endpoint().port();
     // `||`: when the load is done, accepting is cancelled. (`both` is named: g++ 12 destroys a
@@ -630,7 +639,7 @@ int os_error_number(const pyasio::python_error& e) {
 // down).
 asio::awaitable<int> serve_until_stopped(const demo_options& options, const python_side& py) {
     using namespace asio::experimental::awaitable_operators;
-    auto ex = co_await asio::this_coro::executor;
+    asio::any_io_executor ex = server_executor();
     const unsigned port = options.serve_port;
     const routes handlers{py.handlers[0], py.handlers[1]};
     // From here on Ctrl-C and SIGTERM complete `stopped`. NOTE: before the servers listen, so
