@@ -251,15 +251,16 @@ def git(*args):
 
 def report(args, wrk, runtime_threads, builtin, started, load_before):
     median = statistics.median
-    headers = git("log", "-1", "--format=%h %cs", "--", "include")
-    dirty = git("status", "--porcelain", "--", "include")
+    head = git("log", "-1", "--format=%h")
+    headers = git("log", "-1", "--format=%h, %cs", "--", "include")
+    dirty = [d for d in ("include", "demo") if git("status", "--porcelain", "--", d)]
     pinning = ("wrk pinned to CPU %d (taskset), the demo not pinned" % args.pin_wrk
                if args.pin_wrk is not None else "nothing pinned")
     lines = [
-        "Measured by `%s` on %s, %s UTC; headers of commit %s%s; runtime threads: %s; load "
-        "average %.2f before, %.2f after (1 min)."
-        % (shlex.join(["bench/demo_wrk.py"] + args.argv), machine(), started,
-           headers, " with uncommitted changes in include/" if dirty else "",
+        "Measured by `%s` on %s, %s UTC; the checkout at commit %s (the headers last changed in "
+        "%s)%s; runtime threads: %s; load average %.2f before, %.2f after (1 min)."
+        % (shlex.join(["bench/demo_wrk.py"] + args.argv), machine(), started, head, headers,
+           ", with uncommitted changes in " + " and ".join(d + "/" for d in dirty) if dirty else "",
            runtime_threads or "?", load_before, os.getloadavg()[0]),
         "",
         "wrk: `wrk -t%d -c%d -d%ds --latency URL`%s, %s; median of %d rounds; each round "
