@@ -60,6 +60,15 @@ async def serve(handle, handle_awaiting_cpp, port=0, host="127.0.0.1"):
         finally:
             clients.discard(asyncio.current_task())
             writer.close()
+            if reader.exception() is not None:
+                # NOTE: a connection lost to an error (a reset) keeps that error for
+                # wait_closed() too; asyncio logs "Future exception was never retrieved" if the
+                # connection's objects are collected as a cycle, which the error's traceback
+                # makes. The close is already done: this await does not suspend.
+                try:
+                    await writer.wait_closed()
+                except ConnectionError:
+                    pass
 
     clients = set()  # the connections' tasks, for stop()
     server = await asyncio.start_server(on_client, host, port)
