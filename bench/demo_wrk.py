@@ -20,7 +20,9 @@ Usage:
   /usr/bin/python3 bench/demo_wrk.py --demo build/demo/demo/http_demo [--duration 10]
       [--connections 64] [--wrk-threads 2] [--rounds 5] [--pin-wrk CPU] [--loops asyncio,uvloop]
       [--no-builtin] [--write docs/demo.md]
---write replaces the section of the page between this script's markers.
+--write replaces the section of the page between this script's markers. --smoke runs
+everything once, briefly (one round of 1 s wrk runs, 500 requests per built-in run), and checks
+that it works (the test command runs it).
 
 Cores: on a 2-core machine wrk, the demo's event loop thread and its runtime thread(s) share
 them; the C++ server keeps two threads busy (the loop's and the runtime's), the Python server
@@ -35,6 +37,7 @@ import datetime
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import statistics
@@ -84,27 +87,37 @@ class Demo:
     it still runs at the end (when a measurement failed)."""
 
     def __init__(self, demo, loop, extra):
-        self.port = free_port_pair()
-        self.command = [demo, "--serve", str(self.port)] + (["--uvloop"] if loop == "uvloop"
-                                                           else []) + extra
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        for attempt in range(3):  # another program may take the ports before the demo does
+            self.port = free_port_pair()
+            self.command = [demo, "--serve", str(self.port)] + (
+                ["--uvloop"] if loop == "uvloop" else []) + extra
+            self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True)
+            failure = self._wait_until_listening()
+            if failure is None:
+                return
+            if "is in use" not in failure or attempt == 2:
+                raise SystemExit(failure)
+
+    def _wait_until_listening(self):
+        """None once both servers listen; else why not."""
         deadline = time.monotonic() + START_LIMIT
         while True:
             if self.process.poll() is not None:
                 out, err = self.process.communicate()
-                raise SystemExit("%s did not start (status %d):\n%s%s"
-                                 % (shlex.join(self.command), self.process.returncode, out, err))
+                return "%s did not start (status %d):\n%s%s" % (
+                    shlex.join(self.command), self.process.returncode, out, err)
             try:
                 for server in SERVERS:
                     with socket.create_connection(("127.0.0.1", self.server_port(server)), 1):
                         pass
-                break
+                return None
             except OSError:
                 if time.monotonic() > deadline:
                     self.process.kill()
-                    raise SystemExit("%s did not listen within %d s"
-                                     % (shlex.join(self.command), START_LIMIT))
+                    self.process.communicate()
+                    return "%s did not listen within %d s" % (shlex.join(self.command),
+                                                               START_LIMIT)
                 time.sleep(0.1)
 
     def check_answers(self):
@@ -228,6 +241,8 @@ def measure_builtin(args):
     results = {}
     commands = []
     extra = ["--threads", str(args.runtime_threads)] if args.runtime_threads else []
+    if args.smoke:
+        extra += ["--requests", "500"]
     for loop in args.loops:
         command = [args.demo] + (["--uvloop"] if loop == "uvloop" else []) + extra
         commands.append(command)
@@ -306,9 +321,10 @@ def report(args, wrk, runtime_threads, builtin, started, load_before):
         results, commands = builtin
         lines += [
             "",
-            "The demo's built-in load generator, in the same session (`%s`: 20000 requests "
+            "The demo's built-in load generator, in the same session (`%s`: %s requests "
             "per run over 64 keep-alive connections; one run each):"
-            % "`, `".join(shlex.join([os.path.relpath(c[0], ROOT)] + c[1:]) for c in commands),
+            % ("`, `".join(shlex.join([os.path.relpath(c[0], ROOT)] + c[1:]) for c in commands),
+               500 if args.smoke else 20000),
             "",
             "| loop | handler | C++ req/s | Python req/s | C++/Python | C++ p50 / p99 ms | "
             "Python p50 / p99 ms |",
@@ -338,10 +354,15 @@ def main():
     p.add_argument("--no-builtin", action="store_true",
                    help="skip the demo's own measuring runs")
     p.add_argument("--write", metavar="PAGE", help="replace this script's section of PAGE")
+    p.add_argument("--smoke", action="store_true", help="one brief round: checks that it runs")
     args = p.parse_args()
+    if args.smoke:
+        args.duration, args.warmup, args.rounds = 1, 0, 1
     # the command as it ran, for the report (paths in this checkout relative to it)
     args.argv = [a[len(ROOT) + 1:] if a.startswith(ROOT + os.sep) else a for a in sys.argv[1:]]
     args.loops = [x for x in args.loops.split(",") if x]
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     if not os.access(args.demo, os.X_OK):
         raise SystemExit("%s is not a built http_demo: build it (./scripts/demo builds "
                          "build/demo/demo/http_demo) or give --demo" % args.demo)
