@@ -285,8 +285,8 @@ def report(args, wrk, runtime_threads, builtin, started, load_before):
            " after a %d s warm-up" % args.warmup if args.warmup else "", pinning, args.rounds,
            os.cpu_count()),
         "",
-        "| loop | handler | C++ req/s | Python req/s | C++/Python (median) | C++/Python per "
-        "round | C++ p50 / p99 ms | Python p50 / p99 ms |",
+        "| loop | handler | C++ req/s | Python req/s | C++/Python: median of the rounds' "
+        "ratios | C++/Python per round | C++ p50 / p99 ms | Python p50 / p99 ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (loop, handler), rounds in wrk.items():
