@@ -7,16 +7,23 @@
 // the same run. The second handler, handle_awaiting_cpp, awaits C++ (native.crc32, computed on
 // an Asio runtime thread) from inside the Python handler: both directions in one request.
 //
+// With --serve PORT it measures nothing: it serves, for curl, a browser or a load generator
+// such as wrk, the C++ server on 127.0.0.1:PORT and the Python one on PORT+1, until Ctrl-C
+// (SIGINT) or SIGTERM. There each server routes by path: /crc to handle_awaiting_cpp, any other
+// path to handle.
+//
 // Threads: Python's event loop runs on the main thread (pyasio::run); the C++ server runs on the
 // pyasio runtime's threads and never takes the GIL (async_function makes the handler's call,
 // and the conversions, on the loop thread); the load generator has a thread of its own.
 //
 // Usage: http_demo [--handler FILE] [--requests N] [--connections N] [--threads N]
 //                  [--timeout S] [--uvloop]
+//        http_demo --serve PORT [--handler FILE] [--threads N] [--uvloop]
 // --threads: the Asio runtime's threads (by default the cores but two, at least one);
 // --timeout: the seconds a run may take (30), after which its open connections are closed and
 // what is missing counts as errors.
-// Exits 0 only when every response of every run was correct.
+// Exits 0 only when every response of every run was correct; with --serve, 0 after Ctrl-C or
+// SIGTERM, 1 when a server cannot listen.
 #include <pyasio.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -35,11 +42,13 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <span>
@@ -241,11 +250,77 @@ std::string format_response(const http_response& r) {
 
 // --- the C++ server ----------------------------------------------------------------------------
 
-std::atomic<int> open_connections{0};
+// The handlers a server calls: the path /crc goes to `crc`, any other path to `plain`. (The
+// measuring runs give one handler as both; --serve gives handle and handle_awaiting_cpp.)
+struct routes {
+    pyasio::async_function plain, crc;
+    const pyasio::async_function& of(std::string_view path) const {
+        return path == "/crc" ? crc : plain;
+    }
+};
+
+// The C++ server's open connections, so that the end of a run or of --serve can end them.
+class connection_set {
+public:
+    void add(tcp::socket& socket) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        sockets_.emplace(&socket, socket.native_handle());
+    }
+    void remove(tcp::socket& socket) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        sockets_.erase(&socket);
+    }
+    std::size_t size() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return sockets_.size();
+    }
+    // Shuts every open connection down: its pending read ends (end of file), its next write
+    // fails, and its coroutine ends and closes its socket.
+    // NOTE: shutdown(2) on the descriptor, not socket.close(): an Asio socket is not safe to use
+    // from two threads at once, and its coroutine may be in an operation on a runtime thread;
+    // shutdown touches only the kernel's socket. (A strand per connection would make close()
+    // safe, at 7-10% of the requests per second.) The connection removes itself before its
+    // socket closes, so no descriptor here is closed or reused meanwhile.
+    void shut_down_all() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& [socket, descriptor] : sockets_)
+            ::shutdown(descriptor, asio::socket_base::shutdown_both);
+    }
+
+private:
+    std::mutex mutex_;
+    std::map<tcp::socket*, tcp::socket::native_handle_type> sockets_;
+};
+
+connection_set open_connections;
+
+// The executor the C++ server accepts and serves its connections on: the runtime's own.
+// NOTE: not the demo's main coroutine's: pyasio::run runs main as future_into_py work, whose
+// executor is that operation's strand, and connections spawned there would all share it (each
+// step through the strand's lock, one thread at a time however many the runtime has). Their
+// into_future calls find pyasio::run's loop as the default task locals.
+asio::any_io_executor server_executor() {
+    return pyasio::default_executor();
+}
+
+// Waits (up to `limit`) until the C++ server's connections have ended. A handler that never
+// answers keeps its connection until the loop's end cancels it.
+asio::awaitable<void> wait_for_connections_to_end(std::chrono::milliseconds limit) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (auto end = clock_type::now() + limit;
+         open_connections.size() > 0 && clock_type::now() < end;) {
+        timer.expires_after(std::chrono::milliseconds(1));
+        co_await timer.async_wait(use_awaitable);
+    }
+}
 
 // One keep-alive connection: read a request, await the Python handler, write its answer.
-asio::awaitable<void> serve_connection(tcp::socket socket, pyasio::async_function handler) {
-    ++open_connections;
+asio::awaitable<void> serve_connection(tcp::socket socket, routes handlers) {
+    open_connections.add(socket);
+    struct forget {
+        tcp::socket& socket;
+        ~forget() { open_connections.remove(socket); }
+    } forget_at_exit{socket};
     std::string buf;
     try {
         for (;;) {
@@ -269,6 +344,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, pyasio::async_functio
             try {
                 // The call handler(request) is made on the loop thread; this thread waits
                 // without the GIL, and the answer is converted to http_response there too.
+                const pyasio::async_function& handler = handlers.of(request.path);
                 response = co_await pyasio::into_future<http_response>(handler(std::move(request)));
             } catch (const pyasio::python_error& e) {
                 response = {500, std::string("the handler raised ") + e.what() + "\n"};
@@ -285,18 +361,29 @@ asio::awaitable<void> serve_connection(tcp::socket socket, pyasio::async_functio
         asio::error_code ignored;
         asio::write(socket, asio::buffer(out), ignored);
     } catch (const std::system_error&) {
-        // the peer went away: this connection ends
+        // the peer went away, or shut_down_all() ended the connection
     }
-    --open_connections;
 }
 
-asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, pyasio::async_function handler,
+// Accepts until cancelled. A failed accept (a peer gone before it was accepted, no descriptor
+// left) skips that connection: a long --serve outlives such moments.
+asio::awaitable<void> accept_connections(tcp::acceptor& acceptor, routes handlers,
                                          asio::any_io_executor ex) {
+    asio::steady_timer pause(ex);
     for (;;) {
         // the acceptor is on a strand; each connection runs on the runtime's threads
-        tcp::socket socket = co_await acceptor.async_accept(ex, use_awaitable);
-        socket.set_option(tcp::no_delay(true));
-        asio::co_spawn(ex, serve_connection(std::move(socket), handler), asio::detached);
+        asio::error_code ec;
+        tcp::socket socket =
+            co_await acceptor.async_accept(ex, asio::redirect_error(use_awaitable, ec));
+        if (ec == asio::error::operation_aborted)
+            co_return;
+        if (ec) {
+            pause.expires_after(std::chrono::milliseconds(10));
+            co_await pause.async_wait(use_awaitable);
+            continue;
+        }
+        socket.set_option(tcp::no_delay(true), ec);
+        asio::co_spawn(ex, serve_connection(std::move(socket), handlers), asio::detached);
     }
 }
 
@@ -438,6 +525,15 @@ struct demo_options {
     std::string handler_file = PYASIO_DEMO_DIR "/handler.py";
     std::size_t requests = 20000, connections = 64, threads = 0, timeout = 30;
     bool uvloop = false;
+    unsigned short serve_port = 0; // --serve PORT; 0: measure instead
+};
+
+const char* const handler_names[] = {"handle", "handle_awaiting_cpp"};
+
+// What the demo calls in Python: the user's two handlers, and asyncio_server.py's functions.
+struct python_side {
+    std::vector<pyasio::async_function> handlers; // handle, handle_awaiting_cpp
+    std::optional<pyasio::async_function> serve, stop, stop_signals;
 };
 
 struct row {
@@ -449,18 +545,16 @@ struct row {
 asio::awaitable<load_result> run_cpp_server(load_thread& load,
                                             const pyasio::async_function& handler, load_plan plan) {
     using namespace asio::experimental::awaitable_operators;
-    auto ex = co_await asio::this_coro::executor;
+    asio::any_io_executor ex = server_executor();
     tcp::acceptor acceptor(asio::make_strand(ex), {asio::ip::address_v4::loopback(), 0});
     plan.port = acceptor.local_endpoint().port();
-    // `||`: when the load is done, accepting is cancelled.
-    auto done = co_await (accept_connections(acceptor, handler, ex) || load.run(plan));
-    // the clients have closed their connections; wait (up to a second) until the server has
-    // seen it
-    asio::steady_timer timer(ex);
-    for (int i = 0; i < 1000 && open_connections > 0; ++i) { // (a handler may never answer)
-        timer.expires_after(std::chrono::milliseconds(1));
-        co_await timer.async_wait(use_awaitable);
-    }
+    // `||`: when the load is done, accepting is cancelled. (`both` is named: g++ 12 destroys a
+    // braced temporary of a co_await's operand too early.)
+    routes both{handler, handler};
+    auto done = co_await (accept_connections(acceptor, both, ex) || load.run(plan));
+    // the clients have closed their connections; wait (up to a second: a handler may never
+    // answer) until the server has seen it
+    co_await wait_for_connections_to_end(std::chrono::seconds(1));
     co_return std::get<1>(std::move(done));
 }
 
@@ -469,9 +563,10 @@ asio::awaitable<load_result> run_python_server(load_thread& load,
                                                const pyasio::async_function& serve,
                                                const pyasio::async_function& handler,
                                                const pyasio::async_function& stop, load_plan plan) {
-    // serve(handler) on the loop thread: an async_function argument arrives as its callable
+    // serve(handler, handler, 0) on the loop thread: an async_function argument arrives as its
+    // callable
     auto [server, port] =
-        co_await pyasio::into_future<std::tuple<pyasio::object, int>>(serve(handler));
+        co_await pyasio::into_future<std::tuple<pyasio::object, int>>(serve(handler, handler, 0));
     plan.port = static_cast<unsigned short>(port);
     load_result result = co_await load.run(plan);
     co_await pyasio::into_future<void>(stop(std::move(server)));
@@ -497,25 +592,118 @@ void print_rows(const std::vector<row>& rows) {
     }
 }
 
-asio::awaitable<int> demo(demo_options options) {
-    static const char* handler_names[] = {"handle", "handle_awaiting_cpp"};
-    std::vector<pyasio::async_function> handlers;
-    std::optional<pyasio::async_function> serve, stop;
-    {
-        pyasio::gil_acquire gil; // a short GIL scope: never across a co_await
-        pyasio::object run_path = pyasio::getattr(pyasio::import("runpy"), "run_path");
-        pyasio::object user = pyasio::call(run_path, options.handler_file);
-        pyasio::object ours = pyasio::call(run_path, PYASIO_DEMO_DIR "/asyncio_server.py");
-        for (const char* name : handler_names) {
-            PyObject* fn = PyDict_GetItemString(user.ptr(), name);
-            if (fn == nullptr)
-                throw std::runtime_error(options.handler_file + " defines no async def " + name +
-                                         "(request)");
-            handlers.emplace_back(pyasio::borrow(fn));
-        }
-        serve.emplace(pyasio::borrow(PyDict_GetItemString(ours.ptr(), "serve")));
-        stop.emplace(pyasio::borrow(PyDict_GetItemString(ours.ptr(), "stop")));
+// Loads the handlers from options.handler_file and asyncio_server.py's functions.
+python_side load_python_side(const demo_options& options) {
+    python_side py;
+    pyasio::gil_acquire gil; // a short GIL scope: never across a co_await
+    pyasio::object run_path = pyasio::getattr(pyasio::import("runpy"), "run_path");
+    pyasio::object user = pyasio::call(run_path, options.handler_file);
+    pyasio::object ours = pyasio::call(run_path, PYASIO_DEMO_DIR "/asyncio_server.py");
+    for (const char* name : handler_names) {
+        PyObject* fn = PyDict_GetItemString(user.ptr(), name);
+        if (fn == nullptr)
+            throw std::runtime_error(options.handler_file + " defines no async def " + name +
+                                     "(request)");
+        py.handlers.emplace_back(pyasio::borrow(fn));
     }
+    py.serve.emplace(pyasio::borrow(PyDict_GetItemString(ours.ptr(), "serve")));
+    py.stop.emplace(pyasio::borrow(PyDict_GetItemString(ours.ptr(), "stop")));
+    py.stop_signals.emplace(pyasio::borrow(PyDict_GetItemString(ours.ptr(), "stop_signals")));
+    return py;
+}
+
+// The one line --serve prints when a server cannot listen on `port`: what to do about it.
+std::string cannot_listen(const char* server, unsigned port, int error, const std::string& why) {
+    std::string what =
+        std::string("the ") + server + " cannot listen on 127.0.0.1:" + std::to_string(port) +
+        " (--serve PORT takes PORT for the C++ server and PORT+1 for the Python one): ";
+    if (error == EADDRINUSE)
+        return what + "port " + std::to_string(port) +
+               " is in use; stop what uses it, or choose another PORT";
+    if (error == EACCES)
+        return what + "permission denied (ports below 1024 need root); choose a PORT from 1024 up";
+    return what + why;
+}
+
+// The errno of a Python OSError (0 for another exception). Takes the GIL.
+int os_error_number(const pyasio::python_error& e) {
+    pyasio::gil_acquire gil;
+    if (!e.matches(pyasio::handle(PyExc_OSError)))
+        return 0;
+    pyasio::object number = pyasio::getattr(e.value(), "errno");
+    return PyLong_Check(number.ptr()) ? pyasio::from_python<int>(number) : 0;
+}
+
+// --serve: both servers, for curl, a browser or wrk, until Ctrl-C (SIGINT) or SIGTERM; then
+// both close and the demo returns 0 (pyasio::run then closes the loop and shuts the runtime
+// down).
+asio::awaitable<int> serve_until_stopped(const demo_options& options, const python_side& py) {
+    using namespace asio::experimental::awaitable_operators;
+    asio::any_io_executor ex = server_executor();
+    const unsigned port = options.serve_port;
+    const routes handlers{py.handlers[0], py.handlers[1]};
+    // From here on Ctrl-C and SIGTERM complete `stopped`. NOTE: before the servers listen, so
+    // that a client that sees them listening may signal the end (the test does).
+    pyasio::object stopped = co_await pyasio::into_future((*py.stop_signals)());
+
+    tcp::acceptor acceptor(asio::make_strand(ex));
+    try {
+        // SO_REUSEADDR, as asyncio's start_server sets it: a port that the last run's
+        // connections left in TIME_WAIT can be listened on again at once
+        tcp::endpoint endpoint(asio::ip::address_v4::loopback(), static_cast<unsigned short>(port));
+        acceptor.open(endpoint.protocol());
+        acceptor.set_option(tcp::acceptor::reuse_address(true));
+        acceptor.bind(endpoint);
+        acceptor.listen();
+    } catch (const std::system_error& e) {
+        throw std::runtime_error(
+            cannot_listen("C++ server", port, e.code().value(), e.code().message()));
+    }
+    std::optional<std::string> python_failed;
+    pyasio::object served;
+    try {
+        auto started = co_await pyasio::into_future<std::tuple<pyasio::object, int>>(
+            (*py.serve)(handlers.plain, handlers.crc, static_cast<int>(port + 1)));
+        served = std::move(std::get<0>(started));
+    } catch (const pyasio::python_error& e) {
+        python_failed = cannot_listen("Python server", port + 1, os_error_number(e), e.what());
+    }
+    if (python_failed)
+        throw std::runtime_error(*python_failed);
+
+    std::printf("pyasio demo, serving until Ctrl-C (SIGINT) or SIGTERM; handlers from %s; "
+                "Python's loop: %s; runtime threads: %zu\n\n",
+                options.handler_file.c_str(), options.uvloop ? "uvloop" : "asyncio",
+                pyasio::runtime_thread_count());
+    std::printf("  C++ Asio server (pyasio)      http://127.0.0.1:%u/\n"
+                "  Python asyncio.start_server   http://127.0.0.1:%u/\n\n",
+                port, port + 1);
+    std::printf("On both, /crc runs handle_awaiting_cpp (it awaits C++) and any other path runs "
+                "handle:\n");
+    for (unsigned p : {port, port + 1})
+        for (std::size_t h = 0; h < 2; ++h)
+            std::printf("  curl 'http://127.0.0.1:%u/%s?name=you'%s   %s server, %s\n", p,
+                        h == 0 ? "hello" : "crc", h == 0 ? "" : "  ", p == port ? "C++" : "Python",
+                        handler_names[h]);
+    std::fflush(stdout);
+
+    // `||`: the signal cancels accepting
+    auto ended = co_await (accept_connections(acceptor, handlers, ex) ||
+                           pyasio::into_future<std::string>(std::move(stopped)));
+    acceptor.close();
+    open_connections.shut_down_all();
+    co_await pyasio::into_future<void>((*py.stop)(std::move(served)));
+    // a handler that never answers keeps its connection until the loop's end cancels it
+    co_await wait_for_connections_to_end(std::chrono::seconds(2));
+    std::printf("\n%s: both servers closed\n",
+                ended.index() == 1 ? std::get<1>(ended).c_str() : "stopped");
+    co_return 0;
+}
+
+asio::awaitable<int> demo(demo_options options) {
+    python_side py = load_python_side(options);
+    if (options.serve_port != 0)
+        co_return co_await serve_until_stopped(options, py);
     std::printf("pyasio demo: %zu requests per run over %zu keep-alive connections; handlers from "
                 "%s; Python's loop: %s; runtime threads: %zu\n",
                 options.requests, options.connections, options.handler_file.c_str(),
@@ -524,14 +712,15 @@ asio::awaitable<int> demo(demo_options options) {
 
     load_thread load;
     std::vector<row> rows;
-    for (std::size_t i = 0; i < handlers.size(); ++i) {
+    for (std::size_t i = 0; i < py.handlers.size(); ++i) {
         load_plan plan{0, options.requests, options.connections, i == 1,
                        std::chrono::seconds(options.timeout)};
         // (each result in a statement of its own: g++ 12 mishandles a co_await inside a braced
         // initializer's temporaries)
-        load_result cpp = co_await run_cpp_server(load, handlers[i], plan);
+        load_result cpp = co_await run_cpp_server(load, py.handlers[i], plan);
         rows.push_back({"C++ Asio server (pyasio)", handler_names[i], std::move(cpp)});
-        load_result python = co_await run_python_server(load, *serve, handlers[i], *stop, plan);
+        load_result python =
+            co_await run_python_server(load, *py.serve, py.handlers[i], *py.stop, plan);
         rows.push_back({"Python asyncio.start_server", handler_names[i], std::move(python)});
     }
     print_rows(rows);
@@ -561,6 +750,19 @@ asio::awaitable<int> demo(demo_options options) {
     co_return 0;
 }
 
+// --serve's PORT: the C++ server's port; the Python server's is PORT+1.
+unsigned short port_argument(const char* value) {
+    unsigned n = 0;
+    std::string_view s = value;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || end != s.data() + s.size() || n == 0 || n > 65534)
+        throw std::invalid_argument(std::string("--serve needs a port from 1 to 65534 (the C++ "
+                                                "server's; the Python server takes PORT+1), "
+                                                "not '") +
+                                    value + "'");
+    return static_cast<unsigned short>(n);
+}
+
 std::size_t count_argument(const char* flag, const char* value) {
     std::size_t n = 0;
     std::string_view s = value;
@@ -576,26 +778,36 @@ std::size_t count_argument(const char* flag, const char* value) {
 int main(int argc, char** argv) {
     demo_options options;
     try {
+        std::string measuring; // an option of the measuring runs, which --serve does not take
         for (int i = 1; i < argc; ++i) {
             std::string_view arg = argv[i];
             bool has_value = i + 1 < argc;
+            if (arg == "--requests" || arg == "--connections" || arg == "--timeout")
+                measuring = arg;
             if (arg == "--uvloop")
                 options.uvloop = true;
             else if (arg == "--handler" && has_value)
                 options.handler_file = argv[++i];
+            else if (arg == "--serve" && has_value)
+                options.serve_port = port_argument(argv[++i]);
+            else if (arg == "--threads" && has_value)
+                options.threads = count_argument("--threads", argv[++i]);
             else if (arg == "--requests" && has_value)
                 options.requests = count_argument("--requests", argv[++i]);
             else if (arg == "--timeout" && has_value)
                 options.timeout = count_argument("--timeout", argv[++i]);
-            else if (arg == "--threads" && has_value)
-                options.threads = count_argument("--threads", argv[++i]);
             else if (arg == "--connections" && has_value)
                 options.connections = count_argument("--connections", argv[++i]);
             else
-                throw std::invalid_argument("usage: http_demo [--handler FILE] [--requests N] "
-                                            "[--connections N] [--threads N] "
-                                            "[--timeout S] [--uvloop]");
+                throw std::invalid_argument(
+                    "usage: http_demo [--handler FILE] [--requests N] [--connections N] "
+                    "[--threads N] [--timeout S] [--uvloop]\n"
+                    "       http_demo --serve PORT [--handler FILE] [--threads N] [--uvloop]");
         }
+        if (options.serve_port != 0 && !measuring.empty())
+            throw std::invalid_argument(measuring +
+                                        " is for the measuring runs: --serve takes none (measure "
+                                        "a --serve with a load generator such as wrk)");
         pyasio::run_options run;
         run.modules = {{"native", init_native}};
         run.uvloop = options.uvloop;
