@@ -504,40 +504,6 @@ async def inflight_bytes(m, kind, count):
     return (after - before) / count
 
 
-async def with_spin(m, kind, n, us):
-    """(wall, CPU of the whole process) seconds of workload `kind` with set_start_spin(us)."""
-    m.set_start_spin(us)
-    try:
-        cpu = time.process_time()
-        wall = await globals()[kind](m, n)
-        return wall, time.process_time() - cpu
-    finally:
-        m.set_start_spin(0)
-
-
-def measure_spin(args, m):
-    """The --spin table: what the runtime's spin buys in latency and costs in CPU."""
-    print("pyasio::set_start_spin: µs per operation, median of %d runs (interleaved), %d "
-          "operations each; CPU: the whole process's (every thread's) CPU time per operation"
-          % (args.repeat, args.n))
-    for name, factory in loop_factories().items():
-        if args.loops and name not in args.loops:
-            continue
-        print("\n%s\n\n| workload | spin, µs | wall, µs per op (min–max) | CPU, µs per op |\n"
-              "|---|---|---|---|" % name)
-        samples = {}
-        for _ in range(args.repeat):
-            for kind in ("seq_noop", "gather_noop"):
-                for us in args.spin:
-                    samples.setdefault((kind, us), []).append(
-                        run_on(factory, with_spin(m, kind, args.n, us)))
-        for (kind, us), runs in samples.items():
-            wall = summarize([w / args.n * 1e6 for w, _ in runs])
-            cpu = statistics.median(c / args.n * 1e6 for _, c in runs)
-            print("| `%s` | %d | %.2f (%.2f–%.2f) | %.2f |"
-                  % (kind, us, wall["median"], wall["min"], wall["max"], cpu))
-
-
 # --- the report ---------------------------------------------------------------------------------
 
 
@@ -759,18 +725,12 @@ def main():
     p.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop", "trio"],
                    help="the loops to measure on (default: every one installed)")
     p.add_argument("--json", metavar="PATH", help="also write every sample to PATH")
-    p.add_argument("--spin", nargs="+", type=int, metavar="US",
-                   help="instead: seq_noop and gather_noop with pyasio::set_start_spin at each "
-                        "of these values (µs), wall and CPU time per operation")
     p.add_argument("--memory", nargs=4, metavar=("LOOP", "KIND", "COUNT", "MODULE"),
                    help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, args.module_dir)
     import pyasio_bench
 
-    if args.spin:
-        measure_spin(args, pyasio_bench)
-        return
 
     if args.memory:
         loop, kind, count, module = args.memory

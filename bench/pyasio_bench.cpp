@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 // pyasio_bench: the benchmark interface (noop, echo, sleep_ms, spin, fail, await_seq,
 // await_concurrent, and await_seq_local, await_concurrent_local on the loop executor; streams:
-// count_stream, sum_stream; configure_runtime, set_start_spin; eventfd_ping_pong, a C++ floor),
-// served by pyasio.
+// count_stream, sum_stream; configure_runtime; eventfd_ping_pong, a C++ floor), served by
+// pyasio.
 // Measured by bench/future_into_py.py, bench/curves.py and bench/streams.py; see
 // docs/benchmarks.md.
 #include "burn_cpu.hpp"
@@ -67,14 +67,6 @@ PyObject* spin(PyObject*, PyObject* arg) {
             bench::burn_cpu(us);
             co_return;
         });
-    });
-}
-
-/// set_start_spin(us): how long a runtime thread that started a batch keeps looking for more
-/// (pyasio::set_start_spin); 0 turns it off.
-PyObject* set_start_spin(PyObject*, PyObject* arg) {
-    return pyasio::entry_point([&] {
-        pyasio::set_start_spin(std::chrono::microseconds(pyasio::from_python<long>(handle(arg))));
     });
 }
 
@@ -250,8 +242,6 @@ PyObject* eventfd_ping_pong(PyObject*, PyObject* arg) {
 
 PyMethodDef methods[] = {
     {"noop", noop, METH_NOARGS, "noop(): completes with None on the runtime."},
-    {"set_start_spin", set_start_spin, METH_O,
-     "set_start_spin(us): how long a runtime thread keeps looking for more work after a batch."},
     {"eventfd_ping_pong", eventfd_ping_pong, METH_O,
      "eventfd_ping_pong(n): seconds for n round trips between two C++ threads through two "
      "eventfds."},

@@ -37,7 +37,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -467,8 +466,7 @@ public:
     const std::shared_ptr<context_token>& token() const noexcept { return token_; }
 
     void push(future_state* s, const asio::any_io_executor& ex) {
-        // NOTE: only the push that finds the queue empty, and no drain under way, posts one
-        if (states_.push(s) && !draining_.exchange(true, std::memory_order_acq_rel))
+        if (states_.push(s))
             asio::post(ex, [this, ex] { drain(ex); });
     }
 
@@ -524,32 +522,11 @@ private:
         future_state* first_;
     };
 
-    /// Starts what is queued, batch after batch, and, with set_start_spin, keeps looking for
-    /// more for that long after each batch. Then it lets the next push post a drain again.
-    void drain(const asio::any_io_executor& ex) noexcept {
-        for (;;) {
-            start_batch(ex);
-            const long spin = start_spin_us.load(std::memory_order_relaxed);
-            if (spin > 0 && !states_.pending()) {
-                auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin);
-                while (!states_.pending() && std::chrono::steady_clock::now() < until)
-                    std::this_thread::yield();
-            }
-            if (states_.pending())
-                continue;
-            // NOTE: RMWs on both sides: a push that saw the flag set is ordered before this
-            // clear, so its state is seen below; one after it posts a drain of its own
-            draining_.exchange(false, std::memory_order_acq_rel);
-            if (!states_.pending() || draining_.exchange(true, std::memory_order_acq_rel))
-                return;
-        }
-    }
-
     /// Starts a batch. Each start runs the work up to its first suspension, so a batch of
     /// CPU-bound work started on one thread would keep the other threads idle: the batch is cut
     /// into up to one run per hardware thread; the later runs are posted (each may wake a
     /// thread), the first starts here.
-    void start_batch(const asio::any_io_executor& ex) noexcept {
+    void drain(const asio::any_io_executor& ex) noexcept {
         static const std::size_t parallelism = std::max(1U, std::thread::hardware_concurrency());
         future_state* first = states_.take_all();
         std::size_t n = 0;
@@ -584,7 +561,6 @@ private:
     }
 
     intrusive_stack<future_state, &future_state::next_start> states_;
-    std::atomic<bool> draining_{false}; // a drain is posted or runs: pushes post none
     std::shared_ptr<context_token> token_ = std::make_shared<context_token>();
 };
 

@@ -479,26 +479,6 @@ inline void configure_runtime(std::size_t threads) {
     detail::runtime_slot::instance().configure(threads);
 }
 
-namespace detail {
-/// set_start_spin's value, in microseconds.
-inline std::atomic<long> start_spin_us{0};
-} // namespace detail
-
-/// How long a thread that started a batch of future_into_py work keeps looking for more before
-/// it goes back to its execution context (and so, when nothing else is queued, to sleep): 0, the
-/// default, goes back at once. Work queued by the loop thread while a thread spins starts on that
-/// thread at once, without waking one: a round trip (`await noop()` in a loop) saves one thread
-/// wake, at the cost of the CPU the spinning thread burns while it waits (up to `spin` after
-/// every batch). A latency option for hosts with a core to spare; see docs/runtime.md.
-/// std::invalid_argument outside 0 to 10 ms. Any thread, any time; takes effect at the next batch.
-inline void set_start_spin(std::chrono::microseconds spin) {
-    if (spin.count() < 0 || spin > std::chrono::milliseconds(10))
-        throw std::invalid_argument("pyasio::set_start_spin: the spin must be 0 to 10 ms (got " +
-                                    std::to_string(spin.count()) +
-                                    " µs); 0 turns it off, 20 to 100 µs covers a loop's answer");
-    detail::start_spin_us.store(static_cast<long>(spin.count()), std::memory_order_relaxed);
-}
-
 /// Runs pyasio's C++ work on `ex` (your io_context's executor, a thread_pool's, a strand...)
 /// instead of the default runtime: pyo3-asyncio's init_with_runtime. Call it before the first
 /// pyasio operation (std::logic_error once the runtime runs). You keep running and stopping

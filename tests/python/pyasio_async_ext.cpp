@@ -307,14 +307,6 @@ PyObject* has_task_locals(PyObject*, PyObject*) {
     return pyasio::entry_point([] { return pyasio::current_task_locals().has_value(); });
 }
 
-/// set_start_spin(us): pyasio::set_start_spin.
-PyObject* set_start_spin(PyObject*, PyObject* arg) {
-    return pyasio::entry_point([&] {
-        pyasio::set_start_spin(
-            std::chrono::microseconds(pyasio::from_python<long>(pyasio::handle(arg))));
-    });
-}
-
 PyObject* stats(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
         return std::map<std::string, long>{
@@ -379,7 +371,6 @@ PyMethodDef methods[] = {
     {"has_task_locals", has_task_locals, METH_NOARGS, "current_task_locals() outside work"},
     {"capture_task_locals", capture_task_locals, METH_NOARGS, "task_locals::capture()"},
     {"stats", stats, METH_NOARGS, "counters of the C++ side"},
-    {"set_start_spin", set_start_spin, METH_O, "pyasio::set_start_spin(us)"},
     {"bridge_counters", bridge_counters, METH_NOARGS, "(pushes, drains, mode) of this loop"},
     PYASIO_TEST_WAKE_PROBE_METHODS,
     {nullptr, nullptr, 0, nullptr}};

@@ -274,23 +274,6 @@ class FutureIntoPy:
             sys.unraisablehook = hook
         self.assertEqual(unraisable, [])
 
-    def test_the_start_spin(self):
-        # a runtime thread that keeps looking for work after each batch: the same results
-        m.set_start_spin(200)
-        try:
-            async def main():
-                for i in range(300):
-                    self.assertEqual(await m.echo_int(i), i)
-                results = await asyncio.gather(*[m.echo_int(i) for i in range(2000)])
-                self.assertEqual(results, list(range(2000)))
-
-            self.run_on_loop(main())
-        finally:
-            m.set_start_spin(0)
-        for wrong in (-1, 10_001):
-            with self.assertRaisesRegex(ValueError, "the spin must be 0 to 10 ms"):
-                m.set_start_spin(wrong)
-
     many = 20_000  # 100k on the default loop below; fewer here to keep the suite quick
 
     def test_many_concurrent_futures(self):
