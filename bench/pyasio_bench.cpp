@@ -12,8 +12,10 @@
 #include <asio/bind_executor.hpp>
 #include <asio/steady_timer.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -218,10 +220,17 @@ PyObject* eventfd_ping_pong(PyObject*, PyObject* arg) {
         double seconds = 0;
         {
             pyasio::gil_release nogil;
-            std::thread other([&] {
-                for (long i = 0; i < n; ++i) {
-                    ping.wait();
-                    pong.signal();
+            // NOTE: eventfd calls fail only when the system is out of resources; the other
+            // thread's error is thrown here once it is joined
+            std::exception_ptr error;
+            std::thread other([&]() noexcept {
+                try {
+                    for (long i = 0; i < n; ++i) {
+                        ping.wait();
+                        pong.signal();
+                    }
+                } catch (...) {
+                    error = std::current_exception();
                 }
             });
             auto start = std::chrono::steady_clock::now();
@@ -232,6 +241,8 @@ PyObject* eventfd_ping_pong(PyObject*, PyObject* arg) {
             seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             other.join();
+            if (error)
+                std::rethrow_exception(error);
         }
         return seconds;
 #else

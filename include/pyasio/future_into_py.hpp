@@ -657,10 +657,18 @@ class Future(_future, _CoroutineMethods):
         _ended(self)
 
 
+# NOTE: the slot's descriptor is kept here and taken off the class: no Python code reaches the
+# operation (whose C++ side assumes that only the future holds it)
+_operation = Future.__dict__["_pyasio_operation"]
+del Future._pyasio_operation
+
+
 def _ended(future):
-    operation = getattr(future, "_pyasio_operation", None)
-    if operation is not None:
-        operation(future)
+    try:
+        operation = _operation.__get__(future)
+    except AttributeError:  # not launched by pyasio (Future(loop=...)), or completed
+        return
+    operation(future)
 
 
 # NOTE: asyncio.iscoroutine() asks collections.abc.Coroutine, which would find the methods
@@ -668,7 +676,8 @@ def _ended(future):
 collections.abc.Coroutine.register(Future)
 )PY";
 
-inline object make_future_type() {
+/// The namespace that defines pyasio.Future ("Future") and its operation slot ("_operation").
+inline object make_future_namespace() {
     static PyMethodDef methods[] = {
         {"send", future_send, METH_O, "One step of awaiting the future (as a coroutine)."},
         {"throw", future_throw, METH_VARARGS,
@@ -688,8 +697,7 @@ inline object make_future_type() {
         throw_error_already_set();
     // NOTE: a Python subclass of asyncio.Future (and of the methods above): CPython gives it the
     // dealloc, finalizer and GC of a subclass of a C type, which differ between 3.8 and 3.13.
-    object ns = python_namespace(future_source, "<pyasio.Future>", std::move(globals));
-    return checked(PyMapping_GetItemString(ns.ptr(), "Future"));
+    return python_namespace(future_source, "<pyasio.Future>", std::move(globals));
 }
 
 /// The awaitable returned when no loop runs at the call: starts the work on the loop that first
@@ -941,9 +949,10 @@ inline void lazy_dealloc(PyObject* o) {
 /// The Python types, made once per interpreter.
 struct future_types {
     PyTypeObject* lazy = make_lazy_type();
-    object future = make_future_type();
-    // pyasio.Future's slot _pyasio_operation (a member descriptor) and its setter
-    object operation_slot = getattr(future, "_pyasio_operation");
+    object future_namespace = make_future_namespace();
+    object future = checked(PyMapping_GetItemString(future_namespace.ptr(), "Future"));
+    // pyasio.Future's slot for its operation (a member descriptor, off the class) and its setter
+    object operation_slot = checked(PyMapping_GetItemString(future_namespace.ptr(), "_operation"));
     descrsetfunc set_operation = slot_descr_set(operation_slot.ptr());
     // what pyasio completes a pyasio.Future with: asyncio.Future's own methods
     object set_result = getattr(getattr(import("asyncio"), "Future"), "set_result");
@@ -1095,19 +1104,20 @@ template <class Work> object launch(handle loop, const asio::any_io_executor& ex
     // create_task refuses ("a coroutine was expected"); the call is cheaper too (no Python frame)
     const future_types& types = per_interpreter<future_types>();
     object fut = new_future(loop, types.future);
+    // the future owns the operation: in its slot (a pyasio.Future of this copy), or as its done
+    // callback (a trio run's future). NOTE: given to it before the state exists (an operation
+    // without a target does nothing): if that fails, there is no state to leak
     object op = make_done_callback(nullptr);
-    start_queue& queue = start_queue::of(ex);
-    auto* state = new typed_future_state<typename Work::value_type, Work>(locals, ex, queue.token(),
-                                                                          std::move(work));
-    reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
-    // the future now owns the operation: in its slot (a pyasio.Future of this copy), or as its
-    // done callback (a trio run's future)
     bool own = types.own(fut);
-    state->bind_python(op.ptr(), fut.ptr(), own);
     if (own)
         types.set_slot(fut, op.ptr());
     else
         add_done_callback(fut, op);
+    start_queue& queue = start_queue::of(ex);
+    auto* state = new typed_future_state<typename Work::value_type, Work>(locals, ex, queue.token(),
+                                                                          std::move(work));
+    reinterpret_cast<done_callback_object*>(op.ptr())->target = state; // the Python reference
+    state->bind_python(op.ptr(), fut.ptr(), own);
     queue.push(state, ex); // the C++ reference goes with the work
     return fut;
 }

@@ -243,7 +243,7 @@ class FutureIntoPy:
         for end in ("set_result", "set_exception"):
             with self.subTest(end=end):
                 async def action():
-                    started = m.stats()["started"]
+                    started, aborted = m.stats()["started"], m.stats()["aborted"]
                     future = m.sleep_ms(60_000)
                     await self.started_in_cpp(started)
                     if end == "set_result":
@@ -253,8 +253,26 @@ class FutureIntoPy:
                         future.set_exception(KeyError("from Python"))
                         with self.assertRaises(KeyError):
                             await future
+                    # NOTE: while the future lives (its collection would cancel the work too)
+                    for _ in range(10_000):
+                        if m.stats()["aborted"] > aborted:
+                            break
+                        await asyncio.sleep(0.001)
+                    self.assertGreater(m.stats()["aborted"], aborted,
+                                       "the C++ wait never saw operation_aborted")
+                    self.assertFalse(future.cancelled())
 
-                self.cancelled_in_cpp(action)
+                self.run_on_loop(action())
+
+    def test_the_operation_is_out_of_pythons_reach(self):
+        async def main():
+            future = m.sleep_ms(1)
+            self.assertFalse(hasattr(future, "_pyasio_operation"))
+            self.assertFalse(hasattr(type(future), "_pyasio_operation"))
+            future._pyasio_operation = None  # the instance's own attribute: no effect
+            self.assertIsNone(await future)
+
+        self.run_on_loop(main())
 
     def test_a_future_ended_behind_its_back_drops_the_result_quietly(self):
         # asyncio.Future's own cancel() does not tell pyasio: the C++ work runs to its end, and
@@ -263,11 +281,16 @@ class FutureIntoPy:
         hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
         try:
             async def main():
+                completed = m.stats()["completed"]
                 future = m.sleep_ms(30)
                 self.assertTrue(asyncio.Future.cancel(future))
-                await asyncio.sleep(0.3)  # the C++ wait ends and completes
+                for _ in range(10_000):  # the C++ wait ends and completes
+                    if m.stats()["completed"] > completed:
+                        break
+                    await asyncio.sleep(0.001)
+                self.assertGreater(m.stats()["completed"], completed)
+                self.assertEqual(await m.echo_int(7), 7)  # its completion was drained before
                 self.assertTrue(future.cancelled())
-                self.assertEqual(await m.echo_int(7), 7)  # the bridge goes on
 
             self.run_on_loop(main())
         finally:

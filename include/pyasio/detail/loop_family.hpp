@@ -434,14 +434,22 @@ inline object start_task(handle loop, handle awaitable) {
     const loop_families& f = per_interpreter<loop_families>();
     if (Py_TYPE(awaitable.ptr()) == reinterpret_cast<PyTypeObject*>(f.coroutine_type.ptr())) {
         // NOTE: what ensure_future does with a coroutine, without its isfuture() first (a
-        // hasattr on the coroutine's type that fails: a formatted AttributeError per call)
+        // hasattr on the coroutine's type that fails: a formatted AttributeError per call),
+        // closing the coroutine when the loop refuses it (RuntimeError: closed), as it does
 #if PY_VERSION_HEX >= 0x03090000
         PyObject* args[] = {loop.ptr(), awaitable.ptr()};
-        return steal(PyObject_VectorcallMethod(f.create_task.ptr(), args, 2, nullptr));
+        object task = steal(PyObject_VectorcallMethod(f.create_task.ptr(), args, 2, nullptr));
 #else
-        return steal(
+        object task = steal(
             PyObject_CallMethodObjArgs(loop.ptr(), f.create_task.ptr(), awaitable.ptr(), nullptr));
 #endif
+        if (!task && PyErr_ExceptionMatches(PyExc_RuntimeError) != 0) {
+            python_error refused = python_error::fetch();
+            if (!steal(PyObject_CallMethod(awaitable.ptr(), "close", nullptr)))
+                PyErr_Clear();
+            refused.restore();
+        }
+        return task;
     }
     PyObject* args[] = {nullptr, awaitable.ptr(), loop.ptr()};
     return steal(vectorcall(f.ensure_future.ptr(), args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
