@@ -33,7 +33,7 @@ import future_into_py as fip  # noqa: E402  (the workloads themselves)
 WORKLOADS = ["seq_noop", "gather_noop", "seq_echo", "await_seq", "await_concurrent",
              "await_seq_local", "await_concurrent_local"]
 FLOORS = ["py_soon_gather", "py_threadsafe_seq", "py_seq_task", "py_gather_tasks"]
-LOOPS = {"asyncio": "asyncio.new_event_loop", "uvloop": "uvloop.new_event_loop"}
+LOOPS = ["asyncio", "uvloop"]
 
 
 async def workload(m, kind, n):
@@ -49,11 +49,8 @@ async def workload(m, kind, n):
 
 
 def run(loop_name, module, kind, n):
-    factory = {"asyncio": asyncio.new_event_loop}
-    if loop_name == "uvloop":
-        import uvloop
-        factory = {"uvloop": uvloop.new_event_loop}
-    fip.run_on(factory[loop_name], workload(importlib.import_module(module), kind, n))
+    fip.run_on(fip.loop_factories()[loop_name],
+               workload(importlib.import_module(module), kind, n))
 
 
 def count(args, loop_name, module, kind, n):
@@ -85,7 +82,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--module-dir", required=True)
     p.add_argument("--modules", nargs="+", default=["pyasio_bench"])
-    p.add_argument("--loops", nargs="+", default=["asyncio", "uvloop"], choices=list(LOOPS))
+    p.add_argument("--loops", nargs="+", default=["asyncio", "uvloop"], choices=LOOPS)
     p.add_argument("--workloads", nargs="+", default=WORKLOADS + FLOORS)
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--keep", help="a directory for callgrind's files")

@@ -9,31 +9,18 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import unittest
 import urllib.request
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+from demo_wrk import free_port_pair  # noqa: E402  (the benchmark's: one copy)
 
 DEMO = os.environ.get("PYASIO_HTTP_DEMO")
 # Generous limits for a loaded machine: they bound a hang, they measure nothing.
 START_LIMIT = 60
 EXIT_LIMIT = 30
-
-
-def free_port_pair():
-    """A port P such that P and P+1 were both free a moment ago."""
-    for _ in range(100):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no two free neighbouring ports")
 
 
 def get(url):
