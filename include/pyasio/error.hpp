@@ -13,6 +13,7 @@
 #include <asio/error.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -271,9 +272,11 @@ inline bool translate_registered(const std::exception_ptr& e) noexcept {
         (void)caught();
         return false; // out of memory: the built-in mapping below
     }
-    for (auto t = list.rbegin(); t != list.rend(); ++t) {
+    // NOTE: by index, not reverse iterators: std::reverse_iterator's instances cost every
+    // translation unit that includes pyasio (bench/compile_time.py)
+    for (std::size_t i = list.size(); i-- > 0;) {
         try {
-            (**t)(e);
+            (*list[i])(e);
         } catch (...) { // not one of its types (or it failed): the next one
             (void)caught();
             PyErr_Clear();

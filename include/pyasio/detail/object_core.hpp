@@ -94,6 +94,16 @@ inline unsigned interpreter_generation() noexcept {
     return release_queue::instance().generation();
 }
 
+/// Keeps `value`, a per_interpreter value of a finalized interpreter, reachable for ever: it is
+/// abandoned on purpose (see per_interpreter), and leak checkers (LeakSanitizer) then see that
+/// it is kept, not lost. Call with the GIL.
+// NOTE: one list for every T, not one per T: each std::vector<T*> is a set of template
+// instances that every translation unit including pyasio would compile (bench/compile_time.py)
+inline void keep_abandoned(void* value) {
+    static std::vector<void*>* abandoned = new std::vector<void*>();
+    abandoned->push_back(value);
+}
+
 /// One T per interpreter lifetime, default-constructed on first use. Call with the GIL. A T made
 /// for an interpreter that was finalized is abandoned, never destroyed: its Python references
 /// point into a dead interpreter and must not be released. Holds caches (types, functions,
@@ -107,11 +117,8 @@ template <class T> T& per_interpreter() {
         // taken for the next interpreter's (a translator registered in this one, say, would
         // still translate in the next)
         release_queue::instance().ensure_exit_hook();
-        // NOTE: the previous one, if any, is abandoned on purpose (see above); it stays
-        // reachable from here, so that leak checkers (LeakSanitizer) see it is kept, not lost
-        static std::vector<T*>* abandoned = new std::vector<T*>();
         if (value != nullptr)
-            abandoned->push_back(value);
+            keep_abandoned(value); // NOTE: abandoned on purpose (see above)
         value = new T();
         generation = now;
     }
