@@ -126,7 +126,10 @@ public:
     }
 
     ~future_state() override {
-        inflight_registry::instance().remove(this);
+        // NOTE: a finished state was unlisted by finish(), on a runtime thread: the registry's
+        // mutex (and that thread's cache line) is not taken again here, on the loop thread
+        if (!finished_.load(std::memory_order_acquire))
+            inflight_registry::instance().remove(this);
         // NOTE: Python may keep the state (its future) after the user destroyed the execution
         // context the work ran on; a strand (and counted work) must not be destroyed after its
         // context (Asio touches the context's mutexes): it is then left undestroyed, a small
