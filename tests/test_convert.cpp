@@ -216,6 +216,9 @@ TEST_CASE("tuple and pair", "[convert]") {
     CHECK(type_error<std::tuple<int, int>>("(1, 2, 3)") ==
           "expected tuple of 2 items, got tuple of 3 items");
     CHECK(type_error<std::pair<int, int>>("'ab'") == "expected tuple of 2 items, got str");
+    CHECK(type_error<std::tuple<int, int>>("(1,)") ==
+          "expected tuple of 2 items, got tuple of 1 item");
+    CHECK(type_error<std::tuple<int>>("[]") == "expected tuple of 1 item, got list of 0 items");
     CHECK(type_error<std::tuple<int, std::string>>("(1, 2)") == "expected str, got int");
 }
 

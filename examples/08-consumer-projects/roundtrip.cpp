@@ -36,7 +36,8 @@ PyObject* add_to_awaited(PyObject*, PyObject* args) {
         auto [awaitable, k] =
             pyasio::from_python<std::tuple<pyasio::object, std::int64_t>>(pyasio::handle(args));
         return pyasio::future_into_py(
-            [aw = std::move(awaitable), k]() mutable -> asio::awaitable<std::int64_t> {
+            // NOTE: k = k, not k: clang 14 cannot capture a structured binding by name
+            [aw = std::move(awaitable), k = k]() mutable -> asio::awaitable<std::int64_t> {
                 std::int64_t result = co_await pyasio::into_future<std::int64_t>(std::move(aw));
                 co_return result + k;
             });

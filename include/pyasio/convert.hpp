@@ -493,11 +493,12 @@ object tuple_to_python(const Tuple& t, std::index_sequence<I...>) {
 
 template <class Tuple, std::size_t... I>
 Tuple tuple_from_python(handle h, std::index_sequence<I...>) {
-    std::string expected = "tuple of " + std::to_string(sizeof...(I)) + " items";
+    auto items = [](Py_ssize_t n) { return std::to_string(n) + (n == 1 ? " item" : " items"); };
+    std::string expected = "tuple of " + items(sizeof...(I));
     Py_ssize_t size = sequence_size(h, expected);
     if (size != static_cast<Py_ssize_t>(sizeof...(I)))
-        throw_error(PyExc_TypeError, "expected " + expected + ", got " + h.type_name() + " of " +
-                                         std::to_string(size) + " items");
+        throw_error(PyExc_TypeError,
+                    "expected " + expected + ", got " + h.type_name() + " of " + items(size));
     // NOTE: converting an item may run Python code that changes a list; convert from a tuple
     // copy, whose items cannot change.
     object frozen = PyList_Check(h.ptr()) ? checked(PyList_AsTuple(h.ptr())) : borrow(h);
