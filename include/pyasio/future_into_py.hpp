@@ -111,16 +111,19 @@ class future_state : public ref_counted,
 public:
     future_state(task_locals locals, const asio::any_io_executor& ex,
                  std::shared_ptr<context_token> context)
-        // NOTE: the strand's executor does not count as outstanding work: what the context runs
-        // for the operation does (the posted start, co_spawn's frame, the handler work of the
-        // Asio operations it waits on, each post), and the state outlives the work, on the loop
-        // thread, where counting it cost an atomic on a cache line of the context that its
-        // threads write all the time (8% of the loop thread in gather_noop).
+        // NOTE: the strand's executor counts as outstanding work, so that the context keeps
+        // running while the operation lives, even when it waits on nothing the context sees: a
+        // coroutine awaiting Python holds only operation_executors, which count nothing (a
+        // user's io_context without a work guard would return from run() under it; see
+        // test_a_users_io_context_runs_until_the_work_that_waits_on_python_ends). It costs the
+        // loop thread an atomic on a cache line of the context's (8% of the loop thread in
+        // gather_noop, docs/benchmarks.md).
         // And what the strand posts is a continuation of the operation: a runtime thread keeps
         // it (an io_context queues it on the posting thread) instead of waking another thread
         // to take it, which put a second thread wake on every operation's path.
         : ref_counted(2), locals_(std::move(locals)),
-          strand_(asio::make_strand(asio::prefer(ex, asio::execution::relationship.continuation))),
+          strand_(asio::make_strand(asio::prefer(ex, asio::execution::outstanding_work.tracked,
+                                                 asio::execution::relationship.continuation))),
           context_(std::move(context)) {
         inflight_registry::instance().add(this);
     }

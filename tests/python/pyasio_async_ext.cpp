@@ -166,6 +166,50 @@ PyObject* context_destroyed_midway(PyObject*, PyObject*) {
     });
 }
 
+/// A user's io_context that a thread of the user's runs once, with no work guard: run()
+/// returns as soon as the context has no work left.
+struct run_once_context {
+    asio::io_context io{1};
+    std::atomic<bool> work_ended{false};
+    std::atomic<bool> run_returned_first{false}; // run() returned before the work ended
+    std::thread thread;
+};
+run_once_context* run_once = nullptr; // NOTE: kept to the end: its states may outlive a test
+
+/// await_on_run_once_context(fn): work on a fresh run_once_context that awaits fn() (Python)
+/// while nothing else is queued on that context; completes with fn()'s result. The context's
+/// thread starts at once.
+PyObject* await_on_run_once_context(PyObject*, PyObject* arg) {
+    return pyasio::entry_point([&] {
+        if (run_once != nullptr && run_once->thread.joinable())
+            run_once->thread.join();
+        run_once = new run_once_context; // NOTE: leaked on purpose: see run_once
+        run_once_context* c = run_once;
+        pyasio::object future = pyasio::future_into_py(
+            [fn = pyasio::async_function(pyasio::borrow(arg)), c]() -> asio::awaitable<long> {
+                long result = co_await pyasio::into_future<long>(fn());
+                c->work_ended = true;
+                co_return result;
+            },
+            c->io.get_executor());
+        c->thread = std::thread([c] {
+            c->io.run();
+            c->run_returned_first = !c->work_ended.load();
+        });
+        return future;
+    });
+}
+
+/// run_once_context_returned_first(): joins the last run_once_context's thread; whether its
+/// run() returned before the work ended (it must not: the work was pending there).
+PyObject* run_once_context_returned_first(PyObject*, PyObject*) {
+    return pyasio::entry_point([] {
+        pyasio::gil_release nogil;
+        run_once->thread.join();
+        return run_once->run_returned_first.load();
+    });
+}
+
 /// configure_runtime(threads): pyasio::configure_runtime, before this module's first work.
 PyObject* configure_runtime(PyObject*, PyObject* arg) {
     return pyasio::entry_point(
@@ -351,6 +395,10 @@ PyMethodDef methods[] = {
     {"resume_paused", resume_paused, METH_NOARGS, "starts the paused context's thread"},
     {"meet_paused", meet_paused, METH_O, "waits on the two-thread paused context for n works"},
     {"resume_paused_pair", resume_paused_pair, METH_NOARGS, "starts the two-thread paused context"},
+    {"await_on_run_once_context", await_on_run_once_context, METH_O,
+     "work on a user's io_context run once without a work guard, awaiting fn()"},
+    {"run_once_context_returned_first", run_once_context_returned_first, METH_NOARGS,
+     "whether that io_context's run() returned before the work ended"},
     {"context_destroyed_midway", context_destroyed_midway, METH_NOARGS,
      "work whose io_context is destroyed while it waits"},
     {"configure_runtime", configure_runtime, METH_O, "pyasio::configure_runtime(threads)"},

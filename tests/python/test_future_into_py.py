@@ -543,6 +543,19 @@ class UserExecutor(unittest.TestCase):
 
         asyncio.run(main())
 
+    def test_a_users_io_context_runs_until_the_work_that_waits_on_python_ends(self):
+        # A user runs their io_context with io.run() and no work guard: run() must not return
+        # while future_into_py work on it waits for Python (nothing else is queued there then)
+        async def answer():
+            await asyncio.sleep(0.2)
+            return 41
+
+        async def main():
+            return await asyncio.wait_for(m.await_on_run_once_context(answer), 10)
+
+        self.assertEqual(asyncio.run(main()), 41)
+        self.assertFalse(m.run_once_context_returned_first())
+
     def test_work_whose_context_is_destroyed_ends_cancelled(self):
         # Asio destroys the pending work unrun with its context: the future must not wait for
         # ever, and the operation's strand must not be touched after the context is gone.
