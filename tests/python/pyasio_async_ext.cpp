@@ -174,7 +174,10 @@ struct run_once_context {
     std::atomic<bool> run_returned_first{false}; // run() returned before the work ended
     std::thread thread;
 };
-run_once_context* run_once = nullptr; // NOTE: kept to the end: its states may outlive a test
+run_once_context* run_once = nullptr; // the last one made
+// NOTE: every one is kept to the process's end (the states of its work may outlive a test),
+// reachable from here
+std::vector<run_once_context*> run_once_contexts;
 
 /// await_on_run_once_context(fn): work on a fresh run_once_context that awaits fn() (Python)
 /// while nothing else is queued on that context; completes with fn()'s result. The context's
@@ -183,7 +186,9 @@ PyObject* await_on_run_once_context(PyObject*, PyObject* arg) {
     return pyasio::entry_point([&] {
         if (run_once != nullptr && run_once->thread.joinable())
             run_once->thread.join();
-        run_once = new run_once_context; // NOTE: leaked on purpose: see run_once
+        run_once_contexts.reserve(run_once_contexts.size() + 1);
+        run_once = new run_once_context;
+        run_once_contexts.push_back(run_once);
         run_once_context* c = run_once;
         pyasio::object future = pyasio::future_into_py(
             [fn = pyasio::async_function(pyasio::borrow(arg)), c]() -> asio::awaitable<long> {
@@ -204,6 +209,8 @@ PyObject* await_on_run_once_context(PyObject*, PyObject* arg) {
 /// run() returned before the work ended (it must not: the work was pending there).
 PyObject* run_once_context_returned_first(PyObject*, PyObject*) {
     return pyasio::entry_point([] {
+        if (run_once == nullptr || !run_once->thread.joinable())
+            throw std::logic_error("call await_on_run_once_context first");
         pyasio::gil_release nogil;
         run_once->thread.join();
         return run_once->run_returned_first.load();
