@@ -130,7 +130,7 @@ public:
 
     ~future_state() override {
         // NOTE: a finished state was unlisted by finish(), on a runtime thread: the registry's
-        // mutex (and that thread's cache line) is not taken again here, on the loop thread
+        // mutex (and that thread's cache line) is not taken again here (mostly the loop thread)
         if (!finished_.load(std::memory_order_acquire))
             inflight_registry::instance().remove(this);
         // NOTE: Python may keep the state (its future) after the user destroyed the execution

@@ -176,8 +176,8 @@ struct run_once_context {
 };
 run_once_context* run_once = nullptr; // the last one made
 // NOTE: every one is kept to the process's end (the states of its work may outlive a test),
-// reachable from here
-std::vector<run_once_context*> run_once_contexts;
+// reachable from here: a vector never destroyed (a static one is, at exit, before the leak check)
+std::vector<run_once_context*>& run_once_contexts = *new std::vector<run_once_context*>;
 
 /// await_on_run_once_context(fn): work on a fresh run_once_context that awaits fn() (Python)
 /// while nothing else is queued on that context; completes with fn()'s result. The context's
