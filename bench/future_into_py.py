@@ -677,7 +677,7 @@ def pyplot():
 
 
 def write_section(path, text, begin=BEGIN, end=END):
-    """Replaces the text between the markers begin and end in the page at path."""
+    """Replaces the text between the markers begin and end in the page at path, and says so."""
     with open(path) as f:
         page = f.read()
     if begin not in page or end not in page:
@@ -686,6 +686,7 @@ def write_section(path, text, begin=BEGIN, end=END):
     tail = rest.split(end, 1)[1]
     with open(path, "w") as f:
         f.write(head + begin + "\n" + text + "\n" + end + tail)
+    print("wrote", path, "between", begin, "and", end)
 
 
 def error_bars(values):
@@ -706,7 +707,6 @@ def publish(args, text, begin, end, started, plot=None):
     print(text)
     if args.write:
         write_section(args.write, text, begin, end)
-        print("wrote", args.write)
     if args.plots and plot is not None:
         path = plot(args.plots)
         if path:
@@ -758,7 +758,6 @@ def main():
         print(text)
         if args.write:
             write_section(args.write, text, begin, end)
-            print("wrote", args.write, "between", begin, "and", end)
 
 
 if __name__ == "__main__":

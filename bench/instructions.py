@@ -16,7 +16,6 @@ for callgrind_annotate. --smoke: one workload, a few operations (used by the tes
 valgrind is installed).
 """
 import argparse
-import asyncio
 import glob
 import importlib
 import importlib.util

@@ -131,7 +131,6 @@ def main():
     print(text)
     if args.write:
         write_section(args.write, text, BEGIN, END)
-        print("wrote", args.write)
 
 
 if __name__ == "__main__":

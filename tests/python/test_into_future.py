@@ -140,6 +140,34 @@ class IntoFuture:
 
         self.run_on_loop(main())
 
+    def test_a_coroutine_the_loop_refuses_is_closed_and_the_error_arrives(self):
+        # The loop's create_task raises RuntimeError (here its task factory does, as a closed
+        # loop would): C++ gets that error, and the coroutine is closed, as ensure_future closes
+        # it, not left to warn "was never awaited"
+        refusal = RuntimeError("this loop takes no more tasks")
+
+        def refuse(loop, coro, **kwargs):
+            raise refusal
+
+        async def never():
+            return 1
+
+        async def main():
+            coro = never()
+            loop = asyncio.get_running_loop()
+            loop.set_task_factory(refuse)
+            try:
+                with self.assertRaises(RuntimeError) as cm:
+                    await m.await_py(coro)
+            finally:
+                loop.set_task_factory(None)
+            self.assertIs(cm.exception, refusal)
+            self.assertIsNone(coro.cr_frame)  # closed
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            self.run_on_loop(main())
+
     def test_coroutine_awaited_twice_vs_function_called_each_time(self):
         async def once():
             return 1
