@@ -902,6 +902,11 @@ inline PyObject* context_trampoline(PyObject*, PyObject*) {
         PyErr_SetString(PyExc_RuntimeError, "pyasio: the body of in_context threw");
         return nullptr;
     }
+    // NOTE: a body may return with a Python error set (a failed call it leaves to the caller,
+    // as with the full API's context_scope): it goes up as that error, not as a result
+    // returned with an exception set (SystemError)
+    if (PyErr_Occurred() != nullptr)
+        return nullptr;
     Py_RETURN_NONE;
 }
 
